@@ -1,0 +1,43 @@
+# The two set-up commands a new user needs are `make demo` and `make test`; both create .venv on
+# first use and are no-ops for the install step afterwards (the stamp tracks setup.cfg).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+KBUILD := $(VENV)/bin/kbuild
+STAMP  := $(VENV)/.installed
+DEMO   := runs/quickstart/demo
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	rm -rf $(DEMO) export/quickstart
+	$(KBUILD) train specs/quickstart.yaml --run-dir $(DEMO)
+	$(KBUILD) export $(DEMO) --out export/quickstart
+	printf '%s\n' "a wonderful , moving and brilliant story" "a dull , tedious mess with awful acting" \
+		| $(KBUILD) predict export/quickstart --input -
+
+# pytest exits 5 when it collects nothing: that is a failure here, never a silent pass.
+test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check kbuild tests examples benchmarks
+
+bench: install
+	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/cli_latency.py
+
+clean:
+	rm -rf runs export build dist *.egg-info .pytest_cache

@@ -1,0 +1,44 @@
+"""What every block shares: a config class that validates itself and knows how to build itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kbuild.registry import Registry
+from kbuild.spec.base import StrictModel
+
+BLOCKS: Registry[type[BlockConfig]] = Registry("block")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a block may need beyond its own config while it is being built."""
+
+    dim: int
+    """Feature size of the block's input."""
+    max_length: int
+    seed: int
+    name: str
+    """Unique layer-name prefix for this block (e.g. `block0`)."""
+
+
+class BlockConfig(StrictModel):
+    """A sequence-to-sequence building block: [batch, time, dim] in, [batch, time, dim'] out.
+
+    Subclasses set `type` as a Literal, register with `@BLOCKS.register(name)`, and implement
+    `build`, importing Keras inside it so that validating a spec never loads TensorFlow.
+    """
+
+    type: str
+
+    def build(self, x: Any, ctx: BuildContext) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check(self, input_dim: int) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Cross-field problems as (location relative to this block, message); none by default."""
+        return iter(())
+
+    def output_dim(self, input_dim: int) -> int:
+        return input_dim

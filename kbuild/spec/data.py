@@ -1,0 +1,42 @@
+"""`data:` where the examples come from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from kbuild.spec.base import StrictModel
+
+DataFormat = Literal["tsv", "csv", "jsonl", "text"]
+
+
+class DataSpec(StrictModel):
+    """Files (or a built-in generated dataset) for the train, valid and test splits."""
+
+    train: str | None = None
+    """Path of the training file; `${KBUILD_DATA}` expands to the data root."""
+    valid: str | None = None
+    test: str | None = None
+    builtin: str | None = None
+    """Name of a dataset kbuild generates itself (e.g. `sentiment`); replaces train/valid/test."""
+    format: DataFormat | None = None
+    """File format; inferred from the train file's extension when omitted."""
+    columns: dict[str, str | int] = Field(default_factory=lambda: {"text": "text", "label": "label"})
+    """Role -> column name (or 0-based index for files without a header)."""
+    header: bool = True
+    """Whether csv/tsv files start with a header row."""
+    limit: int | None = Field(default=None, gt=0)
+    """Cap on rows read per split, for quick runs."""
+    valid_fraction: float | None = Field(default=None, gt=0, lt=1)
+    """Hold out this share of train as the valid split when no valid file is given."""
+    on_error: Literal["fail", "skip"] = "fail"
+    """Bad rows: stop naming file and line, or skip them and report the count."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if self.builtin is None and self.train is None:
+            raise ValueError("give either `train` (a file) or `builtin` (a generated dataset)")
+        if self.builtin is not None and any((self.train, self.valid, self.test)):
+            raise ValueError("`builtin` replaces train/valid/test; give one or the other")
+        return self

@@ -1,0 +1,51 @@
+"""`preprocess:` tokenizer and sequence length. Tokenizers run inside the TF graph (see kbuild.data)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from kbuild.spec.base import StrictModel
+
+
+class _TokenizerBase(StrictModel):
+    lowercase: bool = True
+    vocab_size: int = Field(default=20000, ge=8)
+    """Upper bound on the vocabulary computed from the train split (special tokens included)."""
+
+
+class WordPieceTokenizerSpec(_TokenizerBase):
+    """Subword tokenizer; vocabulary learned from the train split (keras_hub / tf-text)."""
+
+    type: Literal["wordpiece"] = "wordpiece"
+    vocab_size: int = Field(default=8000, ge=8)
+
+
+class WordTokenizerSpec(_TokenizerBase):
+    """Whitespace-and-punctuation words; out-of-vocabulary words map to [UNK]."""
+
+    type: Literal["word"] = "word"
+    min_frequency: int = Field(default=1, ge=1)
+
+
+class CharTokenizerSpec(_TokenizerBase):
+    """Unicode characters: the right default for Chinese and other unsegmented scripts."""
+
+    type: Literal["char"] = "char"
+    lowercase: bool = False
+    vocab_size: int = Field(default=6000, ge=8)
+    min_frequency: int = Field(default=1, ge=1)
+
+
+TokenizerSpec = Annotated[
+    WordPieceTokenizerSpec | WordTokenizerSpec | CharTokenizerSpec, Field(discriminator="type")
+]
+
+
+class PreprocessSpec(StrictModel):
+    tokenizer: TokenizerSpec = Field(default_factory=WordPieceTokenizerSpec)
+    max_length: int = Field(default=64, ge=2, le=8192)
+    """Tokens per example after truncation (special tokens included)."""
+    bucketing: bool = False
+    """Batch examples of similar length together (pads each batch to its longest, not max_length)."""

@@ -1,0 +1,75 @@
+"""`train:` optimisation, schedule, stopping, strategy and precision."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from kbuild.spec.base import StrictModel
+
+
+class OptimizerSpec(StrictModel):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = Field(default=1e-3, gt=0)
+    weight_decay: float | None = Field(default=None, ge=0)
+    """Decoupled weight decay (adamw; default 0.004 there). Not allowed for adam."""
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    """sgd only."""
+    nesterov: bool = False
+    beta_1: float = Field(default=0.9, gt=0, lt=1)
+    beta_2: float = Field(default=0.999, gt=0, lt=1)
+    epsilon: float = Field(default=1e-7, gt=0)
+    clipnorm: float | None = Field(default=None, gt=0)
+    """Clip each gradient to this L2 norm."""
+    clipvalue: float | None = Field(default=None, gt=0)
+    global_clipnorm: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _options_fit_optimizer(self) -> OptimizerSpec:
+        if self.name == "adam" and self.weight_decay:
+            raise ValueError("adam takes no weight_decay; use name: adamw for decoupled decay")
+        if self.name != "sgd" and (self.momentum or self.nesterov):
+            raise ValueError(f"momentum/nesterov apply to sgd only; received name={self.name}")
+        clips = [c for c in (self.clipnorm, self.clipvalue, self.global_clipnorm) if c is not None]
+        if len(clips) > 1:
+            raise ValueError("give at most one of clipnorm, clipvalue, global_clipnorm")
+        return self
+
+
+class ScheduleSpec(StrictModel):
+    name: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear warmup from 0 to the learning rate over this many steps."""
+    min_ratio: float = Field(default=0.0, ge=0, le=1)
+    """cosine/linear decay end at learning_rate * min_ratio."""
+
+
+class EarlyStoppingSpec(StrictModel):
+    monitor: str = "val_loss"
+    patience: int = Field(default=2, ge=0)
+    min_delta: float = Field(default=0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = True
+
+
+class TrainSpec(StrictModel):
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    """Global batch size: split across replicas under a distribution strategy."""
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer steps in all (overrides epochs when reached first)."""
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    early_stopping: EarlyStoppingSpec | None = None
+    monitor: str = "val_loss"
+    """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, ..."""
+    class_weight: Literal["balanced"] | dict[str, float] | None = None
+    """`balanced`, or label -> weight."""
+    shuffle_buffer: int = Field(default=20000, ge=1)
+    strategy: Literal["auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
+    mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto"] | bool = "auto"
+    steps_per_execution: int = Field(default=1, ge=1)
+    deterministic: bool = False
+    """Enable TF op determinism (bit-identical reruns; somewhat slower)."""

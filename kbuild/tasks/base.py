@@ -1,0 +1,36 @@
+"""The task interface: everything that differs between classification, tagging, generation, ...
+
+A task is a stateless object looked up by name in `TASKS`. Training, evaluation and export call
+these hooks; there is one training loop and one exporter for all tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from kbuild.registry import Registry
+
+if TYPE_CHECKING:
+    from kbuild.spec.root import Spec
+
+
+class Task:
+    name: str = ""
+
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Task-specific spec problems (location, message)."""
+        return iter(())
+
+    # The hooks below import Keras/TensorFlow lazily; see each task module.
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+        raise NotImplementedError
+
+    def loss(self, spec: Spec) -> Any:
+        raise NotImplementedError
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        raise NotImplementedError
+
+
+TASKS: Registry[Task] = Registry("task")
