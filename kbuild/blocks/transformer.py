@@ -52,4 +52,9 @@ class TransformerEncoderBlock(BlockConfig):
                 seed=ctx.seed + i,
                 name=f"{ctx.name}_layer{i}",
             )(x)
+        if self.norm == "pre":
+            # Pre-norm leaves the residual stream unnormalised; close the stack with one norm.
+            import keras
+
+            x = keras.layers.LayerNormalization(epsilon=self.norm_epsilon, name=f"{ctx.name}_final_norm")(x)
         return x

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from kbuild.blocks.pooling import POOLINGS
 from kbuild.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    from kbuild.spec import Spec
+
+PROBABILITIES = "probabilities"
 
 
 class ClassificationTask(Task):
     name = "classification"
+
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+        """Pool the sequence, run the dense head, end in float32 softmax over the labels."""
+        import keras
+
+        x = POOLINGS.get(spec.model.pooling).build(features)
+        head = spec.model.head
+        for i, units in enumerate(head.hidden):
+            if head.dropout:
+                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
+            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        # float32 output keeps the softmax and the loss stable under mixed precision.
+        return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=PROBABILITIES)(x)
+
+    def loss(self, spec: Spec) -> Any:
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        import keras
+
+        from kbuild.layers import SparseMacroF1
+
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseMacroF1(len(labels))]
+
+    def needs_start_token(self, spec: Spec) -> bool:
+        return POOLINGS.get(spec.model.pooling).needs_start_token
 
 
 TASKS.register("classification")(ClassificationTask())

@@ -1,0 +1,169 @@
+"""The `kbuild` command: parse, call the public API, print, choose the exit code.
+
+Exit codes: 0 success, 1 run-time or data failure, 2 usage or spec error, 130 interrupted.
+TensorFlow is imported only by the commands that need it, so `--help`, `validate`, `schema` and
+`init` answer instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from kbuild import __version__
+from kbuild.errors import KbuildError
+
+_SET_HELP = "Override a spec key, e.g. --set train.epochs=1 (value parsed as YAML). Repeatable."
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages and exit codes (tracebacks only with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KbuildError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kbuild")
+@click.option("--debug", is_flag=True, help="Show full tracebacks and TensorFlow logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """kbuild: declarative text models on Keras. A YAML spec in, a trained SavedModel out."""
+    ctx.obj = {"debug": debug}
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _load(spec_path: str, overrides: tuple[str, ...]):
+    from kbuild.spec import load_spec
+
+    return load_spec(spec_path, overrides)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+def validate(spec: str, overrides: tuple[str, ...]) -> None:
+    """Check SPEC without building anything; list every problem as FILE:LINE:COL: key: message."""
+    loaded = _load(spec, overrides)
+    click.echo(f"ok: {spec} ({loaded.task}, name {loaded.name})")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a spec (point your editor's YAML plugin at it)."""
+    from kbuild.spec import Spec
+
+    click.echo(json.dumps(Spec.model_json_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("task")
+def init(task: str) -> None:
+    """Print a commented starter spec for TASK (e.g. classification)."""
+    from kbuild.spec.templates import starter_spec
+
+    click.echo(starter_spec(task), nl=False)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+def summary(spec: str, overrides: tuple[str, ...]) -> None:
+    """Build the model of SPEC (vocabulary from the train split) and print its layers."""
+    from kbuild.model import summarize
+
+    click.echo(summarize(_load(spec, overrides)))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder (default runs/NAME/STAMP).")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir (or the latest run) from its checkpoint.")
+def train(spec: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool) -> None:
+    """Train SPEC; write the run folder; print final metrics."""
+    from kbuild.train import train as train_spec
+
+    run = train_spec(_load(spec, overrides), run_dir=run_dir, resume=resume)
+    click.echo(f"run folder: {run.path}")
+    click.echo(_metrics_table(run.results["metrics"]))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="valid", show_default=True, help="train, valid or test.")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="Evaluate on this file instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None:
+    """Metrics of the trained model in RUN on one split (or a file of labelled rows)."""
+    from kbuild.evaluate import evaluate as evaluate_run
+
+    metrics = evaluate_run(run, split=split, data_file=data_file)
+    click.echo(json.dumps(metrics, indent=2) if as_json else _metrics_table({split: metrics}))
+
+
+@cli.command()
+@click.argument("model_dir", metavar="RUN_OR_EXPORT", type=click.Path(exists=True, file_okay=False))
+@click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
+@click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
+@click.option("--batch-size", default=64, show_default=True)
+def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) -> None:
+    """Predict for each line of text; print one JSON object per line."""
+    from kbuild.predict import load_predictor
+
+    stream = click.open_file(input_path, "r", encoding="utf-8")
+    texts = [line.rstrip("\n") for line in stream if line.strip()]
+    predictor = load_predictor(model_dir)
+    with click.open_file(output_path, "w", encoding="utf-8") as out:
+        for row in predictor.predict(texts, batch_size=batch_size):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Export folder (default RUN/export).")
+@click.option("--format", "fmt", type=click.Choice(["savedmodel"]), default="savedmodel", show_default=True)
+def export(run: str, out_dir: str | None, fmt: str) -> None:
+    """Export the trained model in RUN as a SavedModel that serves raw strings."""
+    from kbuild.export import export as export_run
+
+    path = export_run(run, out_dir, fmt=fmt)
+    click.echo(f"exported: {path}")
+
+
+def _metrics_table(results: dict[str, dict[str, float]]) -> str:
+    names = sorted({name for metrics in results.values() for name in metrics})
+    width = max([len(n) for n in names] + [6])
+    lines = ["split".ljust(8) + "".join(n.rjust(width + 2) for n in names)]
+    for split, metrics in results.items():
+        cells = "".join(_cell(metrics.get(n)).rjust(width + 2) for n in names)
+        lines.append(split.ljust(8) + cells)
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    # standalone_mode handles click's own usage errors (exit 2); ours exit via ctx.exit above.
+    cli(prog_name="kbuild")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

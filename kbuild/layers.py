@@ -1,0 +1,271 @@
+"""Keras layers that kbuild's blocks compose. Backend-neutral: keras.layers and keras.ops only.
+
+Each layer implements `get_config` and is registered as serializable, so a trained `model.keras`
+reloads with `safe_mode=True` once this module is imported.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+_PACKAGE = "kbuild"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TransformerEncoder(keras.layers.Layer):
+    """One Transformer encoder layer: self-attention and a feed-forward network, each residual.
+
+    Args:
+        heads: int. Number of attention heads.
+        head_dim: int. Size of each head's query/key/value projections.
+        ff_dim: int. Hidden size of the feed-forward network.
+        dropout: float, default 0. Dropout on attention weights and on both residual branches.
+        activation: str, default "relu". Feed-forward activation.
+        norm_first: bool, default False. Pre-norm (normalise before each branch) instead of post-norm.
+        norm_epsilon: float, default 1e-5.
+        seed: int or None. Seeds every dropout, so training is reproducible.
+
+    Examples:
+    >>> x = keras.random.normal((2, 7, 16))
+    >>> TransformerEncoder(heads=4, head_dim=4, ff_dim=32)(x).shape
+    (2, 7, 16)
+    """
+
+    def __init__(self, heads, head_dim, ff_dim, dropout=0.0, activation="relu", norm_first=False,
+                 norm_epsilon=1e-5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.head_dim, self.ff_dim = heads, head_dim, ff_dim
+        self.dropout, self.activation, self.norm_first = dropout, activation, norm_first
+        self.norm_epsilon, self.seed = norm_epsilon, seed
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        seed = self.seed
+
+        def _seed(offset):
+            return None if seed is None else seed * 7 + offset
+
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads=self.heads, key_dim=self.head_dim, dropout=self.dropout, seed=_seed(1),
+            dtype=self.dtype_policy, name="attention",
+        )
+        self.attention.build(input_shape, input_shape)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=self.norm_epsilon, dtype=self.dtype_policy, name="attention_norm")
+        self.attention_norm.build(input_shape)
+        self.attention_dropout = keras.layers.Dropout(self.dropout, seed=_seed(2), dtype=self.dtype_policy)
+        self.ff_inner = keras.layers.Dense(self.ff_dim, activation=self.activation, dtype=self.dtype_policy, name="ff_inner")
+        self.ff_inner.build(input_shape)
+        self.ff_outer = keras.layers.Dense(dim, dtype=self.dtype_policy, name="ff_outer")
+        self.ff_outer.build((*input_shape[:-1], self.ff_dim))
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=self.norm_epsilon, dtype=self.dtype_policy, name="ff_norm")
+        self.ff_norm.build(input_shape)
+        self.ff_dropout = keras.layers.Dropout(self.dropout, seed=_seed(3), dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, x, mask=None, training=None):
+        attention_mask = None
+        if mask is not None:
+            # [batch, 1, keys]: every query may attend to every non-padding key.
+            attention_mask = ops.expand_dims(ops.cast(mask, "bool"), axis=1)
+        h = self.attention_norm(x) if self.norm_first else x
+        h = self.attention(h, h, attention_mask=attention_mask, training=training)
+        x = x + self.attention_dropout(h, training=training)
+        if not self.norm_first:
+            x = self.attention_norm(x)
+        h = self.ff_norm(x) if self.norm_first else x
+        h = self.ff_outer(self.ff_inner(h))
+        x = x + self.ff_dropout(h, training=training)
+        if not self.norm_first:
+            x = self.ff_norm(x)
+        return x
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "heads": self.heads, "head_dim": self.head_dim, "ff_dim": self.ff_dim,
+            "dropout": self.dropout, "activation": self.activation, "norm_first": self.norm_first,
+            "norm_epsilon": self.norm_epsilon, "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """Token embedding plus a position signal; id 0 is padding and produces the mask.
+
+    Args:
+        vocab_size: int. Number of token ids.
+        dim: int. Embedding size.
+        max_length: int. Longest sequence (size of the learned position table).
+        position: str, default "learned". "learned", "sine" or "none".
+    """
+
+    POSITIONS = ("learned", "sine", "none")
+
+    def __init__(self, vocab_size, dim, max_length, position="learned", **kwargs):
+        super().__init__(**kwargs)
+        if position not in self.POSITIONS:
+            raise ValueError(f"Expected `position` in {self.POSITIONS}; received position={position!r}")
+        self.vocab_size, self.dim, self.max_length, self.position = vocab_size, dim, max_length, position
+
+    def build(self, input_shape):
+        import keras_hub
+
+        self.token = keras.layers.Embedding(self.vocab_size, self.dim, dtype=self.dtype_policy, name="token")
+        self.token.build(input_shape)
+        self.positions = None
+        if self.position == "learned":
+            self.positions = keras_hub.layers.PositionEmbedding(self.max_length, dtype=self.dtype_policy, name="position")
+        elif self.position == "sine":
+            self.positions = keras_hub.layers.SinePositionEncoding(dtype=self.dtype_policy, name="position")
+        if self.positions is not None:
+            self.positions.build((*input_shape, self.dim))
+        self.built = True
+
+    def call(self, ids):
+        x = self.token(ids)
+        if self.positions is not None:
+            x = x + ops.cast(self.positions(x), x.dtype)
+        return x
+
+    def compute_mask(self, ids, mask=None):
+        return ops.not_equal(ids, 0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
+            "max_length": self.max_length, "position": self.position,
+        }
+
+
+def _float_mask(mask, x):
+    """[batch, time] mask -> [batch, time, 1] in x's dtype (all ones when there is no mask)."""
+    if mask is None:
+        return ops.ones_like(x[..., :1])
+    return ops.expand_dims(ops.cast(mask, x.dtype), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaskedPooling(keras.layers.Layer):
+    """[batch, time, dim] -> [batch, dim] that ignores padding positions.
+
+    Args:
+        mode: str. "mean", "max", "sum", "last" (last non-padding position; right padding assumed)
+            or "cls" (first position).
+    """
+
+    MODES = ("mean", "max", "sum", "last", "cls")
+
+    def __init__(self, mode="mean", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"Expected `mode` in {self.MODES}; received mode={mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        m = _float_mask(mask, x)
+        if self.mode == "cls":
+            return x[:, 0, :]
+        if self.mode == "sum":
+            return ops.sum(x * m, axis=1)
+        if self.mode == "mean":
+            return ops.sum(x * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0)
+        if self.mode == "max":
+            lowest = ops.cast(-1e4 if x.dtype == "float16" else -1e9, x.dtype)
+            pooled = ops.max(ops.where(m > 0, x, lowest), axis=1)
+            # An all-padding row has no maximum: give zeros rather than -1e9.
+            return ops.where(ops.sum(m, axis=1) > 0, pooled, ops.zeros_like(pooled))
+        # last
+        last = ops.maximum(ops.cast(ops.sum(m[..., 0], axis=1), "int32") - 1, 0)
+        index = ops.expand_dims(ops.expand_dims(last, -1), -1)
+        return ops.squeeze(ops.take_along_axis(x, index, axis=1), axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class AttentionPooling(keras.layers.Layer):
+    """Learned attention pooling: softmax over per-position scores, padding excluded.
+
+    `return_attention=True` also returns the [batch, time] weights (which words drove the output).
+    """
+
+    def __init__(self, return_attention=False, **kwargs):
+        super().__init__(**kwargs)
+        self.return_attention = return_attention
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.score = keras.layers.Dense(1, dtype=self.dtype_policy, name="score")
+        self.score.build(input_shape)
+        self.built = True
+
+    def call(self, x, mask=None):
+        scores = ops.squeeze(self.score(x), axis=-1)
+        if mask is not None:
+            scores = ops.where(ops.cast(mask, "bool"), scores, ops.cast(-1e4, scores.dtype))
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        pooled = ops.sum(x * ops.cast(ops.expand_dims(weights, -1), x.dtype), axis=1)
+        return (pooled, weights) if self.return_attention else pooled
+
+    def compute_mask(self, inputs, mask=None):
+        return None if not self.return_attention else [None, None]
+
+    def compute_output_shape(self, input_shape):
+        pooled = (input_shape[0], input_shape[-1])
+        return (pooled, input_shape[:2]) if self.return_attention else pooled
+
+    def get_config(self):
+        return {**super().get_config(), "return_attention": self.return_attention}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SparseMacroF1(keras.metrics.Metric):
+    """Macro-averaged F1 from integer labels and class probabilities, over a running confusion matrix.
+
+    Classes that never occur in labels or predictions are left out of the average (as sklearn does).
+    """
+
+    def __init__(self, num_classes, name="macro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = num_classes
+        self.confusion = self.add_variable((num_classes, num_classes), initializer="zeros", name="confusion")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        true = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), self.num_classes)
+        pred = ops.one_hot(ops.argmax(ops.reshape(y_pred, (-1, self.num_classes)), axis=-1), self.num_classes)
+        if sample_weight is not None:
+            true = true * ops.reshape(ops.cast(sample_weight, true.dtype), (-1, 1))
+        self.confusion.assign_add(ops.matmul(ops.transpose(true), pred))
+
+    def result(self):
+        tp = ops.diagonal(self.confusion)
+        actual = ops.sum(self.confusion, axis=1)
+        predicted = ops.sum(self.confusion, axis=0)
+        f1 = 2 * tp / ops.maximum(actual + predicted, 1e-9)
+        present = ops.cast((actual + predicted) > 0, f1.dtype)
+        return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def reset_state(self):
+        self.confusion.assign(ops.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,77 @@
+"""Compile a spec into a Keras model: embedding -> registered blocks -> the task's outputs.
+
+Builders are pure: they create layers and return a model; nothing here touches files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kbuild.blocks import BuildContext
+from kbuild.tasks import TASKS
+
+if TYPE_CHECKING:
+    import keras
+
+    from kbuild.spec import Spec
+    from kbuild.spec.model import EmbeddingSpec, RegularizationSpec
+
+TOKEN_IDS = "token_ids"
+
+
+def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
+    """The model for `spec`: int32 token ids [batch, time] (0 = padding) -> task outputs.
+
+    Args:
+        spec: the validated spec.
+        vocab_size: size of the tokenizer's vocabulary (ids 0..vocab_size-1).
+        labels: the label vocabulary (task-dependent; class names for classification).
+    """
+    import keras
+
+    keras.utils.set_random_seed(spec.seed)
+    ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
+    x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
+    dim = spec.model.embedding.dim
+    for i, block in enumerate(spec.model.blocks):
+        x = block.build(x, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}"))
+        dim = block.output_dim(dim)
+    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels)
+    model = keras.Model(ids, outputs, name=spec.name.replace("-", "_"))
+    apply_regularization(model, spec.model.regularization)
+    return model
+
+
+def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):
+    """Token embedding (id 0 masked as padding) plus learned, sinusoidal or no position signal."""
+    import keras
+
+    from kbuild.layers import TokenAndPositionEmbedding
+
+    x = TokenAndPositionEmbedding(vocab_size, spec.dim, max_length, spec.position, name="embedding")(ids)
+    if spec.dropout:
+        x = keras.layers.Dropout(spec.dropout, name="embedding_dropout")(x)
+    return x
+
+
+def apply_regularization(model: keras.Model, spec: RegularizationSpec) -> None:
+    """Attach L1/L2 penalties to every kernel (dense, attention and recurrent), not to embeddings."""
+    import keras
+
+    if not (spec.l1 or spec.l2):
+        return
+    regularizer = keras.regularizers.L1L2(l1=spec.l1, l2=spec.l2)
+    for variable in model.trainable_variables:
+        if variable.path.endswith("kernel"):
+            variable.regularizer = regularizer
+
+
+def summarize(spec: Spec) -> str:
+    """The layer table and parameter count of `spec`'s model, with the vocabulary fitted on train."""
+    from kbuild.data import build as build_data
+
+    bundle = build_data(spec, splits=("train",))
+    model = build_model(spec, len(bundle.tokenizer.vocabulary), bundle.labels)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=100)
+    return "\n".join(lines)
