@@ -1,3 +1,190 @@
-# TEMPORARY local stub (kbuild/data dev only; NOT to be committed)
-def load_spec(*args, **kwargs):
-    raise NotImplementedError
+"""`load_spec`: file(s) -> `extends:` chain -> `--set` overrides -> `${VAR}` expansion -> `Spec`.
+
+Every problem is collected and raised together as one `SpecError`, each located as
+`FILE:LINE:COL: key.path: message`. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from kbuild.errors import SpecError, SpecIssue
+from kbuild.spec.messages import describe_error
+from kbuild.spec.root import Spec
+from kbuild.spec.source import Located, Path_, Position, SourceError, merge, read_document
+
+OVERRIDE_SOURCE = "--set"
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
+    """Load, merge, override, expand and validate a spec file; raise `SpecError` listing every problem.
+
+    Args:
+        path: a YAML or JSON spec file.
+        overrides: `key.path=value` strings; values are parsed as YAML (`3` is an int, `[64]` a list).
+
+    Examples:
+    >>> spec = load_spec("specs/quickstart.yaml", ["train.epochs=1"])
+    >>> spec.train.epochs
+    1
+    """
+    try:
+        located = _read_with_extends(Path(path), chain=())
+    except SourceError as exc:
+        raise SpecError([_issue(exc.position, exc.key, exc.message)]) from None
+    issues = apply_overrides(located, overrides)
+    issues += _expand_env(located.data, (), located)
+    try:
+        spec = validate(located)
+    except SpecError as exc:
+        issues += exc.issues
+    if issues:
+        raise SpecError(issues)
+    spec._source = str(path)
+    return spec
+
+
+def validate(located: Located) -> Spec:
+    """Validate plain data against `Spec`, then run the cross-field checks."""
+    try:
+        spec = Spec.model_validate(located.data)
+    except pydantic.ValidationError as exc:
+        by_key: dict[Path_, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            key_path, message = describe_error(error, located.data)
+            if message not in by_key.setdefault(key_path, []):
+                by_key[key_path].append(message)
+        # Several messages for one key come from the members of a union: any one would do.
+        issues = [
+            _issue(located.position(key), _dotted(key), " | or ".join(messages))
+            for key, messages in by_key.items()
+        ]
+        raise SpecError(issues) from None
+    issues = [
+        _issue(located.position(loc), _dotted(loc), message) for loc, message in spec.issues()
+    ]
+    if issues:
+        raise SpecError(issues)
+    return spec
+
+
+def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> Located:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise SourceError(Position(str(path)), "extends", f"`extends:` cycle: {cycle}")
+    document = read_document(path)
+    if not isinstance(document.data, dict):
+        raise SourceError(Position(str(path), 1, 1), "", "a spec must be a mapping of keys")
+    parent = document.data.pop("extends", None)
+    if parent is None:
+        return document
+    where = document.positions.pop(("extends",))
+    if not isinstance(parent, str):
+        raise SourceError(where, "extends", "expected the path of another spec file")
+    parent_path = Path(parent) if Path(parent).is_absolute() else path.parent / parent
+    if not parent_path.is_file():
+        raise SourceError(where, "extends", f"spec file not found: {parent_path}")
+    return merge(_read_with_extends(parent_path, (*chain, resolved)), document)
+
+
+def apply_overrides(located: Located, overrides: Iterable[str]) -> list[SpecIssue]:
+    """Apply `key.path=value` overrides in place; return the ones that could not be applied."""
+    issues = []
+    for text in overrides:
+        key, sep, raw_value = text.partition("=")
+        key = key.strip()
+        where = Position(f"{OVERRIDE_SOURCE} {text}")
+        if not sep or not key:
+            issues.append(_issue(where, "", "expected KEY=VALUE, e.g. train.epochs=1"))
+            continue
+        try:
+            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+        except yaml.YAMLError as exc:
+            issues.append(_issue(where, key, f"value is not valid YAML: {exc}"))
+            continue
+        path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        problem = _set_path(located.data, path, value)
+        if problem:
+            issues.append(_issue(where, key, problem))
+            continue
+        for stale in [p for p in located.positions if p[: len(path)] == path]:
+            del located.positions[stale]
+        located.positions[path] = where
+    return issues
+
+
+def _set_path(data: Any, path: Path_, value: Any) -> str | None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, dict):
+            node = node.setdefault(part, {}) if not isinstance(part, int) else None
+        elif isinstance(node, list) and isinstance(part, int):
+            if part >= len(node):
+                return f"list index {part} is out of range (the list has {len(node)} items)"
+            node = node[part]
+        else:
+            node = None
+        if node is None or not isinstance(node, dict | list):
+            return f"cannot set inside {_dotted(path[: i + 1])}: it is not a mapping or list"
+    last = path[-1]
+    if isinstance(node, dict):
+        node[str(last)] = value
+    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+        node[last] = value
+    else:
+        return f"list index {last} is out of range"
+    return None
+
+
+def _expand_env(node: Any, path: Path_, located: Located) -> list[SpecIssue]:
+    """Replace `${VAR}` and `${VAR:-default}` in every string; KBUILD_DATA defaults to the data root."""
+    issues: list[SpecIssue] = []
+    if isinstance(node, dict):
+        children = list(node.items())
+    elif isinstance(node, list):
+        children = list(enumerate(node))
+    else:
+        return issues
+    for key, value in children:
+        if isinstance(value, str) and "${" in value:
+            try:
+                node[key] = _ENV_PATTERN.sub(_env_value, value)
+            except KeyError as exc:
+                name = exc.args[0]
+                issues.append(_issue(
+                    located.position((*path, key)), _dotted((*path, key)),
+                    f"environment variable {name} is not set (use ${{{name}:-default}} for a fallback)",
+                ))
+        else:
+            issues += _expand_env(value, (*path, key), located)
+    return issues
+
+
+def _env_value(match: re.Match) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in os.environ:
+        return os.environ[name]
+    if name == "KBUILD_DATA":
+        from kbuild.data.paths import data_root
+
+        return str(data_root())
+    if default is not None:
+        return default
+    raise KeyError(name)
+
+
+def _issue(position: Position, key: str, message: str) -> SpecIssue:
+    return SpecIssue(position.file, position.line, position.column, key, message)
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path)

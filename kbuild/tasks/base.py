@@ -32,5 +32,17 @@ class Task:
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
         raise NotImplementedError
 
+    def needs_start_token(self, spec: Spec) -> bool:
+        """Whether the tokenizer must prepend [CLS] (e.g. for `cls` pooling)."""
+        return False
+
+    def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
+        """Model outputs -> the named tensors of the SavedModel's `serving_default` (TF graph)."""
+        raise NotImplementedError
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        """Serving outputs (numpy) -> one JSON-ready dict per input text."""
+        raise NotImplementedError
+
 
 TASKS: Registry[Task] = Registry("task")

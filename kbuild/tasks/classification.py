@@ -46,5 +46,26 @@ class ClassificationTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
+    def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
+        """Graph-side post-processing for the SavedModel: probabilities and the winning label."""
+        import tensorflow as tf
+
+        probabilities = tf.cast(outputs, tf.float32)
+        label = tf.gather(tf.constant(labels), tf.argmax(probabilities, axis=-1))
+        return {"probabilities": probabilities, "label": label}
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        """JSON-ready predictions, one per input text."""
+        rows = []
+        for i, text in enumerate(texts):
+            probs = outputs["probabilities"][i]
+            label = outputs["label"][i]
+            rows.append({
+                "text": text,
+                "label": label.decode() if isinstance(label, bytes) else str(label),
+                "probabilities": {name: round(float(p), 6) for name, p in zip(labels, probs)},
+            })
+        return rows
+
 
 TASKS.register("classification")(ClassificationTask())

@@ -1,0 +1,69 @@
+"""File readers, one module per format, looked up by name in `READERS` (tsv, csv, jsonl, text).
+
+`read_examples` is the entry point: it finds the file, picks the format (the spec's, or the one the
+extension implies) and applies the spec's columns, limit and on_error policy. Plain Python only:
+reading never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kbuild.data.example import Example, ReadResult
+from kbuild.data.paths import expand_data_path
+from kbuild.data.readers import delimited, jsonl, text  # noqa: F401  (registration side effect)
+from kbuild.data.readers.base import READERS, Reader, ReadOptions, register_reader
+from kbuild.errors import DataError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kbuild.spec.data import DataSpec
+
+__all__ = [
+    "READERS",
+    "Example",
+    "ReadOptions",
+    "ReadResult",
+    "Reader",
+    "infer_format",
+    "read_examples",
+    "register_reader",
+]
+
+
+def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) -> ReadResult:
+    """Read one split's file as `data` describes it.
+
+    Args:
+        path: the file; `${KBUILD_DATA}` and `~` are expanded.
+        data: the spec's `data:` section (format, columns, header, limit, on_error).
+        key: the spec key naming this file, e.g. `data.valid`, used in every message.
+        labelled: read the label column too (`False` for prediction input).
+
+    Returns:
+        The examples and the number of rows skipped under `on_error: skip`.
+
+    Raises:
+        DataError: missing file, unknown format, header without a requested column, a bad row
+            under `on_error: fail`, or no usable rows at all.
+    """
+    file = expand_data_path(path)
+    if not file.is_file():
+        what = "is a folder, not a file" if file.is_dir() else "file not found"
+        raise DataError(f"{key}: {what}: {file}")
+    reader = READERS.get(data.format or infer_format(file, key))
+    return reader.read(file, ReadOptions.from_spec(data, key, labelled))
+
+
+def infer_format(file: Path, key: str = "data") -> str:
+    """The format a file's extension implies, or a DataError asking for `data.format`."""
+    suffix = file.suffix.lower()
+    for name, reader in READERS.items():
+        if suffix in reader.extensions:
+            return name
+    known = ", ".join(ext for _, reader in READERS.items() for ext in reader.extensions)
+    raise DataError(
+        f"{key}: cannot tell the format of {file.name} from its extension ({suffix or 'none'}; "
+        f"known: {known}); set data.format to one of: {', '.join(READERS.names())}"
+    )

@@ -1,0 +1,108 @@
+"""Callbacks that make a run observable and safe: metrics log, step limit, NaN guard, throughput."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu")
+
+
+def monitor_mode(name: str) -> str:
+    """`max` for metrics where higher is better, `min` otherwise (losses, perplexity)."""
+    return "max" if any(token in name for token in _HIGHER_IS_BETTER) else "min"
+
+
+class MetricsLog(keras.callbacks.Callback):
+    """Appends one JSON line per epoch (all metrics, learning rate, epoch time) to metrics.jsonl."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["epoch_time_s"] = round(time.perf_counter() - self._start, 3)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stops training after `max_steps` optimizer steps in all."""
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = max_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) >= self.max_steps:
+            self.model.stop_training = True
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops at the first NaN/Inf loss and remembers where, so the run can fail with a message."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed_at: tuple[int, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.failed_at = (self._epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+
+class GuardedBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that never overwrites the last good checkpoint with NaN weights."""
+
+    def __init__(self, backup_dir: str, guard: NanGuard, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.guard = guard
+
+    def _save_model(self):
+        if self.guard.failed_at is None:
+            super()._save_model()
+
+    def save_now(self) -> None:
+        """Write a checkpoint immediately (used on SIGINT/SIGTERM)."""
+        self._save_model()
+
+
+class Throughput(keras.callbacks.Callback):
+    """Training samples per second, counting only time spent in training batches."""
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+        self.samples = 0
+        self.seconds = 0.0
+        self._t = 0.0
+        self._skip_first = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._skip_first:  # the first step traces and compiles; it is not throughput
+            self._skip_first = False
+            return
+        self.seconds += time.perf_counter() - self._t
+        self.samples += self.batch_size
+
+    @property
+    def samples_per_second(self) -> float | None:
+        return round(self.samples / self.seconds, 1) if self.seconds else None

@@ -1,0 +1,214 @@
+"""`train(spec)`: the one training loop every task shares; the task supplies head, loss and metrics."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from kbuild import __version__
+from kbuild.blocks.recurrent import _RecurrentBlock
+from kbuild.errors import Interrupted, TrainingError
+from kbuild.model import build_model
+from kbuild.spec import Spec
+from kbuild.tasks import TASKS
+from kbuild.train.callbacks import GuardedBackup, MetricsLog, NanGuard, StepLimit, Throughput, monitor_mode
+from kbuild.train.optimizers import build_optimizer
+from kbuild.train.run_folder import RunFolder, prepare_run
+from kbuild.train.strategy import resolve_precision, resolve_strategy
+
+
+@dataclass
+class Run:
+    """A finished run: its folder and the final results (also in results.json)."""
+
+    path: Path
+    results: dict = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[kbuild] {message}", file=sys.stderr, flush=True)
+
+
+def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = False) -> Run:
+    """Train `spec`; write the run folder; return the run with its final metrics.
+
+    Args:
+        spec: a validated spec (see `kbuild.load_spec`).
+        run_dir: the run folder; default runs/<name>/<timestamp>.
+        resume: continue the run in `run_dir` (or the latest run of this spec) from its checkpoint.
+    """
+    import tensorflow as tf
+
+    from kbuild.data import build as build_data
+
+    folder = prepare_run(spec.name, run_dir, resume)
+    folder.write_spec(spec.resolved())
+    keras.utils.set_random_seed(spec.seed)
+    if spec.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    placement = resolve_strategy(spec.train.strategy)
+    recurrent = any(isinstance(b, _RecurrentBlock) for b in spec.model.blocks)
+    precision = resolve_precision(spec.train.mixed_precision, recurrent)
+    keras.mixed_precision.set_global_policy(precision)
+
+    started = time.perf_counter()
+    bundle = build_data(spec, assets_dir=folder.assets)
+    if "valid" not in bundle.datasets:
+        log("no valid split: the best model is chosen on training loss")
+    log(_describe_data(bundle))
+    train_ds = bundle.datasets["train"]
+    steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
+    total_steps = spec.train.epochs * steps_per_epoch
+    epochs = spec.train.epochs
+    if spec.train.max_steps:
+        total_steps = min(total_steps, spec.train.max_steps)
+        epochs = math.ceil(total_steps / steps_per_epoch)
+
+    task = TASKS.get(spec.task)
+    with placement.strategy.scope():
+        model = build_model(spec, len(bundle.tokenizer.vocabulary), bundle.labels)
+        model.compile(
+            optimizer=build_optimizer(spec.train.optimizer, spec.train.schedule, total_steps),
+            loss=task.loss(spec),
+            metrics=task.metrics(spec, bundle.labels),
+            jit_compile=spec.train.jit_compile,
+            steps_per_execution=spec.train.steps_per_execution,
+        )
+    log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
+        f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
+        f"{epochs} epoch(s) x {steps_per_epoch} steps")
+
+    monitor = spec.train.monitor if "valid" in bundle.datasets else spec.train.monitor.removeprefix("val_")
+    guard = NanGuard()
+    backup = GuardedBackup(str(folder.checkpoints), guard)
+    throughput = Throughput(spec.train.batch_size)
+    callbacks = [
+        guard,
+        throughput,
+        backup,
+        keras.callbacks.ModelCheckpoint(str(folder.model), monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
+        MetricsLog(folder.metrics),
+        keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
+    ]
+    if spec.train.max_steps:
+        callbacks.append(StepLimit(spec.train.max_steps))
+    if spec.train.early_stopping:
+        es = spec.train.early_stopping
+        es_monitor = es.monitor if "valid" in bundle.datasets else es.monitor.removeprefix("val_")
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=es_monitor, patience=es.patience, min_delta=es.min_delta,
+            mode=monitor_mode(es_monitor) if es.mode == "auto" else es.mode,
+            restore_best_weights=es.restore_best_weights,
+        ))
+
+    fit_started = time.perf_counter()
+    with _signals_as_interrupts():
+        try:
+            model.fit(
+                train_ds,
+                validation_data=bundle.datasets.get("valid"),
+                epochs=epochs,
+                steps_per_epoch=min(steps_per_epoch, total_steps),
+                callbacks=callbacks,
+                class_weight=_class_weight(spec, bundle),
+                verbose=1 if sys.stderr.isatty() else 2,
+            )
+        except KeyboardInterrupt:
+            backup.save_now()
+            raise Interrupted(f"training interrupted; checkpoint written to {folder.checkpoints}; "
+                              f"continue with: kbuild train SPEC --run-dir {folder.path} --resume") from None
+    train_seconds = time.perf_counter() - fit_started
+    if guard.failed_at is not None:
+        epoch, step = guard.failed_at
+        raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. The last good "
+                            f"checkpoint is in {folder.checkpoints} (best model: {folder.model}). "
+                            "Lower the learning rate or add clipnorm.")
+
+    metrics = evaluate_splits(folder, bundle)
+    results = {
+        "kbuild_version": __version__,
+        "name": spec.name,
+        "task": spec.task,
+        "spec_hash": spec.fingerprint(),
+        "metrics": metrics,
+        "labels": bundle.labels,
+        "counts": bundle.counts,
+        "skipped_rows": bundle.skipped,
+        "samples_per_second": throughput.samples_per_second,
+        "train_time_s": round(train_seconds, 2),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "device": placement.device,
+        "strategy": placement.name,
+        "replicas": placement.replicas,
+        "precision": precision,
+        "parameters": model.count_params(),
+    }
+    folder.write_results(results)
+    log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
+    return Run(folder.path, results)
+
+
+def evaluate_splits(folder: RunFolder, bundle) -> dict[str, dict[str, float]]:
+    """Metrics of the saved best model on every split the bundle has."""
+    best = load_trained_model(folder)
+    return {
+        split: {k: round(float(v), 6) for k, v in best.evaluate(ds, verbose=0, return_dict=True).items()}
+        for split, ds in bundle.datasets.items()
+    }
+
+
+def load_trained_model(folder: RunFolder) -> keras.Model:
+    import kbuild.layers  # noqa: F401  (registers kbuild's layers for deserialisation)
+    import kbuild.train.optimizers  # noqa: F401
+
+    return keras.saving.load_model(folder.model, safe_mode=True)
+
+
+def _class_weight(spec: Spec, bundle) -> dict[int, float] | None:
+    setting = spec.train.class_weight
+    if setting is None:
+        return None
+    ids = {label: i for i, label in enumerate(bundle.labels)}
+    if setting == "balanced":
+        counts = Counter(example.label for example in bundle.examples["train"])
+        total = sum(counts.values())
+        return {ids[label]: total / (len(counts) * n) for label, n in counts.items()}
+    unknown = sorted(set(setting) - set(ids))
+    if unknown:
+        raise TrainingError(f"train.class_weight names labels not in the train split: {unknown}; labels are {bundle.labels}")
+    return {ids[label]: float(setting.get(label, 1.0)) for label in bundle.labels}
+
+
+def _describe_data(bundle) -> str:
+    counts = ", ".join(f"{split} {n:,}" for split, n in bundle.counts.items())
+    skipped = sum(bundle.skipped.values())
+    extra = f"; skipped {skipped} bad rows" if skipped else ""
+    return f"data: {counts} rows; vocabulary {len(bundle.tokenizer.vocabulary):,}; labels {bundle.labels}{extra}"
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so both write a checkpoint before exiting 130."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,116 @@
+"""The run folder layout (the one place that knows it) and how runs are created or resumed.
+
+    runs/<name>/<timestamp>/
+      spec.yaml  assets/  checkpoints/  model.keras  logs/  metrics.jsonl  results.json
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kbuild.errors import KbuildError, TrainingError
+
+RUNS_ROOT = Path("runs")
+_MIN_FREE_BYTES = 100 * 2**20
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.path / "spec.yaml"
+
+    @property
+    def assets(self) -> Path:
+        return self.path / "assets"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def export(self) -> Path:
+        return self.path / "export"
+
+    def write_spec(self, resolved: dict) -> None:
+        self.spec.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    def write_results(self, results: dict) -> None:
+        tmp = self.results.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        os.replace(tmp, self.results)
+
+    def read_results(self) -> dict:
+        return json.loads(self.results.read_text(encoding="utf-8")) if self.results.is_file() else {}
+
+
+class NotARun(KbuildError):
+    exit_code = 2
+
+
+def open_run(path: str | os.PathLike) -> RunFolder:
+    """An existing, trained run folder (has spec.yaml and model.keras), or a clear error."""
+    folder = RunFolder(Path(path))
+    if not folder.spec.is_file():
+        raise NotARun(f"{path}: not a kbuild run folder (no spec.yaml); pass runs/<name>/<stamp>")
+    if not folder.model.is_file():
+        raise NotARun(f"{path}: the run has no model.keras yet (training unfinished or failed)")
+    return folder
+
+
+def prepare_run(name: str, run_dir: str | os.PathLike | None, resume: bool) -> RunFolder:
+    """Create (or, with resume, find) the run folder and check it is writable with space to spare."""
+    if resume:
+        path = Path(run_dir) if run_dir else _latest_run(name)
+        if not (path / "spec.yaml").is_file():
+            raise TrainingError(f"--resume: {path} is not a run folder (no spec.yaml)")
+    else:
+        path = Path(run_dir) if run_dir else RUNS_ROOT / name / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        if path.exists() and any(path.iterdir()):
+            raise TrainingError(f"run folder {path} already exists and is not empty; pass --resume to continue it or choose another --run-dir")
+    folder = RunFolder(path)
+    try:
+        for sub in (folder.path, folder.assets, folder.checkpoints, folder.logs):
+            sub.mkdir(parents=True, exist_ok=True)
+        probe = folder.path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(folder.path).free
+    if free < _MIN_FREE_BYTES:
+        raise TrainingError(f"only {free // 2**20} MiB free under {path}; need at least {_MIN_FREE_BYTES // 2**20} MiB")
+    return folder
+
+
+def _latest_run(name: str) -> Path:
+    base = RUNS_ROOT / name
+    runs = sorted(p for p in base.glob("*") if (p / "spec.yaml").is_file()) if base.is_dir() else []
+    if not runs:
+        raise TrainingError(f"--resume: no earlier run of {name!r} under {base}; pass --run-dir")
+    return runs[-1]
