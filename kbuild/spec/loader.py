@@ -17,6 +17,7 @@ import yaml
 
 from kbuild.errors import SpecError, SpecIssue
 from kbuild.spec.messages import describe_error
+from kbuild.spec.model import ModelSpec
 from kbuild.spec.root import Spec
 from kbuild.spec.source import Located, Path_, Position, SourceError, merge, read_document
 
@@ -67,6 +68,7 @@ def validate(located: Located) -> Spec:
             _issue(located.position(key), _dotted(key), " | or ".join(messages))
             for key, messages in by_key.items()
         ]
+        issues += _section_issues(located)
         raise SpecError(issues) from None
     issues = [
         _issue(located.position(loc), _dotted(loc), message) for loc, message in spec.issues()
@@ -74,6 +76,17 @@ def validate(located: Located) -> Spec:
     if issues:
         raise SpecError(issues)
     return spec
+
+
+def _section_issues(located: Located) -> list[SpecIssue]:
+    """Cross-field checks of the `model` section on its own, so they are reported alongside
+    errors elsewhere in the spec instead of only once everything else is fixed."""
+    section = located.data.get("model", {}) if isinstance(located.data, dict) else {}
+    try:
+        model = ModelSpec.model_validate(section)
+    except pydantic.ValidationError:
+        return []  # its field errors are already in the list
+    return [_issue(located.position(("model", *loc)), _dotted(("model", *loc)), message) for loc, message in model.issues()]
 
 
 def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> Located:

@@ -74,7 +74,14 @@ def read_document(path: Path) -> Located:
     return located
 
 
+_COLLECTION_TAGS = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+
+
 def _convert(node: yaml.Node, path: Path_, file: str, positions: dict) -> Any:
+    expected_tag = _COLLECTION_TAGS.get(type(node))
+    if expected_tag and node.tag != expected_tag:
+        # e.g. !!python/object/apply on a list: refuse it rather than silently drop the tag.
+        raise SourceError(_mark(file, node.start_mark), _dotted(path), f"unsupported YAML tag: {node.tag}")
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:

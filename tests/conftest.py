@@ -1,0 +1,57 @@
+"""Shared fixtures: quiet TensorFlow, tiny specs written to temporary files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+TINY_SPEC = """\
+name: tiny
+task: classification
+seed: 7
+data:
+  builtin: sentiment
+  limit: 256
+preprocess:
+  tokenizer: {type: word, vocab_size: 500}
+  max_length: 16
+model:
+  embedding: {dim: 16}
+  blocks:
+    - {type: transformer_encoder, layers: 1, heads: 2, ff_dim: 32}
+  pooling: mean
+  head: {hidden: [8]}
+train:
+  epochs: 1
+  batch_size: 32
+  max_steps: 4
+"""
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """write_spec(text, name="spec.yaml") -> Path of a dedented spec file in a temp folder."""
+
+    def _write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def tiny_spec_file(write_spec):
+    return write_spec(TINY_SPEC)
+
+
+def requires_shared_data(name: str):
+    return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
