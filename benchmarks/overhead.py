@@ -1,0 +1,114 @@
+"""kbuild-compiled model vs the same architecture written by hand in Keras, side by side.
+
+Both models train on the same cached tf.data pipeline (the kbuild SST-2 pipeline), same batch,
+same optimizer, same XLA setting. Rounds alternate hand / kbuild / kbuild+callbacks so machine
+noise hits all alike; the first round (tracing and compilation) is discarded.
+
+    .venv/bin/python benchmarks/overhead.py [--spec specs/sst2_transformer.yaml] [--steps 150] [--rounds 4]
+
+Prints a table and writes benchmarks/out/overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+
+import kbuild  # noqa: E402
+from kbuild.data import build as build_data  # noqa: E402
+from kbuild.model import build_model  # noqa: E402
+from kbuild.train.callbacks import MetricsLog, NanGuard, Throughput  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def hand_written(vocab_size: int, max_length: int, num_labels: int) -> keras.Model:
+    """The keras-io text-classification Transformer, with padding masks, written out by hand."""
+    dim, heads, ff_dim, rate = 128, 4, 256, 0.1
+    ids = keras.Input(shape=(None,), dtype="int32")
+    x = keras_hub.layers.TokenAndPositionEmbedding(vocab_size, max_length, dim, mask_zero=True)(ids)
+    for _ in range(2):
+        attention = keras.layers.MultiHeadAttention(heads, dim // heads, dropout=rate)(x, x)
+        x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(attention))
+        ff = keras.layers.Dense(dim)(keras.layers.Dense(ff_dim, activation="relu")(x))
+        x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(ff))
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    x = keras.layers.Dropout(rate)(x)
+    x = keras.layers.Dense(64, activation="relu")(x)
+    x = keras.layers.Dropout(rate)(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax")(x)
+    return keras.Model(ids, outputs)
+
+
+def compile_like_kbuild(model: keras.Model, jit: bool) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.AdamW(3e-4, weight_decay=0.01, clipnorm=1.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit,
+    )
+    return model
+
+
+def time_steps(model: keras.Model, dataset, steps: int, batch_size: int, callbacks=()) -> float:
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=list(callbacks))
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", default="specs/sst2_transformer.yaml")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--no-jit", action="store_true")
+    args = parser.parse_args()
+
+    spec = kbuild.load_spec(args.spec)
+    with tempfile.TemporaryDirectory() as assets:
+        bundle = build_data(spec, assets_dir=Path(assets), splits=("train",))
+    dataset = bundle.datasets["train"].repeat()
+    vocab, labels = len(bundle.tokenizer.vocabulary), bundle.labels
+    batch = spec.train.batch_size
+    jit = not args.no_jit
+
+    models = {
+        "hand-written keras": (compile_like_kbuild(hand_written(vocab, spec.preprocess.max_length, len(labels)), jit), ()),
+        "kbuild model": (compile_like_kbuild(build_model(spec, vocab, labels), jit), ()),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        kbuild_callbacks = (NanGuard(), Throughput(batch), MetricsLog(Path(tmp) / "metrics.jsonl"))
+        models["kbuild model + kbuild callbacks"] = (compile_like_kbuild(build_model(spec, vocab, labels), jit), kbuild_callbacks)
+        rates: dict[str, list[float]] = {name: [] for name in models}
+        for round_ in range(args.rounds + 1):
+            for name, (model, callbacks) in models.items():
+                rate = time_steps(model, dataset, args.steps, batch, callbacks)
+                if round_:  # round 0 traces and compiles
+                    rates[name].append(rate)
+            print(f"round {round_}: " + ", ".join(f"{n} {r[-1]:.0f}/s" for n, r in rates.items() if r), file=sys.stderr)
+
+    base = statistics.median(rates["hand-written keras"])
+    rows = {name: {"samples_per_s": round(statistics.median(r), 1), "ratio": round(statistics.median(r) / base, 3), "rounds": [round(x, 1) for x in r]} for name, r in rates.items()}
+    print(f"\n{'model':34} {'samples/s':>10} {'ratio':>7}")
+    for name, row in rows.items():
+        print(f"{name:34} {row['samples_per_s']:>10.1f} {row['ratio']:>7.3f}")
+    OUT.mkdir(exist_ok=True)
+    record = {"spec": args.spec, "steps": args.steps, "rounds": args.rounds, "batch_size": batch, "jit_compile": jit,
+              "parameters": {"hand": models["hand-written keras"][0].count_params(), "kbuild": models["kbuild model"][0].count_params()},
+              "results": rows}
+    (OUT / "overhead.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The tokenizer interface shared by every `preprocess.tokenizer.type`.
+
+A tokenizer has two halves with different homes:
+
+- `fit` (learn a vocabulary from the train split) and `save`/`load` (a plain `vocab.txt`, one token
+  per line, in the run's `assets/` folder) run in Python, once per run;
+- `encode` (raw strings -> padded ids) runs inside the TensorFlow graph, so the same code serves in
+  the tf.data pipeline and in the exported SavedModel, which therefore takes raw strings.
+
+Ids 0, 1 and 2 are always `[PAD]`, `[UNK]` and `[CLS]` in every vocabulary, so padding, masking and
+the optional start token never depend on the tokenizer type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from kbuild.errors import DataError
+
+if TYPE_CHECKING:
+    from kbuild.spec.preprocess import TokenizerSpec
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
+PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
+VOCABULARY_FILE = "vocab.txt"
+
+
+class Tokenizer(ABC):
+    """Raw text -> int32 ids `[batch, max_length]`, padded with `[PAD]` (0).
+
+    Args:
+        spec: the spec's `preprocess.tokenizer` section (type, vocab_size, lowercase, ...).
+        max_length: tokens per example after truncation, the start token included.
+        start_token: prepend `[CLS]` to every example (for `pooling: cls`).
+
+    Examples:
+        >>> tokenizer = make_tokenizer(WordTokenizerSpec(), max_length=8)
+        >>> tokenizer.fit(["a fine film", "a dull film"])
+        >>> tokenizer.encode(tf.constant(["a fine day"]))  # [[3, 5, 1, 0, 0, 0, 0, 0]]
+    """
+
+    def __init__(self, spec: TokenizerSpec, max_length: int, start_token: bool = False):
+        if max_length < (2 if start_token else 1):
+            raise ValueError(
+                f"Expected max_length >= {2 if start_token else 1}; received {max_length}"
+            )
+        self.spec = spec
+        self.max_length = max_length
+        self.start_token = start_token
+        self._vocabulary: list[str] | None = None
+        self._encode_graph: Any = None
+
+    # --- vocabulary (Python) -------------------------------------------------------------------
+    @property
+    def vocabulary(self) -> list[str]:
+        """Tokens by id; ids 0..2 are the special tokens."""
+        if self._vocabulary is None:
+            raise RuntimeError(f"{type(self).__name__} has no vocabulary yet: call fit() or load()")
+        return list(self._vocabulary)
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of ids `encode` can produce (the embedding's input dimension)."""
+        return len(self.vocabulary)
+
+    def fit(self, texts: Sequence[str]) -> Tokenizer:
+        """Learn the vocabulary from `texts` (the train split), at most `spec.vocab_size` tokens."""
+        learned = [t for t in self._learn_tokens(list(texts)) if t not in SPECIAL_TOKENS]
+        self._set_vocabulary([*SPECIAL_TOKENS, *learned][: self.spec.vocab_size])
+        return self
+
+    def save(self, assets_dir: str | Path) -> Path:
+        """Write `vocab.txt` (one token per line) into `assets_dir`; returns its path."""
+        path = Path(assets_dir) / VOCABULARY_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{token}\n" for token in self.vocabulary), encoding="utf-8")
+        return path
+
+    def load(self, assets_dir: str | Path) -> Tokenizer:
+        """Read the vocabulary `save` wrote, so a trained run encodes exactly as it did in training."""
+        path = Path(assets_dir) / VOCABULARY_FILE
+        if not path.is_file():
+            raise DataError(f"tokenizer vocabulary not found: {path} (was the run trained?)")
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if tuple(lines[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise DataError(
+                f"expected the first tokens to be {', '.join(SPECIAL_TOKENS)}; "
+                f"received {', '.join(lines[:3]) or 'an empty file'}",
+                str(path),
+                1,
+            )
+        if len(set(lines)) != len(lines):
+            duplicate = next(t for i, t in enumerate(lines) if t in lines[:i])
+            line = lines.index(duplicate, lines.index(duplicate) + 1) + 1
+            raise DataError(f"token {duplicate!r} appears twice", str(path), line)
+        self._set_vocabulary(lines)
+        return self
+
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        self._vocabulary = vocabulary
+        self._build(vocabulary)
+        # Traced once per vocabulary with a fixed signature: eager callers get graph speed and
+        # keras_hub layers take their TensorFlow path (their eager path is pure Python).
+        self._encode_graph = tf.function(
+            self._encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+        )
+
+    # --- encoding (TensorFlow graph) -----------------------------------------------------------
+    def encode(self, texts: tf.Tensor | Sequence[str]) -> tf.Tensor:
+        """Strings `[batch]` -> int32 ids `[batch, max_length]`: `[CLS]` first when `start_token`,
+        truncated to `max_length`, padded with 0."""
+        if self._encode_graph is None:
+            self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
+        return self._encode_graph(tf.convert_to_tensor(texts, tf.string))
+
+    def _encode(self, texts: tf.Tensor) -> tf.Tensor:
+        ids = self.token_ids(texts)
+        if self.start_token:
+            starts = tf.fill([ids.nrows(), 1], tf.constant(CLS_ID, tf.int32))
+            ids = tf.concat([tf.RaggedTensor.from_tensor(starts), ids], axis=1)
+        return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+
+    @abstractmethod
+    def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Strings `[batch]` -> ragged int32 ids `[batch, (tokens)]`, no special tokens added."""
+
+    @abstractmethod
+    def trackables(self) -> list[Any]:
+        """Keras layers and TF resources (lookup tables) that an exporter must `track()` in its
+        `keras.export.ExportArchive`; untracked tables are missing from the SavedModel."""
+
+    @abstractmethod
+    def _learn_tokens(self, texts: list[str]) -> list[str]:
+        """Tokens learned from `texts`, most useful first (special tokens are added by `fit`)."""
+
+    @abstractmethod
+    def _build(self, vocabulary: list[str]) -> None:
+        """Create the graph objects (tables, layers) for `vocabulary`."""

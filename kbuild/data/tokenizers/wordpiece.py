@@ -1,0 +1,51 @@
+"""`wordpiece`: subwords learned from the train split, via keras_hub (which uses tf-text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_hub
+import tensorflow as tf
+
+from kbuild.data.tokenizers.base import SPECIAL_TOKENS, Tokenizer
+from kbuild.data.tokenizers.registry import TOKENIZERS
+
+_LEARN_BATCH = 1024
+
+
+@TOKENIZERS.register("wordpiece")
+class WordPieceTokenizer(Tokenizer):
+    """BERT-style WordPiece: split on whitespace, punctuation and CJK characters, then into the
+    longest known subwords (`##` marks a continuation); unknown words become `[UNK]`.
+
+    The exported graph holds tf-text ops: a process loading it must `import tensorflow_text`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._layer: keras_hub.tokenizers.WordPieceTokenizer | None = None
+
+    def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return self._layer.tokenize(texts)
+
+    def trackables(self) -> list[Any]:
+        self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
+        return [self._layer]
+
+    def _learn_tokens(self, texts: list[str]) -> list[str]:
+        # A batched dataset: keras_hub reads a plain list as file names.
+        data = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(_LEARN_BATCH)
+        return keras_hub.tokenizers.compute_word_piece_vocabulary(
+            data,
+            vocabulary_size=self.spec.vocab_size,
+            lowercase=self.spec.lowercase,
+            reserved_tokens=list(SPECIAL_TOKENS),
+        )
+
+    def _build(self, vocabulary: list[str]) -> None:
+        self._layer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary,
+            lowercase=self.spec.lowercase,
+            oov_token=SPECIAL_TOKENS[1],
+            dtype="int32",
+        )
