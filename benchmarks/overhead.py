@@ -28,7 +28,7 @@ import keras_hub  # noqa: E402
 import kbuild  # noqa: E402
 from kbuild.data import build as build_data  # noqa: E402
 from kbuild.model import build_model  # noqa: E402
-from kbuild.train.callbacks import MetricsLog, NanGuard, Throughput  # noqa: E402
+from kbuild.training.callbacks import MetricsLog, NanGuard, Throughput  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -79,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as assets:
         bundle = build_data(spec, assets_dir=Path(assets), splits=("train",))
     dataset = bundle.datasets["train"].repeat()
-    vocab, labels = len(bundle.tokenizer.vocabulary), bundle.labels
+    vocab, labels = bundle.tokenizer.vocabulary_size, bundle.labels
     batch = spec.train.batch_size
     jit = not args.no_jit
 

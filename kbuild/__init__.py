@@ -19,10 +19,10 @@ _LAZY = {
     "load_spec": "kbuild.spec:load_spec",
     "Spec": "kbuild.spec:Spec",
     "build_model": "kbuild.model:build_model",
-    "train": "kbuild.train:train",
-    "evaluate": "kbuild.evaluate:evaluate",
-    "predict": "kbuild.predict:predict",
-    "export": "kbuild.export:export",
+    "train": "kbuild.training:train",
+    "evaluate": "kbuild.evaluation:evaluate",
+    "predict": "kbuild.prediction:predict",
+    "export": "kbuild.exporter:export",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -53,6 +53,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _tensorflow() -> None:
+    """Import TensorFlow for the commands that need it, hiding its native start-up noise."""
+    from kbuild.runtime import init_tensorflow
+
+    init_tensorflow(debug=bool(click.get_current_context().find_root().obj.get("debug")))
+
+
 def _load(spec_path: str, overrides: tuple[str, ...]):
     from kbuild.spec import load_spec
 
@@ -90,6 +97,7 @@ def init(task: str) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 def summary(spec: str, overrides: tuple[str, ...]) -> None:
     """Build the model of SPEC (vocabulary from the train split) and print its layers."""
+    _tensorflow()
     from kbuild.model import summarize
 
     click.echo(summarize(_load(spec, overrides)))
@@ -102,7 +110,8 @@ def summary(spec: str, overrides: tuple[str, ...]) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir (or the latest run) from its checkpoint.")
 def train(spec: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool) -> None:
     """Train SPEC; write the run folder; print final metrics."""
-    from kbuild.train import train as train_spec
+    _tensorflow()
+    from kbuild.training import train as train_spec
 
     run = train_spec(_load(spec, overrides), run_dir=run_dir, resume=resume)
     click.echo(f"run folder: {run.path}")
@@ -116,7 +125,8 @@ def train(spec: str, overrides: tuple[str, ...], run_dir: str | None, resume: bo
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None:
     """Metrics of the trained model in RUN on one split (or a file of labelled rows)."""
-    from kbuild.evaluate import evaluate as evaluate_run
+    _tensorflow()
+    from kbuild.evaluation import evaluate as evaluate_run
 
     metrics = evaluate_run(run, split=split, data_file=data_file)
     click.echo(json.dumps(metrics, indent=2) if as_json else _metrics_table({split: metrics}))
@@ -129,7 +139,8 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.option("--batch-size", default=64, show_default=True)
 def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) -> None:
     """Predict for each line of text; print one JSON object per line."""
-    from kbuild.predict import load_predictor
+    _tensorflow()
+    from kbuild.prediction import load_predictor
 
     stream = click.open_file(input_path, "r", encoding="utf-8")
     texts = [line.rstrip("\n") for line in stream if line.strip()]
@@ -145,7 +156,8 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) 
 @click.option("--format", "fmt", type=click.Choice(["savedmodel"]), default="savedmodel", show_default=True)
 def export(run: str, out_dir: str | None, fmt: str) -> None:
     """Export the trained model in RUN as a SavedModel that serves raw strings."""
-    from kbuild.export import export as export_run
+    _tensorflow()
+    from kbuild.exporter import export as export_run
 
     path = export_run(run, out_dir, fmt=fmt)
     click.echo(f"exported: {path}")
@@ -164,7 +176,10 @@ def _metrics_table(results: dict[str, dict[str, float]]) -> str:
 def _cell(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    # Fixed decimals for ordinary metrics; a diverged loss (1e29) must not widen the table.
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def summarize(spec: Spec) -> str:
     from kbuild.data import build as build_data
 
     bundle = build_data(spec, splits=("train",))
-    model = build_model(spec, len(bundle.tokenizer.vocabulary), bundle.labels)
+    model = build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
     lines: list[str] = []
     model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=100)
     return "\n".join(lines)

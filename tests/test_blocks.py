@@ -12,7 +12,7 @@ from kbuild.layers import MaskedPooling, SparseMacroF1  # noqa: E402
 from kbuild.model import build_model  # noqa: E402
 from kbuild.spec import Spec  # noqa: E402
 from kbuild.tasks import TASKS  # noqa: E402
-from kbuild.train.optimizers import WarmupSchedule  # noqa: E402
+from kbuild.training.optimizers import WarmupSchedule  # noqa: E402
 
 LABELS = ["neg", "pos", "neutral"]
 IDS = np.array([[5, 6, 7, 0, 0], [3, 4, 0, 0, 0], [9, 8, 7, 6, 5]], dtype="int32")
@@ -88,7 +88,7 @@ def test_l2_regularization_adds_a_penalty_to_the_loss():
 def test_same_seed_builds_identical_weights():
     a = build_model(_spec([BLOCK_CASES["transformer_encoder"]]), 20, LABELS)
     b = build_model(_spec([BLOCK_CASES["transformer_encoder"]]), 20, LABELS)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
 
 

@@ -63,7 +63,7 @@ class ClassificationTask(Task):
             rows.append({
                 "text": text,
                 "label": label.decode() if isinstance(label, bytes) else str(label),
-                "probabilities": {name: round(float(p), 6) for name, p in zip(labels, probs)},
+                "probabilities": {name: round(float(p), 6) for name, p in zip(labels, probs, strict=True)},
             })
         return rows
 

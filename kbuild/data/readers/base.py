@@ -136,11 +136,6 @@ def column_name(column: Column) -> str:
     return repr(column) if isinstance(column, str) else f"#{column}"
 
 
-def normalize_label(value: str | None) -> str | None:
-    """Labels compare as stripped strings, so `1` and ` 1` are one class."""
-    return None if value is None else value.strip()
-
-
 class RowCollector:
     """Gathers examples from one file, applying `on_error` and `limit` the same way for all formats.
 
@@ -191,6 +186,7 @@ class RowCollector:
                     str(self.path),
                 )
             raise DataError(
-                f"{self.options.key}: no rows to read (the file is empty)", str(self.path)
+                f"{self.options.key}: no rows to read (the file is empty or holds only a header)",
+                str(self.path),
             )
         return ReadResult(self.examples, self.skipped, str(self.path))

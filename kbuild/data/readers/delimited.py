@@ -46,8 +46,9 @@ def read_csv(path: Path, options: ReadOptions) -> ReadResult:
 
 def _csv_rows(path: Path) -> Iterator[Row]:
     """csv rows with the line each one *starts* on (a quoted field may span several lines, and
-    `csv.reader.line_num` gives where a row ends)."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    `csv.reader.line_num` gives where a row ends). Strict parsing: a quote left open would
+    otherwise swallow the rest of the file into one field without a word."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
     start = 1
     while True:
         try:

@@ -41,7 +41,7 @@ class Tokenizer(ABC):
     Examples:
         >>> tokenizer = make_tokenizer(WordTokenizerSpec(), max_length=8)
         >>> tokenizer.fit(["a fine film", "a dull film"])
-        >>> tokenizer.encode(tf.constant(["a fine day"]))  # [[3, 5, 1, 0, 0, 0, 0, 0]]
+        >>> tokenizer.encode(tf.constant(["a fine day"]))  # [[3, 6, 1, 0, 0, 0, 0, 0]]
     """
 
     def __init__(self, spec: TokenizerSpec, max_length: int, start_token: bool = False):
@@ -53,7 +53,6 @@ class Tokenizer(ABC):
         self.max_length = max_length
         self.start_token = start_token
         self._vocabulary: list[str] | None = None
-        self._encode_graph: Any = None
 
     # --- vocabulary (Python) -------------------------------------------------------------------
     @property
@@ -96,31 +95,25 @@ class Tokenizer(ABC):
                 str(path),
                 1,
             )
-        if len(set(lines)) != len(lines):
-            duplicate = next(t for i, t in enumerate(lines) if t in lines[:i])
-            line = lines.index(duplicate, lines.index(duplicate) + 1) + 1
-            raise DataError(f"token {duplicate!r} appears twice", str(path), line)
+        seen: set[str] = set()
+        for line, token in enumerate(lines, 1):
+            if token in seen:
+                raise DataError(f"token {token!r} appears twice", str(path), line)
+            seen.add(token)
         self._set_vocabulary(lines)
         return self
 
     def _set_vocabulary(self, vocabulary: list[str]) -> None:
         self._vocabulary = vocabulary
         self._build(vocabulary)
-        # Traced once per vocabulary with a fixed signature: eager callers get graph speed and
-        # keras_hub layers take their TensorFlow path (their eager path is pure Python).
-        self._encode_graph = tf.function(
-            self._encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
-        )
 
     # --- encoding (TensorFlow graph) -----------------------------------------------------------
     def encode(self, texts: tf.Tensor | Sequence[str]) -> tf.Tensor:
         """Strings `[batch]` -> int32 ids `[batch, max_length]`: `[CLS]` first when `start_token`,
-        truncated to `max_length`, padded with 0."""
-        if self._encode_graph is None:
-            self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
-        return self._encode_graph(tf.convert_to_tensor(texts, tf.string))
-
-    def _encode(self, texts: tf.Tensor) -> tf.Tensor:
+        truncated to `max_length`, padded with 0. TF ops only, so it runs eagerly, in tf.data and
+        in an exported serving function alike."""
+        self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
+        texts = tf.convert_to_tensor(texts, tf.string)
         ids = self.token_ids(texts)
         if self.start_token:
             starts = tf.fill([ids.nrows(), 1], tf.constant(CLS_ID, tf.int32))

@@ -27,9 +27,6 @@ class LookupTokenizer(Tokenizer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._table: tf.lookup.StaticHashTable | None = None
-        self._split_graph = tf.function(
-            self.split, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
-        )
 
     @abstractmethod
     def split(self, texts: tf.Tensor) -> tf.RaggedTensor:
@@ -47,7 +44,7 @@ class LookupTokenizer(Tokenizer):
         """Tokens seen at least `min_frequency` times, by falling count, ties alphabetical."""
         counts: Counter[bytes] = Counter()
         for start in range(0, len(texts), _COUNT_BATCH):
-            tokens = self._split_graph(tf.constant(texts[start : start + _COUNT_BATCH], tf.string))
+            tokens = self.split(tf.constant(texts[start : start + _COUNT_BATCH], tf.string))
             counts.update(tokens.flat_values.numpy().tolist())
         min_frequency = getattr(self.spec, "min_frequency", 1)
         kept = [(-n, token) for token, n in counts.items() if n >= min_frequency]

@@ -24,9 +24,10 @@ class WordPieceTokenizer(Tokenizer):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._layer: keras_hub.tokenizers.WordPieceTokenizer | None = None
+        self._tokenize: Any = None
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        return self._layer.tokenize(texts)
+        return self._tokenize(texts)
 
     def trackables(self) -> list[Any]:
         self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
@@ -48,4 +49,13 @@ class WordPieceTokenizer(Tokenizer):
             lowercase=self.spec.lowercase,
             oov_token=SPECIAL_TOKENS[1],
             dtype="int32",
+        )
+        # The layer has no weights; marking it built lets ExportArchive.track() accept it.
+        self._layer.build(None)
+        # keras_hub runs a pure-Python tokenizer when called eagerly; a graph function keeps
+        # eager encoding on the same TensorFlow path as training and serving (and fast).
+        self._tokenize = tf.function(
+            self._layer.tokenize,
+            input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False,
         )

@@ -67,9 +67,14 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class GuardedBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that never overwrites the last good checkpoint with NaN weights."""
+    """BackupAndRestore that never overwrites the last good checkpoint with NaN weights.
+
+    The checkpoint is kept after a finished run (the run folder promises `checkpoints/`), so
+    `--resume --set train.epochs=N` can extend a finished run from its last state.
+    """
 
     def __init__(self, backup_dir: str, guard: NanGuard, **kwargs):
+        kwargs.setdefault("delete_checkpoint", False)
         super().__init__(backup_dir, **kwargs)
         self.guard = guard
 
@@ -80,6 +85,22 @@ class GuardedBackup(keras.callbacks.BackupAndRestore):
     def save_now(self) -> None:
         """Write a checkpoint immediately (used on SIGINT/SIGTERM)."""
         self._save_model()
+
+
+class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that never saves a model whose weights went NaN or Inf as the best one.
+
+    Keras finishes the epoch after `stop_training`, and the first epoch always "improves", so
+    without this a diverged run would leave NaN weights in model.keras.
+    """
+
+    def __init__(self, filepath: str, guard: NanGuard, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.guard = guard
+
+    def _save_model(self, epoch, batch, logs):
+        if self.guard.failed_at is None:
+            super()._save_model(epoch, batch, logs)
 
 
 class Throughput(keras.callbacks.Callback):

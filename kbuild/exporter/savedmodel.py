@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from kbuild import __version__
-from kbuild.export.serving import Servable
+from kbuild.exporter.serving import Servable
 
 METADATA = "metadata.json"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def export(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, fmt: str = "savedmodel") -> Path:
     """Export the best model of `run` (default destination: RUN/export)."""
-    from kbuild.export.savedmodel import write_savedmodel
-    from kbuild.export.serving import load_servable
+    from kbuild.exporter.savedmodel import write_savedmodel
+    from kbuild.exporter.serving import load_servable
 
     servable = load_servable(str(run))
     destination = Path(out_dir) if out_dir else servable.folder.export

@@ -1,5 +1,5 @@
 """Training: strategy and precision, optimizers and schedules, callbacks, the loop, the run folder."""
 
-from kbuild.train.fit import Run, train
+from kbuild.training.fit import Run, train
 
 __all__ = ["Run", "train"]

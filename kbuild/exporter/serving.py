@@ -11,7 +11,7 @@ from typing import Any
 
 from kbuild.spec import Spec, load_spec
 from kbuild.tasks import TASKS
-from kbuild.train.run_folder import RunFolder, open_run
+from kbuild.training.run_folder import RunFolder, open_run
 
 INPUT_NAME = "text"
 
@@ -34,12 +34,13 @@ class Servable:
 def load_servable(run: str) -> Servable:
     import tensorflow as tf
 
-    from kbuild.data import load_assets
-    from kbuild.train.fit import load_trained_model
+    from kbuild.data import load_bundle
+    from kbuild.training.fit import load_trained_model
 
     folder = open_run(run)
     spec = load_spec(folder.spec)
-    tokenizer, labels = load_assets(spec, folder.assets)
+    assets = load_bundle(spec, folder.assets, splits=())
+    tokenizer, labels = assets.tokenizer, assets.labels
     model = load_trained_model(folder)
     task = TASKS.get(spec.task)
 

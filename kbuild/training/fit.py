@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +21,18 @@ from kbuild.errors import Interrupted, TrainingError
 from kbuild.model import build_model
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
-from kbuild.train.callbacks import GuardedBackup, MetricsLog, NanGuard, StepLimit, Throughput, monitor_mode
-from kbuild.train.optimizers import build_optimizer
-from kbuild.train.run_folder import RunFolder, prepare_run
-from kbuild.train.strategy import resolve_precision, resolve_strategy
+from kbuild.training.callbacks import (
+    GuardedBackup,
+    GuardedCheckpoint,
+    MetricsLog,
+    NanGuard,
+    StepLimit,
+    Throughput,
+    monitor_mode,
+)
+from kbuild.training.optimizers import build_optimizer
+from kbuild.training.run_folder import RunFolder, prepare_run
+from kbuild.training.strategy import resolve_precision, resolve_strategy
 
 
 @dataclass
@@ -50,6 +58,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     import tensorflow as tf
 
     from kbuild.data import build as build_data
+    from kbuild.data import load_bundle
 
     folder = prepare_run(spec.name, run_dir, resume)
     folder.write_spec(spec.resolved())
@@ -63,7 +72,9 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     keras.mixed_precision.set_global_policy(precision)
 
     started = time.perf_counter()
-    bundle = build_data(spec, assets_dir=folder.assets)
+    # A resumed run must encode exactly as before: reuse its vocabulary, never refit.
+    resuming = resume and any(folder.assets.iterdir())
+    bundle = load_bundle(spec, folder.assets) if resuming else build_data(spec, assets_dir=folder.assets)
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
     log(_describe_data(bundle))
@@ -77,7 +88,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
 
     task = TASKS.get(spec.task)
     with placement.strategy.scope():
-        model = build_model(spec, len(bundle.tokenizer.vocabulary), bundle.labels)
+        model = build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
         model.compile(
             optimizer=build_optimizer(spec.train.optimizer, spec.train.schedule, total_steps),
             loss=task.loss(spec),
@@ -97,7 +108,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         guard,
         throughput,
         backup,
-        keras.callbacks.ModelCheckpoint(str(folder.model), monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
+        GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
     ]
@@ -122,6 +133,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
                 steps_per_epoch=min(steps_per_epoch, total_steps),
                 callbacks=callbacks,
                 class_weight=_class_weight(spec, bundle),
+                shuffle=False,  # the tf.data pipeline already shuffles, seeded
                 verbose=1 if sys.stderr.isatty() else 2,
             )
         except KeyboardInterrupt:
@@ -131,9 +143,8 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     train_seconds = time.perf_counter() - fit_started
     if guard.failed_at is not None:
         epoch, step = guard.failed_at
-        raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. The last good "
-                            f"checkpoint is in {folder.checkpoints} (best model: {folder.model}). "
-                            "Lower the learning rate or add clipnorm.")
+        raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. "
+                            f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
     metrics = evaluate_splits(folder, bundle)
     results = {
@@ -170,9 +181,22 @@ def evaluate_splits(folder: RunFolder, bundle) -> dict[str, dict[str, float]]:
 
 def load_trained_model(folder: RunFolder) -> keras.Model:
     import kbuild.layers  # noqa: F401  (registers kbuild's layers for deserialisation)
-    import kbuild.train.optimizers  # noqa: F401
+    import kbuild.training.optimizers  # noqa: F401
 
     return keras.saving.load_model(folder.model, safe_mode=True)
+
+
+def _what_was_kept(folder: RunFolder) -> str:
+    """What a failed run leaves behind, stated honestly (a run can fail before any save)."""
+    kept = []
+    if any(folder.checkpoints.glob("*.weights.h5")):
+        kept.append(f"the last good checkpoint is in {folder.checkpoints}")
+    if folder.model.is_file():
+        kept.append(f"the best model so far is {folder.model}")
+    if not kept:
+        return "It failed before the first checkpoint, so nothing was saved."
+    sentence = "; ".join(kept)
+    return sentence[0].upper() + sentence[1:] + "."
 
 
 def _class_weight(spec: Spec, bundle) -> dict[int, float] | None:
@@ -194,7 +218,7 @@ def _describe_data(bundle) -> str:
     counts = ", ".join(f"{split} {n:,}" for split, n in bundle.counts.items())
     skipped = sum(bundle.skipped.values())
     extra = f"; skipped {skipped} bad rows" if skipped else ""
-    return f"data: {counts} rows; vocabulary {len(bundle.tokenizer.vocabulary):,}; labels {bundle.labels}{extra}"
+    return f"data: {counts} rows; vocabulary {bundle.tokenizer.vocabulary_size:,}; labels {bundle.labels}{extra}"
 
 
 @contextmanager

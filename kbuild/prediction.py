@@ -33,7 +33,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     if (path / "saved_model.pb").is_file():
         return _from_savedmodel(path)
     if (path / "spec.yaml").is_file():
-        from kbuild.export.serving import load_servable
+        from kbuild.exporter.serving import load_servable
 
         servable = load_servable(str(path))
         return Predictor(servable.function, servable.spec.task, servable.labels)
@@ -44,7 +44,7 @@ def _from_savedmodel(path: Path) -> Predictor:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
 
-    from kbuild.export.savedmodel import read_metadata
+    from kbuild.exporter.savedmodel import read_metadata
 
     metadata = read_metadata(path)
     if not metadata:

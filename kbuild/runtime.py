@@ -1,0 +1,58 @@
+"""Start TensorFlow without burying the user's terminal in native start-up logs.
+
+TensorFlow 2.21's C++ layer prints absl messages before logging is initialised ("oneDNN custom
+operations are on", "Could not find cuda drivers", "failed call to cuInit"), which
+TF_CPP_MIN_LOG_LEVEL no longer silences. We import TensorFlow and probe its devices with the
+process's stderr file descriptor redirected, then replay anything that is not known noise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} .*(port\.cc|cudart_stub\.cc|cpu_feature_guard\.cc)"
+    r"|E\d{4} .*cuda_platform\.cc.*cuInit"
+    r"|To enable the following instructions:.*)"
+)
+
+
+@contextmanager
+def filtered_native_stderr() -> Iterator[None]:
+    """Capture fd 2 (native and Python writes alike) and replay only lines that are not noise."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # e.g. pytest capture or an embedded interpreter
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not _NOISE.match(line):
+                    print(line, file=sys.stderr)
+
+
+def init_tensorflow(debug: bool = False) -> None:
+    """Import TensorFlow and list its devices, quietly unless `debug`."""
+    if debug or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with filtered_native_stderr():
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
