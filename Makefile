@@ -22,7 +22,7 @@ demo: install
 	rm -rf $(DEMO) export/quickstart
 	$(KBUILD) train specs/quickstart.yaml --run-dir $(DEMO)
 	$(KBUILD) export $(DEMO) --out export/quickstart
-	printf '%s\n' "a wonderful , moving and brilliant story" "a dull , tedious mess with awful acting" \
+	printf '%s\n' "the story is moving and the acting is brilliant !" "although the cast is charming , the plot is dull and tedious ." \
 		| $(KBUILD) predict export/quickstart --input -
 
 # pytest exits 5 when it collects nothing: that is a failure here, never a silent pass.

@@ -120,6 +120,17 @@ def test_same_seed_gives_the_same_loss(tiny_spec_file, tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_every_epoch_runs_its_full_steps_with_bucketing(tiny_spec_file, tmp_path):
+    # 100 rows / batch 8 = 13 steps per epoch, while a bucketed pass yields a few more batches
+    # (one partial batch per bucket): a dataset that ran dry would cut epochs short.
+    run = kbuild.train(kbuild.load_spec(tiny_spec_file, ["train.epochs=3", "train.max_steps=null", "data.limit=100",
+                                                         "train.batch_size=8", "preprocess.bucketing=true"]),
+                       run_dir=tmp_path / "r")
+    epochs = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in epochs] == [1, 2, 3]
+    assert run.results["steps"] == 3 * 13
+
+
 def test_nan_loss_stops_with_exit_1_and_keeps_the_checkpoint(tiny_spec_file, tmp_path):
     run = tmp_path / "nan"
     result = _cli("train", tiny_spec_file, "--run-dir", run, "--set", "train.epochs=3",

@@ -78,7 +78,10 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
     log(_describe_data(bundle))
-    train_ds = bundle.datasets["train"]
+    # Keras keeps one iterator across epochs when steps_per_epoch is given, so a finite dataset
+    # would run dry after the first epoch (bucketing also makes a pass slightly longer than
+    # count / batch). Repeating makes "epoch" mean exactly steps_per_epoch steps.
+    train_ds = bundle.datasets["train"].repeat()
     steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
     total_steps = spec.train.epochs * steps_per_epoch
     epochs = spec.train.epochs
@@ -156,6 +159,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         "labels": bundle.labels,
         "counts": bundle.counts,
         "skipped_rows": bundle.skipped,
+        "steps": int(model.optimizer.iterations),
         "samples_per_second": throughput.samples_per_second,
         "train_time_s": round(train_seconds, 2),
         "wall_time_s": round(time.perf_counter() - started, 2),
