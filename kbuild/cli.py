@@ -53,11 +53,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _tensorflow() -> None:
+def _tensorflow(before_start=None) -> None:
     """Import TensorFlow for the commands that need it, hiding its native start-up noise."""
     from kbuild.runtime import init_tensorflow
 
-    init_tensorflow(debug=bool(click.get_current_context().find_root().obj.get("debug")))
+    debug = bool(click.get_current_context().find_root().obj.get("debug"))
+    init_tensorflow(debug=debug, before_start=before_start)
 
 
 def _load(spec_path: str, overrides: tuple[str, ...]):
@@ -110,12 +111,31 @@ def summary(spec: str, overrides: tuple[str, ...]) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir (or the latest run) from its checkpoint.")
 def train(spec: str, overrides: tuple[str, ...], run_dir: str | None, resume: bool) -> None:
     """Train SPEC; write the run folder; print final metrics."""
-    _tensorflow()
+    loaded = _load(spec, overrides)
+    from kbuild.training.strategy import prepare_devices
+
+    _tensorflow(before_start=lambda: prepare_devices(loaded.train))
     from kbuild.training import train as train_spec
 
-    run = train_spec(_load(spec, overrides), run_dir=run_dir, resume=resume)
+    run = train_spec(loaded, run_dir=run_dir, resume=resume)
     click.echo(f"run folder: {run.path}")
     click.echo(_metrics_table(run.results["metrics"]))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--workers", type=click.IntRange(min=1), required=True, help="Local worker processes.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--run-dir", type=click.Path(file_okay=False), help="The chief's run folder (default runs/NAME/STAMP).")
+@click.option("--timeout", "timeout_s", type=float, help="Stop every worker and fail after this many seconds.")
+def launch(spec: str, workers: int, overrides: tuple[str, ...], run_dir: str | None, timeout_s: float | None) -> None:
+    """Train SPEC with multi_worker strategy as WORKERS local processes on 127.0.0.1 (worker 0 is
+    the chief and writes the run folder)."""
+    _load(spec, overrides)  # every spec error now, once, rather than once per worker
+    from kbuild.training.launch import launch as launch_workers
+
+    debug = bool(click.get_current_context().find_root().obj.get("debug"))
+    launch_workers(spec, workers, overrides, run_dir, timeout_s, debug=debug)
 
 
 @cli.command()

@@ -8,11 +8,12 @@ process's stderr file descriptor redirected, then replay anything that is not kn
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _NOISE = re.compile(
@@ -47,12 +48,20 @@ def filtered_native_stderr() -> Iterator[None]:
                     print(line, file=sys.stderr)
 
 
-def init_tensorflow(debug: bool = False) -> None:
-    """Import TensorFlow and list its devices, quietly unless `debug`."""
-    if debug or "tensorflow" in sys.modules:
+def init_tensorflow(debug: bool = False, before_start: Callable[[], None] | None = None) -> None:
+    """Import TensorFlow and start its runtime (listing devices), quietly unless `debug`.
+
+    Args:
+        debug: leave TensorFlow's native logs alone.
+        before_start: run after the import and before the runtime starts: device set-up that
+            TensorFlow accepts only then (logical CPUs, multi-worker collectives).
+    """
+    if "tensorflow" in sys.modules and before_start is None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with filtered_native_stderr():
+    with contextlib.nullcontext() if debug else filtered_native_stderr():
         import tensorflow as tf
 
+        if before_start is not None:
+            before_start()
         tf.config.list_logical_devices()

@@ -67,7 +67,18 @@ class TrainSpec(StrictModel):
     class_weight: Literal["balanced"] | dict[str, float] | None = None
     """`balanced`, or label -> weight."""
     shuffle_buffer: int = Field(default=20000, ge=1)
-    strategy: Literal["auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu"] = "auto"
+    strategy: Literal["auto", "cpu", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu"] = "auto"
+    """`mirrored` uses every local GPU, or on a machine without one splits the CPU into
+    `devices` logical devices (default 2); `multi_worker` reads the cluster from TF_CONFIG
+    (`kbuild launch --workers N` starts local workers)."""
+    devices: int | None = Field(default=None, ge=1, le=64)
+    """Replicas for `mirrored`: GPUs to use (default all), or logical CPU devices without GPUs."""
+    scale_learning_rate: bool = False
+    """Multiply the learning rate by the number of replicas (the linear scaling rule)."""
+    gradient_accumulation: int = Field(default=1, ge=1)
+    """Apply the optimizer every N batches on their mean gradient: an N x larger effective batch."""
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    """Also checkpoint every N steps (default: every epoch); `--resume` continues at that step."""
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto"] | bool = "auto"
     steps_per_execution: int = Field(default=1, ge=1)

@@ -17,6 +17,17 @@ def monitor_mode(name: str) -> str:
     return "max" if any(token in name for token in _HIGHER_IS_BETTER) else "min"
 
 
+def optimizer_steps(model: keras.Model) -> int:
+    """Training batches processed so far (the run's step count).
+
+    With gradient accumulation, `optimizer.iterations` counts updates (batches // N); the batch
+    count that resume and `max_steps` need is the private `_iterations` it is derived from.
+    `int(variable)` fails on a MirroredVariable; numpy() works under every strategy.
+    """
+    counter = getattr(model.optimizer, "_iterations", model.optimizer.iterations)
+    return int(counter.numpy())
+
+
 class MetricsLog(keras.callbacks.Callback):
     """Appends one JSON line per epoch (all metrics, learning rate, epoch time) to metrics.jsonl."""
 
@@ -44,7 +55,7 @@ class StepLimit(keras.callbacks.Callback):
         self.max_steps = max_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) >= self.max_steps:
+        if optimizer_steps(self.model) >= self.max_steps:
             self.model.stop_training = True
 
 
@@ -64,27 +75,6 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.failed_at = (self._epoch + 1, batch + 1)
             self.model.stop_training = True
-
-
-class GuardedBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that never overwrites the last good checkpoint with NaN weights.
-
-    The checkpoint is kept after a finished run (the run folder promises `checkpoints/`), so
-    `--resume --set train.epochs=N` can extend a finished run from its last state.
-    """
-
-    def __init__(self, backup_dir: str, guard: NanGuard, **kwargs):
-        kwargs.setdefault("delete_checkpoint", False)
-        super().__init__(backup_dir, **kwargs)
-        self.guard = guard
-
-    def _save_model(self):
-        if self.guard.failed_at is None:
-            super()._save_model()
-
-    def save_now(self) -> None:
-        """Write a checkpoint immediately (used on SIGINT/SIGTERM)."""
-        self._save_model()
 
 
 class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 
@@ -22,17 +25,24 @@ from kbuild.model import build_model
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 from kbuild.training.callbacks import (
-    GuardedBackup,
     GuardedCheckpoint,
     MetricsLog,
     NanGuard,
     StepLimit,
     Throughput,
     monitor_mode,
+    optimizer_steps,
 )
+from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
 from kbuild.training.optimizers import build_optimizer
 from kbuild.training.run_folder import RunFolder, prepare_run
-from kbuild.training.strategy import resolve_precision, resolve_strategy
+from kbuild.training.strategy import (
+    is_chief,
+    prepare_devices,
+    prepare_model_for_strategy,
+    resolve_precision,
+    resolve_strategy,
+)
 
 
 @dataclass
@@ -53,8 +63,22 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     Args:
         spec: a validated spec (see `kbuild.load_spec`).
         run_dir: the run folder; default runs/<name>/<timestamp>.
-        resume: continue the run in `run_dir` (or the latest run of this spec) from its checkpoint.
+        resume: continue the run in `run_dir` (or the latest run of this spec) from its checkpoint,
+            at the exact step it reached, with the same data order and optimizer state.
     """
+    # Before anything starts TensorFlow's runtime: logical CPUs, multi-worker collectives.
+    prepare_devices(spec.train)
+    chief = is_chief(spec.train.strategy)
+    if not chief:  # only the chief writes the run folder; other workers write to a scratch copy
+        scratch = tempfile.mkdtemp(prefix=f"kbuild-{spec.name}-worker-")
+        try:
+            return _train(spec, scratch, resume=False)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _train(spec, run_dir, resume)
+
+
+def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
     import tensorflow as tf
 
     from kbuild.data import build as build_data
@@ -66,7 +90,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     if spec.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    placement = resolve_strategy(spec.train.strategy)
+    placement = resolve_strategy(spec.train)
     recurrent = any(isinstance(b, _RecurrentBlock) for b in spec.model.blocks)
     precision = resolve_precision(spec.train.mixed_precision, recurrent)
     keras.mixed_precision.set_global_policy(precision)
@@ -78,34 +102,33 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
     log(_describe_data(bundle))
-    # Keras keeps one iterator across epochs when steps_per_epoch is given, so a finite dataset
-    # would run dry after the first epoch (bucketing also makes a pass slightly longer than
-    # count / batch). Repeating makes "epoch" mean exactly steps_per_epoch steps.
-    train_ds = bundle.datasets["train"].repeat()
     steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
     total_steps = spec.train.epochs * steps_per_epoch
-    epochs = spec.train.epochs
     if spec.train.max_steps:
         total_steps = min(total_steps, spec.train.max_steps)
-        epochs = math.ceil(total_steps / steps_per_epoch)
+    epochs = math.ceil(total_steps / steps_per_epoch)
 
     task = TASKS.get(spec.task)
     with placement.strategy.scope():
         model = build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
         model.compile(
-            optimizer=build_optimizer(spec.train.optimizer, spec.train.schedule, total_steps),
+            optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
             loss=task.loss(spec),
             metrics=task.metrics(spec, bundle.labels),
             jit_compile=spec.train.jit_compile,
             steps_per_execution=spec.train.steps_per_execution,
         )
+        prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
+        start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
     log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
         f"{epochs} epoch(s) x {steps_per_epoch} steps")
+    if start_step:
+        log(f"resuming at step {start_step} of {total_steps} (epoch {start_step // steps_per_epoch + 1})")
 
     monitor = spec.train.monitor if "valid" in bundle.datasets else spec.train.monitor.removeprefix("val_")
     guard = NanGuard()
-    backup = GuardedBackup(str(folder.checkpoints), guard)
+    backup = StepCheckpoint(folder.checkpoints, guard, spec.train.checkpoint_every)
     throughput = Throughput(spec.train.batch_size)
     callbacks = [
         guard,
@@ -114,9 +137,8 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
+        StepLimit(total_steps),
     ]
-    if spec.train.max_steps:
-        callbacks.append(StepLimit(spec.train.max_steps))
     if spec.train.early_stopping:
         es = spec.train.early_stopping
         es_monitor = es.monitor if "valid" in bundle.datasets else es.monitor.removeprefix("val_")
@@ -129,16 +151,20 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     fit_started = time.perf_counter()
     with _signals_as_interrupts():
         try:
-            model.fit(
-                train_ds,
-                validation_data=bundle.datasets.get("valid"),
-                epochs=epochs,
-                steps_per_epoch=min(steps_per_epoch, total_steps),
-                callbacks=callbacks,
-                class_weight=_class_weight(spec, bundle),
-                shuffle=False,  # the tf.data pipeline already shuffles, seeded
-                verbose=1 if sys.stderr.isatty() else 2,
-            )
+            for call in _epoch_plan(start_step, total_steps, steps_per_epoch):
+                model.fit(
+                    _train_stream(bundle.datasets["train"], call.start_step),
+                    validation_data=bundle.datasets.get("valid"),
+                    initial_epoch=call.initial_epoch,
+                    epochs=call.epochs,
+                    steps_per_epoch=call.steps_per_epoch,
+                    callbacks=callbacks,
+                    class_weight=_class_weight(spec, bundle),
+                    shuffle=False,  # the tf.data pipeline already shuffles, seeded
+                    verbose=1 if sys.stderr.isatty() else 2,
+                )
+                if model.stop_training:
+                    break
         except KeyboardInterrupt:
             backup.save_now()
             raise Interrupted(f"training interrupted; checkpoint written to {folder.checkpoints}; "
@@ -159,19 +185,61 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         "labels": bundle.labels,
         "counts": bundle.counts,
         "skipped_rows": bundle.skipped,
-        "steps": int(model.optimizer.iterations),
+        "steps": optimizer_steps(model),
+        "resumed_at_step": start_step or None,
         "samples_per_second": throughput.samples_per_second,
         "train_time_s": round(train_seconds, 2),
         "wall_time_s": round(time.perf_counter() - started, 2),
         "device": placement.device,
         "strategy": placement.name,
         "replicas": placement.replicas,
+        "global_batch_size": spec.train.batch_size,
         "precision": precision,
         "parameters": model.count_params(),
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
     return Run(folder.path, results)
+
+
+def _train_stream(dataset, skip: int):
+    """The endless, seeded batch stream, fast-forwarded by `skip` batches.
+
+    Keras keeps one iterator across epochs when steps_per_epoch is given, so a finite dataset
+    would run dry after the first epoch (bucketing also makes a pass slightly longer than
+    count / batch); repeating makes an epoch exactly steps_per_epoch steps. The stream is a pure
+    function of the seed, so skipping the steps already taken resumes the exact same order.
+    """
+    stream = dataset.repeat()
+    return stream.skip(skip) if skip else stream
+
+
+class FitCall(NamedTuple):
+    """One `model.fit` call: epochs [initial_epoch, epochs), starting at global step start_step."""
+
+    initial_epoch: int
+    epochs: int
+    steps_per_epoch: int
+    start_step: int
+
+
+def _epoch_plan(start_step: int, total_steps: int, steps_per_epoch: int) -> list[FitCall]:
+    """The `fit` calls that take training from `start_step` to `total_steps`.
+
+    One call normally; a resume in mid-epoch first finishes that epoch's remaining steps in a
+    call of its own, so later epochs keep their boundaries (and validation points).
+    """
+    if start_step >= total_steps:
+        return []
+    epoch, into = divmod(start_step, steps_per_epoch)
+    total_epochs = math.ceil(total_steps / steps_per_epoch)
+    plan = []
+    if into and epoch < total_epochs:
+        plan.append(FitCall(epoch, epoch + 1, steps_per_epoch - into, start_step))
+        epoch += 1
+    if epoch < total_epochs:
+        plan.append(FitCall(epoch, total_epochs, steps_per_epoch, epoch * steps_per_epoch))
+    return plan
 
 
 def evaluate_splits(folder: RunFolder, bundle) -> dict[str, dict[str, float]]:
@@ -193,7 +261,7 @@ def load_trained_model(folder: RunFolder) -> keras.Model:
 def _what_was_kept(folder: RunFolder) -> str:
     """What a failed run leaves behind, stated honestly (a run can fail before any save)."""
     kept = []
-    if any(folder.checkpoints.glob("*.weights.h5")):
+    if has_checkpoint(folder.checkpoints):
         kept.append(f"the last good checkpoint is in {folder.checkpoints}")
     if folder.model.is_file():
         kept.append(f"the best model so far is {folder.model}")

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 if TYPE_CHECKING:
-    from kbuild.spec.train import OptimizerSpec, ScheduleSpec
+    from kbuild.spec.train import OptimizerSpec, ScheduleSpec, TrainSpec
 
 
 @keras.saving.register_keras_serializable(package="kbuild")
@@ -53,26 +53,34 @@ def _clipping(spec: OptimizerSpec) -> dict:
     return {k: v for k, v in (("clipnorm", spec.clipnorm), ("clipvalue", spec.clipvalue), ("global_clipnorm", spec.global_clipnorm)) if v is not None}
 
 
-def _adam(spec, lr):
-    return keras.optimizers.Adam(lr, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **_clipping(spec))
+def _adam(spec, lr, **common):
+    return keras.optimizers.Adam(lr, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
 
 
-def _adamw(spec, lr):
+def _adamw(spec, lr, **common):
     decay = 0.004 if spec.weight_decay is None else spec.weight_decay
-    return keras.optimizers.AdamW(lr, weight_decay=decay, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **_clipping(spec))
+    return keras.optimizers.AdamW(lr, weight_decay=decay, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
 
 
-def _sgd(spec, lr):
-    return keras.optimizers.SGD(lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=spec.weight_decay, **_clipping(spec))
+def _sgd(spec, lr, **common):
+    return keras.optimizers.SGD(lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=spec.weight_decay, **common)
 
 
 OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
 
 
-def build_optimizer(optimizer: OptimizerSpec, schedule: ScheduleSpec, total_steps: int) -> keras.optimizers.Optimizer:
-    """The optimizer named in the spec, with its schedule and gradient clipping."""
-    lr = build_schedule(schedule, optimizer.learning_rate, total_steps)
-    built = OPTIMIZERS[optimizer.name](optimizer, lr)
+def build_optimizer(train: TrainSpec, total_steps: int, replicas: int = 1) -> keras.optimizers.Optimizer:
+    """The optimizer `train.optimizer` names, with its schedule, clipping, gradient accumulation
+    and (with `scale_learning_rate`) the linear scaling rule for `replicas` replicas."""
+    optimizer = train.optimizer
+    peak = optimizer.learning_rate * (replicas if train.scale_learning_rate else 1)
+    # The schedule counts optimizer updates; with accumulation there is one per N batches.
+    updates = max(1, total_steps // train.gradient_accumulation)
+    lr = build_schedule(train.schedule, peak, updates)
+    common = _clipping(optimizer)
+    if train.gradient_accumulation > 1:
+        common["gradient_accumulation_steps"] = train.gradient_accumulation
+    built = OPTIMIZERS[optimizer.name](optimizer, lr, **common)
     if optimizer.name in ("adamw", "sgd"):
         # LayerNorm scales and biases are conventionally exempt from decay.
         built.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
