@@ -164,7 +164,8 @@ def export(run: str, out_dir: str | None, fmt: str) -> None:
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> str:
-    names = sorted({name for metrics in results.values() for name in metrics})
+    # Nested breakdowns (a tagger's per-type scores) are in results.json and --json, not the table.
+    names = sorted({name for metrics in results.values() for name, value in metrics.items() if not isinstance(value, dict)})
     width = max([len(n) for n in names] + [6])
     lines = ["split".ljust(8) + "".join(n.rjust(width + 2) for n in names)]
     for split, metrics in results.items():

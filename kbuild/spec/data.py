@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from kbuild.spec.base import StrictModel
 
-DataFormat = Literal["tsv", "csv", "jsonl", "text"]
+DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll"]
 
 
 class DataSpec(StrictModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks.pooling import POOLINGS
@@ -30,6 +31,12 @@ class ClassificationTask(Task):
             x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
         # float32 output keeps the softmax and the loss stable under mixed precision.
         return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=PROBABILITIES)(x)
+
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if spec.model.head.type != "softmax":
+            yield ("model", "head", "type"), f"{spec.model.head.type!r} heads are for tagging; classification uses softmax"
+        if spec.model.embedding.chars is not None:
+            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
 
     def loss(self, spec: Spec) -> Any:
         import keras

@@ -149,7 +149,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. "
                             f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
-    metrics = evaluate_splits(folder, bundle)
+    metrics = evaluate_splits(folder, bundle, spec)
     results = {
         "kbuild_version": __version__,
         "name": spec.name,
@@ -174,12 +174,18 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     return Run(folder.path, results)
 
 
-def evaluate_splits(folder: RunFolder, bundle) -> dict[str, dict[str, float]]:
-    """Metrics of the saved best model on every split the bundle has."""
+def evaluate_splits(folder: RunFolder, bundle, spec: Spec) -> dict[str, dict]:
+    """Metrics of the saved best model on every split the bundle has (the task decides which)."""
     best = load_trained_model(folder)
+    task = TASKS.get(spec.task)
+    return {split: round_metrics(task.evaluate(best, bundle, split, spec)) for split in bundle.datasets}
+
+
+def round_metrics(metrics: dict) -> dict:
+    """Floats rounded to 6 places, nested breakdowns (per-type scores) included."""
     return {
-        split: {k: round(float(v), 6) for k, v in best.evaluate(ds, verbose=0, return_dict=True).items()}
-        for split, ds in bundle.datasets.items()
+        name: round_metrics(value) if isinstance(value, dict) else value if isinstance(value, int) else round(float(value), 6)
+        for name, value in metrics.items()
     }
 
 
