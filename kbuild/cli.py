@@ -137,7 +137,8 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
 @click.option("--batch-size", default=64, show_default=True)
-def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) -> None:
+@click.option("--explain", is_flag=True, help="Add each token's attention weight (models with model.pooling: attention).")
+def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, explain: bool) -> None:
     """Predict for each line of text; print one JSON object per line."""
     _tensorflow()
     from kbuild.prediction import load_predictor
@@ -146,7 +147,7 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) 
     texts = [line.rstrip("\n") for line in stream if line.strip()]
     predictor = load_predictor(model_dir)
     with click.open_file(output_path, "w", encoding="utf-8") as out:
-        for row in predictor.predict(texts, batch_size=batch_size):
+        for row in predictor.predict(texts, batch_size=batch_size, explain=explain):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 

@@ -105,12 +105,14 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         dim: int. Embedding size.
         max_length: int. Longest sequence (size of the learned position table).
         position: str, default "learned". "learned", "sine" or "none".
+        token_trainable: bool, default True. False freezes the token table (pretrained vectors).
     """
 
     POSITIONS = ("learned", "sine", "none")
 
-    def __init__(self, vocab_size, dim, max_length, position="learned", **kwargs):
+    def __init__(self, vocab_size, dim, max_length, position="learned", token_trainable=True, **kwargs):
         super().__init__(**kwargs)
+        self.token_trainable = token_trainable
         if position not in self.POSITIONS:
             raise ValueError(f"Expected `position` in {self.POSITIONS}; received position={position!r}")
         self.vocab_size, self.dim, self.max_length, self.position = vocab_size, dim, max_length, position
@@ -120,6 +122,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
         self.token = keras.layers.Embedding(self.vocab_size, self.dim, dtype=self.dtype_policy, name="token")
         self.token.build(input_shape)
+        self.token.trainable = self.token_trainable
         self.positions = None
         if self.position == "learned":
             self.positions = keras_hub.layers.PositionEmbedding(self.max_length, dtype=self.dtype_policy, name="position")
@@ -144,7 +147,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
-            "max_length": self.max_length, "position": self.position,
+            "max_length": self.max_length, "position": self.position, "token_trainable": self.token_trainable,
         }
 
 
@@ -335,3 +338,30 @@ class CharCNN(keras.layers.Layer):
 # The CRF layers live in their own module; importing it here registers them wherever kbuild's
 # layers are registered (loading model.keras imports this module).
 from kbuild import crf  # noqa: E402, F401
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PearsonCorrelation(keras.metrics.Metric):
+    """Pearson's r between targets and predictions, from running sums over the whole split."""
+
+    def __init__(self, name="pearson", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # n, sum x, sum y, sum xx, sum yy, sum xy
+        self.sums = self.add_variable((6,), initializer="zeros", name="sums")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        x = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+        y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        self.sums.assign_add(ops.stack([
+            ops.cast(ops.shape(x)[0], "float32"), ops.sum(x), ops.sum(y),
+            ops.sum(x * x), ops.sum(y * y), ops.sum(x * y),
+        ]))
+
+    def result(self):
+        n, sx, sy, sxx, syy, sxy = (self.sums[i] for i in range(6))
+        covariance = n * sxy - sx * sy
+        spread = ops.sqrt(ops.maximum(n * sxx - sx * sx, 0.0) * ops.maximum(n * syy - sy * sy, 0.0))
+        return covariance / ops.maximum(spread, 1e-12)
+
+    def reset_state(self):
+        self.sums.assign(ops.zeros_like(self.sums))

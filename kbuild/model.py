@@ -60,7 +60,9 @@ def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):
     """Token embedding (id 0 masked as padding) plus learned, sinusoidal or no position signal."""
     from kbuild.layers import TokenAndPositionEmbedding
 
-    return TokenAndPositionEmbedding(vocab_size, spec.dim, max_length, spec.position, name="embedding")(ids)
+    return TokenAndPositionEmbedding(
+        vocab_size, spec.dim, max_length, spec.position, token_trainable=spec.trainable, name="embedding"
+    )(ids)
 
 
 def add_char_features(words, char_ids, spec: CharFeaturesSpec, seed: int):
@@ -71,6 +73,17 @@ def add_char_features(words, char_ids, spec: CharFeaturesSpec, seed: int):
 
     features = CharCNN(spec.buckets, spec.dim, spec.filters, spec.kernel_size, spec.dropout, seed=seed, name="char_cnn")(char_ids)
     return keras.layers.Concatenate(name="word_and_chars")([words, features])
+
+
+def set_token_vectors(model: keras.Model, ids, vectors) -> None:
+    """Overwrite rows `ids` of the token embedding table with `vectors` (pretrained word vectors);
+    the other rows keep their random start."""
+    import keras
+
+    variable = model.get_layer("embedding").token.embeddings
+    table = keras.ops.convert_to_numpy(variable).copy()
+    table[ids] = vectors
+    variable.assign(table)
 
 
 def apply_regularization(model: keras.Model, spec: RegularizationSpec) -> None:

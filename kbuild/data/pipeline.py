@@ -76,7 +76,8 @@ def labelled_dataset(
             of a few lengths (see `bucket_lengths`) that fits it, never beyond `max_length`.
         label_padding: the label id that pads per-token labels in a bucketed batch.
     """
-    labels = np.asarray(label_ids, np.int32)
+    # Label ids are int32; a task with numeric targets (regression) passes a float array as is.
+    labels = label_ids if isinstance(label_ids, np.ndarray) and label_ids.dtype.kind == "f" else np.asarray(label_ids, np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
     if shuffle:
         buffer = max(1, min(shuffle_buffer, len(labels)))
@@ -115,7 +116,7 @@ def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_pa
         padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, (feature_spec, label_spec)),
         padding_values=(
             tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),
-            tf.constant(label_padding, tf.int32),
+            tf.constant(label_padding, label_spec.dtype),
         ),
         pad_to_bucket_boundary=True,
         drop_remainder=False,

@@ -39,6 +39,12 @@ class EmbeddingSpec(StrictModel):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     chars: CharFeaturesSpec | None = None
     """Character-level word features; the embedding's size is then dim + chars.filters."""
+    pretrained: str | None = None
+    """Word vectors to start from: word2vec/GloVe text (an optional `COUNT DIM` header line, then
+    `WORD v1 ... vDIM` per line) or word2vec binary (`.bin`). Each must have `dim` values; words not
+    in the file keep their random start (a lowercase match is tried second)."""
+    trainable: bool = True
+    """Whether the token embeddings keep training (false freezes them, pretrained or not)."""
 
     @property
     def output_dim(self) -> int:

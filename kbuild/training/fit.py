@@ -99,6 +99,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
             jit_compile=spec.train.jit_compile,
             steps_per_execution=spec.train.steps_per_execution,
         )
+    pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
         f"{epochs} epoch(s) x {steps_per_epoch} steps")
@@ -168,6 +169,7 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         "replicas": placement.replicas,
         "precision": precision,
         "parameters": model.count_params(),
+        "pretrained_vectors": pretrained,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
@@ -194,6 +196,23 @@ def load_trained_model(folder: RunFolder) -> keras.Model:
     import kbuild.training.optimizers  # noqa: F401
 
     return keras.saving.load_model(folder.model, safe_mode=True)
+
+
+def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:
+    """Start the token embeddings from `model.embedding.pretrained`; report the coverage."""
+    embedding = spec.model.embedding
+    if embedding.pretrained is None:
+        return None
+    from kbuild.data.tokenizers import SPECIAL_TOKENS
+    from kbuild.data.vectors import load_vectors
+    from kbuild.model import set_token_vectors
+
+    found = load_vectors(embedding.pretrained, bundle.tokenizer.vocabulary, embedding.dim, skip=len(SPECIAL_TOKENS))
+    set_token_vectors(model, found.ids, found.vectors)
+    log(f"pretrained vectors: {len(found.ids):,} of {found.vocabulary_size:,} vocabulary words found "
+        f"({found.coverage:.1%}) in {found.source}; the rest start random"
+        f"{'' if embedding.trainable else '; embeddings frozen'}")
+    return {"file": found.source, "found": len(found.ids), "coverage": round(found.coverage, 6)}
 
 
 def _what_was_kept(folder: RunFolder) -> str:
