@@ -365,3 +365,44 @@ class PearsonCorrelation(keras.metrics.Metric):
 
     def reset_state(self):
         self.sums.assign(ops.zeros_like(self.sums))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MultiLabelF1(keras.metrics.Metric):
+    """Micro- or macro-averaged F1 of multi-hot targets against sigmoid outputs cut at per-label
+    thresholds. Macro leaves out labels absent from both targets and predictions (as sklearn does).
+
+    Args:
+        thresholds: list of float, one per label.
+        average: "micro" or "macro".
+    """
+
+    def __init__(self, thresholds, average="micro", name="micro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if average not in ("micro", "macro"):
+            raise ValueError(f"Expected average in ('micro', 'macro'); received average={average!r}")
+        self.thresholds, self.average = [float(t) for t in thresholds], average
+        size = len(self.thresholds)
+        # true positives, predicted positives, actual positives per label
+        self.counts = self.add_variable((3, size), initializer="zeros", name="counts")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        true = ops.cast(y_true, "float32")
+        predicted = ops.cast(ops.cast(y_pred, "float32") >= ops.convert_to_tensor(self.thresholds), "float32")
+        self.counts.assign_add(ops.stack([
+            ops.sum(true * predicted, axis=0), ops.sum(predicted, axis=0), ops.sum(true, axis=0),
+        ]))
+
+    def result(self):
+        tp, predicted, actual = self.counts[0], self.counts[1], self.counts[2]
+        if self.average == "micro":
+            return 2 * ops.sum(tp) / ops.maximum(ops.sum(predicted) + ops.sum(actual), 1e-9)
+        f1 = 2 * tp / ops.maximum(predicted + actual, 1e-9)
+        present = ops.cast((predicted + actual) > 0, "float32")
+        return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def reset_state(self):
+        self.counts.assign(ops.zeros_like(self.counts))
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.thresholds, "average": self.average}

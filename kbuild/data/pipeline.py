@@ -60,7 +60,7 @@ def labelled_dataset(
     seed: int = 0,
     shuffle_buffer: int = 20000,
     bucketing: bool = False,
-    label_padding: int = 0,
+    label_padding: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(features, label ids)`: ids int32 `[batch, length]` (or the dict `encode_all`
     gives), labels int32 `[batch]`, or `[batch, length]` for per-token labels.
@@ -74,7 +74,8 @@ def labelled_dataset(
         shuffle_buffer: shuffle window; the whole split when it is smaller.
         bucketing: group examples of similar length; each batch is then padded to the smallest
             of a few lengths (see `bucket_lengths`) that fits it, never beyond `max_length`.
-        label_padding: the label id that pads per-token labels in a bucketed batch.
+        label_padding: for per-token labels (a time axis like the ids'), the id that pads them in
+            a bucketed batch; `None` for per-example labels (a class id, a multi-hot vector).
     """
     # Label ids are int32; a task with numeric targets (regression) passes a float array as is.
     labels = label_ids if isinstance(label_ids, np.ndarray) and label_ids.dtype.kind == "f" else np.asarray(label_ids, np.int32)
@@ -96,7 +97,7 @@ def bucket_lengths(max_length: int) -> list[int]:
     return sorted(lengths | {max_length})
 
 
-def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int) -> tf.data.Dataset:
+def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int | None) -> tf.data.Dataset:
     lengths = bucket_lengths(max_length)
 
     def trim(features, label):
@@ -104,7 +105,7 @@ def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_pa
         # per-token label share the time axis first, so all are cut at the same place.
         length = tf.maximum(tf.reduce_sum(tf.cast(_token_ids(features) != PAD_ID, tf.int32)), 1)
         features = tf.nest.map_structure(lambda t: t[:length], features)
-        return features, (label[:length] if label.shape.rank else label)
+        return features, (label if label_padding is None else label[:length])
 
     trimmed = dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
     feature_spec, label_spec = trimmed.element_spec
@@ -116,7 +117,7 @@ def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_pa
         padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, (feature_spec, label_spec)),
         padding_values=(
             tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),
-            tf.constant(label_padding, label_spec.dtype),
+            tf.constant(label_padding or 0, label_spec.dtype),
         ),
         pad_to_bucket_boundary=True,
         drop_remainder=False,

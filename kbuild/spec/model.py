@@ -66,6 +66,9 @@ class HeadSpec(StrictModel):
     """Sizes of the dense layers between pooling and the output layer."""
     activation: Literal["relu", "gelu", "tanh"] = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    threshold: float | dict[str, float] = 0.5
+    """multilabel: a label is predicted when its probability reaches this; one value, or label ->
+    value (labels not named keep 0.5)."""
 
 
 class RegularizationSpec(StrictModel):

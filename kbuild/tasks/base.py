@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 class Task:
     name: str = ""
-    label_padding: int = 0
-    """Label id that pads label sequences in bucketed batches (only sequence labels are padded)."""
+    label_padding: int | None = None
+    """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""
@@ -68,7 +68,7 @@ class Task:
         return {name: float(value) for name, value in metrics.items()}
 
     # --- serving (TensorFlow graph) ------------------------------------------------------------
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str]) -> dict[str, Any]:
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """Raw strings `[batch]` -> the named tensors of the SavedModel's `serving_default`."""
         return self.serving_outputs(model(tokenizer.encode(text), training=False), labels)
 

@@ -53,11 +53,11 @@ class ClassificationTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str]) -> dict[str, Any]:
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """As the default, plus `tokens` and `attention` (each token's pooling weight) when the
         model pools by attention, so `kbuild predict --explain` can show which words decided."""
         if _attention_pooling(model) is None:
-            return super().serve(text, tokenizer, model, labels)
+            return super().serve(text, tokenizer, model, labels, spec)
         import tensorflow as tf
 
         ids = tokenizer.encode(text)

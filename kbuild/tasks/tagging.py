@@ -164,7 +164,7 @@ class TaggingTask(Task):
         return rows
 
     # --- serving -------------------------------------------------------------------------------
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str]) -> dict[str, Any]:
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """Sentences `[batch]` -> `tokens` and `tags` (strings `[batch, words]`, "" past each
         sentence's `length`), Viterbi (or argmax) decoding inside the graph."""
         import tensorflow as tf
