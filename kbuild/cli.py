@@ -157,7 +157,8 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
 @click.option("--batch-size", default=64, show_default=True)
-def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) -> None:
+@click.option("--explain", is_flag=True, help="Add each token's attention weight (models with model.pooling: attention).")
+def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, explain: bool) -> None:
     """Predict for each line of text; print one JSON object per line."""
     _tensorflow()
     from kbuild.prediction import load_predictor
@@ -166,7 +167,7 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) 
     texts = [line.rstrip("\n") for line in stream if line.strip()]
     predictor = load_predictor(model_dir)
     with click.open_file(output_path, "w", encoding="utf-8") as out:
-        for row in predictor.predict(texts, batch_size=batch_size):
+        for row in predictor.predict(texts, batch_size=batch_size, explain=explain):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -184,7 +185,8 @@ def export(run: str, out_dir: str | None, fmt: str) -> None:
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> str:
-    names = sorted({name for metrics in results.values() for name in metrics})
+    # Nested breakdowns (a tagger's per-type scores) are in results.json and --json, not the table.
+    names = sorted({name for metrics in results.values() for name, value in metrics.items() if not isinstance(value, dict)})
     width = max([len(n) for n in names] + [6])
     lines = ["split".ljust(8) + "".join(n.rjust(width + 2) for n in names)]
     for split, metrics in results.items():

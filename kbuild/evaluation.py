@@ -6,15 +6,16 @@ import os
 
 from kbuild.errors import KbuildError
 from kbuild.spec import load_spec
+from kbuild.tasks import TASKS
 from kbuild.training.run_folder import open_run
 
 SPLITS = ("train", "valid", "test")
 
 
-def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None = None) -> dict[str, float]:
+def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None = None) -> dict:
     """Metrics of the best model of `run` on `split`, or on `data_file` (same format and columns)."""
     from kbuild.data import load_bundle
-    from kbuild.training.fit import load_trained_model
+    from kbuild.training.fit import load_trained_model, round_metrics
 
     if split not in SPLITS:
         raise KbuildError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -25,5 +26,4 @@ def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None
     if split not in bundle.datasets:
         raise KbuildError(f"the run's spec has no {split} split (data.{split} is not set); pass --data FILE")
     model = load_trained_model(folder)
-    metrics = model.evaluate(bundle.datasets[split], verbose=0, return_dict=True)
-    return {name: round(float(value), 6) for name, value in metrics.items()}
+    return round_metrics(TASKS.get(spec.task).evaluate(model, bundle, split, spec))

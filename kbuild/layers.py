@@ -105,12 +105,14 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         dim: int. Embedding size.
         max_length: int. Longest sequence (size of the learned position table).
         position: str, default "learned". "learned", "sine" or "none".
+        token_trainable: bool, default True. False freezes the token table (pretrained vectors).
     """
 
     POSITIONS = ("learned", "sine", "none")
 
-    def __init__(self, vocab_size, dim, max_length, position="learned", **kwargs):
+    def __init__(self, vocab_size, dim, max_length, position="learned", token_trainable=True, **kwargs):
         super().__init__(**kwargs)
+        self.token_trainable = token_trainable
         if position not in self.POSITIONS:
             raise ValueError(f"Expected `position` in {self.POSITIONS}; received position={position!r}")
         self.vocab_size, self.dim, self.max_length, self.position = vocab_size, dim, max_length, position
@@ -120,6 +122,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
         self.token = keras.layers.Embedding(self.vocab_size, self.dim, dtype=self.dtype_policy, name="token")
         self.token.build(input_shape)
+        self.token.trainable = self.token_trainable
         self.positions = None
         if self.position == "learned":
             self.positions = keras_hub.layers.PositionEmbedding(self.max_length, dtype=self.dtype_policy, name="position")
@@ -144,7 +147,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim,
-            "max_length": self.max_length, "position": self.position,
+            "max_length": self.max_length, "position": self.position, "token_trainable": self.token_trainable,
         }
 
 
@@ -269,3 +272,137 @@ class SparseMacroF1(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CharCNN(keras.layers.Layer):
+    """Character-level word features: embed each word's characters, convolve, max-pool over them.
+
+    Input int32 char ids `[batch, words, chars]` (0 = padding); output `[batch, words, filters]`,
+    zeros for padding words. As in Ma & Hovy (2016): one convolution, tanh, max over characters.
+
+    Args:
+        buckets: int. Number of character ids.
+        dim: int. Character embedding size.
+        filters: int. Output size per word.
+        kernel_size: int, default 3. Characters per convolution window.
+        dropout: float, default 0. Dropout on the character embeddings.
+        seed: int or None. Seeds the dropout.
+
+    Examples:
+    >>> CharCNN(64, 8, 16)(ops.ones((2, 5, 7), "int32")).shape
+    (2, 5, 16)
+    """
+
+    def __init__(self, buckets, dim, filters, kernel_size=3, dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.buckets, self.dim, self.filters = buckets, dim, filters
+        self.kernel_size, self.dropout, self.seed = kernel_size, dropout, seed
+
+    def build(self, input_shape):
+        chars = input_shape[-1]
+        self.embedding = keras.layers.Embedding(self.buckets, self.dim, dtype=self.dtype_policy, name="chars")
+        self.embedding.build((None, chars))
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, seed=self.seed, dtype=self.dtype_policy)
+        self.conv = keras.layers.Conv1D(self.filters, self.kernel_size, padding="same", activation="tanh",
+                                        dtype=self.dtype_policy, name="conv")
+        self.conv.build((None, chars, self.dim))
+        self.built = True
+
+    def call(self, char_ids, training=None):
+        shape = ops.shape(char_ids)
+        flat = ops.reshape(char_ids, (-1, shape[-1]))  # one row per word
+        x = self.embedding_dropout(self.embedding(flat), training=training)
+        x = self.conv(x)
+        real = ops.expand_dims(ops.not_equal(flat, 0), -1)
+        lowest = ops.cast(-1e4, x.dtype)
+        pooled = ops.max(ops.where(real, x, lowest), axis=1)
+        # A padding word (no characters) gets zeros rather than -1e4.
+        pooled = ops.where(ops.any(real, axis=1), pooled, ops.zeros_like(pooled))
+        return ops.reshape(pooled, (shape[0], shape[1], self.filters))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "buckets": self.buckets, "dim": self.dim, "filters": self.filters,
+            "kernel_size": self.kernel_size, "dropout": self.dropout, "seed": self.seed,
+        }
+
+
+# The CRF layers live in their own module; importing it here registers them wherever kbuild's
+# layers are registered (loading model.keras imports this module).
+from kbuild import crf  # noqa: E402, F401
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PearsonCorrelation(keras.metrics.Metric):
+    """Pearson's r between targets and predictions, from running sums over the whole split."""
+
+    def __init__(self, name="pearson", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # n, sum x, sum y, sum xx, sum yy, sum xy
+        self.sums = self.add_variable((6,), initializer="zeros", name="sums")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        x = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+        y = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        self.sums.assign_add(ops.stack([
+            ops.cast(ops.shape(x)[0], "float32"), ops.sum(x), ops.sum(y),
+            ops.sum(x * x), ops.sum(y * y), ops.sum(x * y),
+        ]))
+
+    def result(self):
+        n, sx, sy, sxx, syy, sxy = (self.sums[i] for i in range(6))
+        covariance = n * sxy - sx * sy
+        spread = ops.sqrt(ops.maximum(n * sxx - sx * sx, 0.0) * ops.maximum(n * syy - sy * sy, 0.0))
+        return covariance / ops.maximum(spread, 1e-12)
+
+    def reset_state(self):
+        self.sums.assign(ops.zeros_like(self.sums))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MultiLabelF1(keras.metrics.Metric):
+    """Micro- or macro-averaged F1 of multi-hot targets against sigmoid outputs cut at per-label
+    thresholds. Macro leaves out labels absent from both targets and predictions (as sklearn does).
+
+    Args:
+        thresholds: list of float, one per label.
+        average: "micro" or "macro".
+    """
+
+    def __init__(self, thresholds, average="micro", name="micro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if average not in ("micro", "macro"):
+            raise ValueError(f"Expected average in ('micro', 'macro'); received average={average!r}")
+        self.thresholds, self.average = [float(t) for t in thresholds], average
+        size = len(self.thresholds)
+        # true positives, predicted positives, actual positives per label
+        self.counts = self.add_variable((3, size), initializer="zeros", name="counts")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        true = ops.cast(y_true, "float32")
+        predicted = ops.cast(ops.cast(y_pred, "float32") >= ops.convert_to_tensor(self.thresholds), "float32")
+        self.counts.assign_add(ops.stack([
+            ops.sum(true * predicted, axis=0), ops.sum(predicted, axis=0), ops.sum(true, axis=0),
+        ]))
+
+    def result(self):
+        tp, predicted, actual = self.counts[0], self.counts[1], self.counts[2]
+        if self.average == "micro":
+            return 2 * ops.sum(tp) / ops.maximum(ops.sum(predicted) + ops.sum(actual), 1e-9)
+        f1 = 2 * tp / ops.maximum(predicted + actual, 1e-9)
+        present = ops.cast((predicted + actual) > 0, "float32")
+        return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def reset_state(self):
+        self.counts.assign(ops.zeros_like(self.counts))
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.thresholds, "average": self.average}

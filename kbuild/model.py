@@ -14,13 +14,18 @@ if TYPE_CHECKING:
     import keras
 
     from kbuild.spec import Spec
-    from kbuild.spec.model import EmbeddingSpec, RegularizationSpec
+    from kbuild.spec.model import CharFeaturesSpec, EmbeddingSpec, RegularizationSpec
 
 TOKEN_IDS = "token_ids"
+CHAR_IDS = "char_ids"
+"""Model input names; a model with char features takes a dict of both."""
 
 
 def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     """The model for `spec`: int32 token ids [batch, time] (0 = padding) -> task outputs.
+
+    With `model.embedding.chars`, the input is a dict: `token_ids` and `char_ids` [batch, time,
+    chars], as the `whitespace` tokenizer encodes them.
 
     Args:
         spec: the validated spec.
@@ -31,27 +36,54 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
 
     keras.utils.set_random_seed(spec.seed)
     ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
+    inputs = ids
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
-    dim = spec.model.embedding.dim
+    chars = spec.model.embedding.chars
+    if chars is not None:
+        char_ids = keras.Input(shape=(None, chars.max_chars), dtype="int32", name=CHAR_IDS)
+        inputs = {TOKEN_IDS: ids, CHAR_IDS: char_ids}
+        x = add_char_features(x, char_ids, chars, spec.seed)
+    if spec.model.embedding.dropout:
+        # After the char features, so both parts of the word representation are regularised.
+        x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
+    dim = spec.model.embedding.output_dim
     for i, block in enumerate(spec.model.blocks):
         x = block.build(x, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}"))
         dim = block.output_dim(dim)
     outputs = TASKS.get(spec.task).build_outputs(x, spec, labels)
-    model = keras.Model(ids, outputs, name=spec.name.replace("-", "_"))
+    model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model
 
 
 def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):
     """Token embedding (id 0 masked as padding) plus learned, sinusoidal or no position signal."""
-    import keras
-
     from kbuild.layers import TokenAndPositionEmbedding
 
-    x = TokenAndPositionEmbedding(vocab_size, spec.dim, max_length, spec.position, name="embedding")(ids)
-    if spec.dropout:
-        x = keras.layers.Dropout(spec.dropout, name="embedding_dropout")(x)
-    return x
+    return TokenAndPositionEmbedding(
+        vocab_size, spec.dim, max_length, spec.position, token_trainable=spec.trainable, name="embedding"
+    )(ids)
+
+
+def add_char_features(words, char_ids, spec: CharFeaturesSpec, seed: int):
+    """Concatenate each word's char-CNN feature to its embedding (the word's padding mask kept)."""
+    import keras
+
+    from kbuild.layers import CharCNN
+
+    features = CharCNN(spec.buckets, spec.dim, spec.filters, spec.kernel_size, spec.dropout, seed=seed, name="char_cnn")(char_ids)
+    return keras.layers.Concatenate(name="word_and_chars")([words, features])
+
+
+def set_token_vectors(model: keras.Model, ids, vectors) -> None:
+    """Overwrite rows `ids` of the token embedding table with `vectors` (pretrained word vectors);
+    the other rows keep their random start."""
+    import keras
+
+    variable = model.get_layer("embedding").token.embeddings
+    table = keras.ops.convert_to_numpy(variable).copy()
+    table[ids] = vectors
+    variable.assign(table)
 
 
 def apply_regularization(model: keras.Model, spec: RegularizationSpec) -> None:

@@ -17,14 +17,21 @@ class Predictor:
     def __init__(self, function: Any, task: str, labels: list[str]):
         self.function, self.task, self.labels = function, TASKS.get(task), labels
 
-    def predict(self, texts: list[str], batch_size: int = 64) -> Iterator[dict]:
+    def predict(self, texts: list[str], batch_size: int = 64, explain: bool = False) -> Iterator[dict]:
+        """One JSON-ready row per text; `explain` adds each token's attention weight (models
+        with `model.pooling: attention`), which rows otherwise leave out."""
         import tensorflow as tf
 
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             outputs = self.function(tf.constant(batch, dtype=tf.string))
             numpy = {name: value.numpy() for name, value in outputs.items()}
-            yield from self.task.to_rows(batch, numpy, self.labels)
+            if explain and "attention" not in numpy:
+                raise KbuildError("--explain needs a model whose pooling is attention (model.pooling: attention)")
+            for row in self.task.to_rows(batch, numpy, self.labels):
+                if not explain:
+                    row.pop("attention", None)
+                yield row
 
 
 def load_predictor(path: str | os.PathLike) -> Predictor:

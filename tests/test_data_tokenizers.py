@@ -43,7 +43,7 @@ def tokens(tokenizer, texts) -> list[list[str]]:
 
 
 def test_registry_covers_every_spec_tokenizer_type():
-    assert set(TOKENIZERS.names()) == {"wordpiece", "word", "char"}
+    assert set(TOKENIZERS.names()) == {"wordpiece", "word", "char", "whitespace"}
 
 
 @pytest.mark.parametrize("kind", SPECS)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import Example, ReadResult
-from kbuild.data.labels import label_ids, label_vocabulary, load_labels, save_labels
-from kbuild.data.pipeline import encode_all, labelled_dataset
+from kbuild.data.labels import load_labels, save_labels
+from kbuild.data.pipeline import Features, encode_all, features_dataset, labelled_dataset
 from kbuild.data.splits import SPLITS, read_splits
 from kbuild.data.tokenizers import Tokenizer, make_tokenizer
+from kbuild.tasks import TASKS
 
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
@@ -31,9 +31,11 @@ class DataBundle:
 
     Args:
         tokenizer: fitted (or loaded) tokenizer; `tokenizer.vocabulary_size` sizes the embedding.
-        labels: sorted train labels; a label's id is its index.
-        datasets: split -> batches of `(ids int32 [batch, length], label_id int32 [batch])`;
-            only `train` is shuffled (and bucketed, when `preprocess.bucketing` is on).
+        labels: the train labels (the task orders them); a label's id is its index.
+        datasets: split -> batches of `(features, label ids)`: features are ids int32
+            `[batch, length]` (or a dict with `char_ids` too), label ids int32 `[batch]` (or
+            `[batch, length]` for tagging); only `train` is shuffled (and bucketed, when
+            `preprocess.bucketing` is on).
         counts: split -> number of examples.
         skipped: split -> rows dropped under `data.on_error: skip`.
         examples: split -> the examples, in dataset order for valid and test.
@@ -47,6 +49,13 @@ class DataBundle:
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[Example]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    features: dict[str, Features] = field(default_factory=dict)
+    """split -> the encoded inputs, in example order (see `features_dataset`)."""
+
+    def features_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
+        """Batches of the split's inputs only, in example order (for predictions to line up
+        with `examples[split]`, whatever order training reads them in)."""
+        return features_dataset(self.features[split], batch_size)
 
     def save_assets(self, assets_dir: str | Path) -> None:
         """Write the tokenizer vocabulary and the label list into a run's `assets/` folder."""
@@ -55,10 +64,19 @@ class DataBundle:
 
 
 def tokenizer_for(spec: Spec) -> Tokenizer:
-    """An unfitted tokenizer as the spec asks: type, max_length, and a start token when the
-    pooling reads one (`cls`)."""
-    start_token = POOLINGS.get(spec.model.pooling).needs_start_token
-    return make_tokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, start_token)
+    """An unfitted tokenizer as the spec asks: type, max_length, a start token when the task
+    reads one (`cls` pooling), and each word's characters when the model has char features."""
+    start_token = TASKS.get(spec.task).needs_start_token(spec)
+    chars = spec.model.embedding.chars
+    options = {} if chars is None else {"char_length": chars.max_chars, "char_buckets": chars.buckets}
+    return make_tokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, start_token, **options)
+
+
+def _read(spec: Spec, splits: Iterable[str], files: Mapping[str, str] | None = None) -> dict[str, ReadResult]:
+    """The splits' examples as the task trains on them."""
+    task = TASKS.get(spec.task)
+    read = read_splits(spec.data, spec.seed, splits, files)
+    return {split: task.prepare(result, spec, f"data.{split}") for split, result in read.items()}
 
 
 def build(
@@ -75,10 +93,10 @@ def build(
         DataError: any problem with the files, rows or labels, naming the file and line.
     """
     splits = tuple(splits)
-    read = read_splits(spec.data, spec.seed, {"train", *splits})
+    read = _read(spec, {"train", *splits})
     train = read["train"]
     tokenizer = tokenizer_for(spec).fit([example.text for example in train.examples])
-    bundle = DataBundle(tokenizer, label_vocabulary(train))
+    bundle = DataBundle(tokenizer, TASKS.get(spec.task).label_vocabulary(train))
     if assets_dir is not None:
         bundle.save_assets(assets_dir)
     return _fill(bundle, spec, {split: read[split] for split in splits if split in read})
@@ -100,25 +118,28 @@ def load_bundle(
     """
     tokenizer = tokenizer_for(spec).load(assets_dir)
     bundle = DataBundle(tokenizer, load_labels(assets_dir))
-    read = read_splits(spec.data, spec.seed, splits, files) if tuple(splits) else {}
+    read = _read(spec, splits, files) if tuple(splits) else {}
     return _fill(bundle, spec, read)
 
 
 def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBundle:
     """Encode each split and add its dataset, counts and examples to `bundle`."""
+    task = TASKS.get(spec.task)
     for split, result in read.items():
-        ids_of_labels = label_ids(result, bundle.labels, f"data.{split}")
-        ids = encode_all(bundle.tokenizer, [example.text for example in result.examples])
+        ids_of_labels = task.encode_labels(result, bundle.labels, f"data.{split}", spec)
+        features = encode_all(bundle.tokenizer, [example.text for example in result.examples])
         train = split == "train"
         bundle.datasets[split] = labelled_dataset(
-            ids,
+            features,
             ids_of_labels,
             spec.train.batch_size,
             shuffle=train,
             seed=spec.seed,
             shuffle_buffer=spec.train.shuffle_buffer,
             bucketing=train and spec.preprocess.bucketing,
+            label_padding=task.label_padding,
         )
+        bundle.features[split] = features
         bundle.counts[split] = len(result.examples)
         bundle.skipped[split] = result.skipped
         bundle.examples[split] = result.examples

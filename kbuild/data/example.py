@@ -15,13 +15,14 @@ class Example:
 
     Args:
         text: the raw text, exactly as read (tokenizers normalise it later, inside the graph).
-        label: the label as a string, or `None` for unlabelled input (prediction).
+        label: the label as a string (classification), a tuple of tags, one per whitespace-separated
+            token of `text` (tagging), or `None` for unlabelled input (prediction).
         line: 1-based line where the row starts in its file, so later errors (an unseen label,
             say) can point at it.
     """
 
     text: str
-    label: str | None
+    label: str | tuple[str, ...] | None
     line: int
 
 

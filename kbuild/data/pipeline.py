@@ -14,53 +14,77 @@ import numpy as np
 import tensorflow as tf
 
 from kbuild.data.tokenizers import PAD_ID, Tokenizer
+from kbuild.model import TOKEN_IDS
 
 ENCODE_BATCH = 4096
 """Texts per tokenizer call when encoding a split: large enough to amortise the call."""
 
+Features = np.ndarray | dict[str, np.ndarray]
+"""Encoded inputs: token ids `[count, max_length]`, or a dict of them and the other model inputs
+(`char_ids`), as the tokenizer's `encode` returns them."""
+
 
 def encode_all(
     tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = ENCODE_BATCH
-) -> np.ndarray:
-    """int32 ids `[len(texts), max_length]` for a whole split."""
+) -> Features:
+    """The tokenizer's encoding (int32 ids `[len(texts), max_length]`, or a dict of arrays) for a
+    whole split."""
     chunks = [
-        tokenizer.encode(tf.constant(list(texts[start : start + batch_size]), tf.string)).numpy()
+        tf.nest.map_structure(
+            lambda t: t.numpy(), tokenizer.encode(tf.constant(list(texts[start : start + batch_size]), tf.string))
+        )
         for start in range(0, len(texts), batch_size)
     ]
     if not chunks:
-        return np.zeros((0, tokenizer.max_length), np.int32)
-    return np.concatenate(chunks)
+        empty = tokenizer.encode(tf.constant([""], tf.string))
+        return tf.nest.map_structure(lambda t: t.numpy()[:0], empty)
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
+
+
+def _token_ids(features):
+    """The token ids among a structure of features (they carry the padding)."""
+    return features[TOKEN_IDS] if isinstance(features, dict) else features
+
+
+def features_dataset(features: Features, batch_size: int) -> tf.data.Dataset:
+    """Batches of encoded inputs alone, in order (for predictions)."""
+    return tf.data.Dataset.from_tensor_slices(features).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def labelled_dataset(
-    ids: np.ndarray,
-    label_ids: Sequence[int],
+    ids: Features,
+    label_ids: Sequence[int] | np.ndarray,
     batch_size: int,
     *,
     shuffle: bool = False,
     seed: int = 0,
     shuffle_buffer: int = 20000,
     bucketing: bool = False,
+    label_padding: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of `(ids int32 [batch, length], label_id int32 [batch])`.
+    """Batches of `(features, label ids)`: ids int32 `[batch, length]` (or the dict `encode_all`
+    gives), labels int32 `[batch]`, or `[batch, length]` for per-token labels.
 
     Args:
-        ids: encoded texts, `[count, max_length]`.
-        label_ids: one label id per row.
+        ids: encoded texts, `[count, max_length]`, or a dict of model inputs.
+        label_ids: one label id per row, or one per token (`[count, max_length]`).
         batch_size: examples per batch; the last batch may be smaller.
         shuffle: reshuffle every epoch with `seed` (same seed, same order of orders).
         seed: seed of the shuffle.
         shuffle_buffer: shuffle window; the whole split when it is smaller.
         bucketing: group examples of similar length; each batch is then padded to the smallest
             of a few lengths (see `bucket_lengths`) that fits it, never beyond `max_length`.
+        label_padding: for per-token labels (a time axis like the ids'), the id that pads them in
+            a bucketed batch; `None` for per-example labels (a class id, a multi-hot vector).
     """
-    labels = np.asarray(label_ids, np.int32)
+    # Label ids are int32; a task with numeric targets (regression) passes a float array as is.
+    labels = label_ids if isinstance(label_ids, np.ndarray) and label_ids.dtype.kind == "f" else np.asarray(label_ids, np.int32)
     dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
     if shuffle:
         buffer = max(1, min(shuffle_buffer, len(labels)))
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if bucketing:
-        dataset = _bucket(dataset, ids.shape[1], batch_size)
+        dataset = _bucket(dataset, _token_ids(ids).shape[1], batch_size, label_padding)
     else:
         dataset = dataset.batch(batch_size, drop_remainder=False)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -73,21 +97,28 @@ def bucket_lengths(max_length: int) -> list[int]:
     return sorted(lengths | {max_length})
 
 
-def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int) -> tf.data.Dataset:
+def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int | None) -> tf.data.Dataset:
     lengths = bucket_lengths(max_length)
 
-    def trim(ids: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        # Padding is only ever trailing, so the non-pad count is the length.
-        length = tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32))
-        return ids[: tf.maximum(length, 1)], label
+    def trim(features, label):
+        # Padding is only ever trailing, so the non-pad count is the length. Every feature and a
+        # per-token label share the time axis first, so all are cut at the same place.
+        length = tf.maximum(tf.reduce_sum(tf.cast(_token_ids(features) != PAD_ID, tf.int32)), 1)
+        features = tf.nest.map_structure(lambda t: t[:length], features)
+        return features, (label if label_padding is None else label[:length])
 
-    return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE).bucket_by_sequence_length(
-        element_length_func=lambda ids, label: tf.shape(ids)[0],
+    trimmed = dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
+    feature_spec, label_spec = trimmed.element_spec
+    return trimmed.bucket_by_sequence_length(
+        element_length_func=lambda features, label: tf.shape(_token_ids(features))[0],
         # Bucket i holds lengths < boundary i and is padded to boundary - 1 = lengths[i].
         bucket_boundaries=[length + 1 for length in lengths],
         bucket_batch_sizes=[batch_size] * (len(lengths) + 1),
-        padded_shapes=([None], []),
-        padding_values=(tf.constant(PAD_ID, tf.int32), tf.constant(0, tf.int32)),
+        padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, (feature_spec, label_spec)),
+        padding_values=(
+            tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),
+            tf.constant(label_padding or 0, label_spec.dtype),
+        ),
         pad_to_bucket_boundary=True,
         drop_remainder=False,
     )

@@ -46,7 +46,6 @@ def load_servable(run: str) -> Servable:
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
     def serve(text):
-        ids = tokenizer.encode(text)
-        return task.serving_outputs(model(ids, training=False), labels)
+        return task.serve(text, tokenizer, model, labels, spec)
 
     return Servable(folder, spec, tokenizer, labels, model, serve)

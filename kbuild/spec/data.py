@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from kbuild.spec.base import StrictModel
 
-DataFormat = Literal["tsv", "csv", "jsonl", "text"]
+DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll"]
 
 
 class DataSpec(StrictModel):
@@ -30,6 +30,8 @@ class DataSpec(StrictModel):
     """Cap on rows read per split, for quick runs."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     """Hold out this share of train as the valid split when no valid file is given."""
+    label_separator: str = Field(default=",", min_length=1)
+    """multilabel: the separator between an example's labels in the label column."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
 

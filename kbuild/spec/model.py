@@ -14,18 +14,61 @@ from kbuild.spec.base import StrictModel
 PoolingName = Literal[POOLINGS.names()]  # type: ignore[valid-type]
 
 
+class CharFeaturesSpec(StrictModel):
+    """Character-level word features (a char CNN per word, max-pooled, as in Ma & Hovy 2016),
+    concatenated to each word's embedding: they let a tagger read unseen names by their shape.
+    Needs the `whitespace` tokenizer (one word per token)."""
+
+    dim: int = Field(default=30, ge=1)
+    """Character embedding size."""
+    filters: int = Field(default=50, ge=1)
+    """Convolution filters = size of the feature each word gets."""
+    kernel_size: int = Field(default=3, ge=1)
+    max_chars: int = Field(default=16, ge=1, le=256)
+    """Characters read per word (longer words are cut)."""
+    buckets: int = Field(default=512, ge=2)
+    """Character ids: code points are hashed into this many (ASCII and Latin-1 never collide)."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout on the character embeddings."""
+
+
 class EmbeddingSpec(StrictModel):
     dim: int = Field(default=128, ge=1)
     position: Literal["learned", "sine", "none"] = "learned"
     """Position information added to token embeddings (`none` suits recurrent encoders)."""
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    chars: CharFeaturesSpec | None = None
+    """Character-level word features; the embedding's size is then dim + chars.filters."""
+    pretrained: str | None = None
+    """Word vectors to start from: word2vec/GloVe text (an optional `COUNT DIM` header line, then
+    `WORD v1 ... vDIM` per line) or word2vec binary (`.bin`). Each must have `dim` values; words not
+    in the file keep their random start (a lowercase match is tried second)."""
+    trainable: bool = True
+    """Whether the token embeddings keep training (false freezes them, pretrained or not)."""
+
+    @property
+    def output_dim(self) -> int:
+        return self.dim + (self.chars.filters if self.chars else 0)
 
 
 class HeadSpec(StrictModel):
+    """The task's output layer, after optional dense layers.
+
+    One class serves both tasks rather than a union per task: `hidden`, `activation` and `dropout`
+    mean the same everywhere and only the output layer differs, so every existing classification
+    spec stays valid and each task rejects the `type` it cannot use (see `Task.spec_issues`).
+    """
+
+    type: Literal["softmax", "crf"] = "softmax"
+    """`softmax` (per example, or per token for tagging) or `crf` (tagging: a linear-chain CRF
+    learns tag transitions and decodes the best sequence with Viterbi)."""
     hidden: list[int] = Field(default_factory=list)
     """Sizes of the dense layers between pooling and the output layer."""
     activation: Literal["relu", "gelu", "tanh"] = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    threshold: float | dict[str, float] = 0.5
+    """multilabel: a label is predicted when its probability reaches this; one value, or label ->
+    value (labels not named keep 0.5)."""
 
 
 class RegularizationSpec(StrictModel):
@@ -44,7 +87,7 @@ class ModelSpec(StrictModel):
 
     def issues(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Cross-field problems (location inside `model`, message), e.g. heads not dividing dim."""
-        dim = self.embedding.dim
+        dim = self.embedding.output_dim
         for i, block in enumerate(self.blocks):
             for loc, message in block.check(dim):
                 yield ("blocks", i, *loc), message

@@ -38,8 +38,16 @@ class CharTokenizerSpec(_TokenizerBase):
     min_frequency: int = Field(default=1, ge=1)
 
 
+class WhitespaceTokenizerSpec(_TokenizerBase):
+    """Whitespace-separated words only, one id per word: the tokenizer of the tagging task."""
+
+    type: Literal["whitespace"] = "whitespace"
+    min_frequency: int = Field(default=1, ge=1)
+
+
 TokenizerSpec = Annotated[
-    WordPieceTokenizerSpec | WordTokenizerSpec | CharTokenizerSpec, Field(discriminator="type")
+    WordPieceTokenizerSpec | WordTokenizerSpec | CharTokenizerSpec | WhitespaceTokenizerSpec,
+    Field(discriminator="type"),
 ]
 
 
@@ -49,3 +57,5 @@ class PreprocessSpec(StrictModel):
     """Tokens per example after truncation (special tokens included)."""
     bucketing: bool = False
     """Batch examples of similar length together (pads each batch to its longest, not max_length)."""
+    tag_scheme: Literal["bio", "bioes"] = "bio"
+    """Tagging: the scheme trained on; IOB1, BIO and BIOES input tags are converted on load."""

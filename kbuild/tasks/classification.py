@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks.pooling import POOLINGS
@@ -31,6 +32,12 @@ class ClassificationTask(Task):
         # float32 output keeps the softmax and the loss stable under mixed precision.
         return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=PROBABILITIES)(x)
 
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if spec.model.head.type != "softmax":
+            yield ("model", "head", "type"), f"{spec.model.head.type!r} heads are for tagging; classification uses softmax"
+        if spec.model.embedding.chars is not None:
+            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
+
     def loss(self, spec: Spec) -> Any:
         import keras
 
@@ -45,6 +52,21 @@ class ClassificationTask(Task):
 
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
+
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+        """As the default, plus `tokens` and `attention` (each token's pooling weight) when the
+        model pools by attention, so `kbuild predict --explain` can show which words decided."""
+        if _attention_pooling(model) is None:
+            return super().serve(text, tokenizer, model, labels, spec)
+        import tensorflow as tf
+
+        ids = tokenizer.encode(text)
+        probabilities, weights = _explainer(model)(ids, training=False)
+        outputs = self.serving_outputs(probabilities, labels)
+        vocabulary = tf.constant(tokenizer.vocabulary)
+        outputs["tokens"] = tf.where(ids != 0, tf.gather(vocabulary, ids), "")
+        outputs["attention"] = tf.cast(weights, tf.float32)
+        return outputs
 
     def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
         """Graph-side post-processing for the SavedModel: probabilities and the winning label."""
@@ -65,7 +87,39 @@ class ClassificationTask(Task):
                 "label": label.decode() if isinstance(label, bytes) else str(label),
                 "probabilities": {name: round(float(p), 6) for name, p in zip(labels, probs, strict=True)},
             })
+            if "attention" in outputs:
+                rows[-1]["attention"] = [
+                    [token.decode("utf-8"), round(float(weight), 6)]
+                    for token, weight in zip(outputs["tokens"][i], outputs["attention"][i], strict=True)
+                    if token
+                ]
         return rows
+
+
+def _attention_pooling(model: Any) -> Any:
+    """The model's AttentionPooling layer, or None."""
+    from kbuild.layers import AttentionPooling
+
+    return next((layer for layer in model.layers if isinstance(layer, AttentionPooling)), None)
+
+
+def _explainer(model: Any) -> Any:
+    """The same network with a second output: the attention pooling's weights `[batch, time]`.
+
+    Built on the trained model's own layers and tensors, so the encoder runs once for both outputs.
+    """
+    import keras
+    from keras import ops
+
+    pooling = _attention_pooling(model)
+    ids = model.input
+    features = pooling.input
+    # The pooling's recorded input holds its padding mask too when one flowed into it.
+    features = features[0] if isinstance(features, (list, tuple)) else features
+    scores = ops.squeeze(pooling.score(features), axis=-1)
+    scores = ops.where(ops.not_equal(ids, 0), ops.cast(scores, "float32"), -1e9)
+    weights = ops.softmax(scores, axis=-1)
+    return keras.Model(ids, [model.output, weights], name=f"{model.name}_explained")
 
 
 TASKS.register("classification")(ClassificationTask())

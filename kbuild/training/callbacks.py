@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu")
+_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu", "pearson")
 
 
 def monitor_mode(name: str) -> str:

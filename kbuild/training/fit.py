@@ -119,6 +119,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
             steps_per_execution=spec.train.steps_per_execution,
         )
         prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
+    pretrained = None if resuming else _load_pretrained(spec, bundle, model)
+    with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
     log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
@@ -175,7 +177,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. "
                             f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
-    metrics = evaluate_splits(folder, bundle)
+    metrics = evaluate_splits(folder, bundle, spec)
     results = {
         "kbuild_version": __version__,
         "name": spec.name,
@@ -196,6 +198,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         "global_batch_size": spec.train.batch_size,
         "precision": precision,
         "parameters": model.count_params(),
+        "pretrained_vectors": pretrained,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
@@ -242,12 +245,18 @@ def _epoch_plan(start_step: int, total_steps: int, steps_per_epoch: int) -> list
     return plan
 
 
-def evaluate_splits(folder: RunFolder, bundle) -> dict[str, dict[str, float]]:
-    """Metrics of the saved best model on every split the bundle has."""
+def evaluate_splits(folder: RunFolder, bundle, spec: Spec) -> dict[str, dict]:
+    """Metrics of the saved best model on every split the bundle has (the task decides which)."""
     best = load_trained_model(folder)
+    task = TASKS.get(spec.task)
+    return {split: round_metrics(task.evaluate(best, bundle, split, spec)) for split in bundle.datasets}
+
+
+def round_metrics(metrics: dict) -> dict:
+    """Floats rounded to 6 places, nested breakdowns (per-type scores) included."""
     return {
-        split: {k: round(float(v), 6) for k, v in best.evaluate(ds, verbose=0, return_dict=True).items()}
-        for split, ds in bundle.datasets.items()
+        name: round_metrics(value) if isinstance(value, dict) else value if isinstance(value, int) else round(float(value), 6)
+        for name, value in metrics.items()
     }
 
 
@@ -256,6 +265,23 @@ def load_trained_model(folder: RunFolder) -> keras.Model:
     import kbuild.training.optimizers  # noqa: F401
 
     return keras.saving.load_model(folder.model, safe_mode=True)
+
+
+def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:
+    """Start the token embeddings from `model.embedding.pretrained`; report the coverage."""
+    embedding = spec.model.embedding
+    if embedding.pretrained is None:
+        return None
+    from kbuild.data.tokenizers import SPECIAL_TOKENS
+    from kbuild.data.vectors import load_vectors
+    from kbuild.model import set_token_vectors
+
+    found = load_vectors(embedding.pretrained, bundle.tokenizer.vocabulary, embedding.dim, skip=len(SPECIAL_TOKENS))
+    set_token_vectors(model, found.ids, found.vectors)
+    log(f"pretrained vectors: {len(found.ids):,} of {found.vocabulary_size:,} vocabulary words found "
+        f"({found.coverage:.1%}) in {found.source}; the rest start random"
+        f"{'' if embedding.trainable else '; embeddings frozen'}")
+    return {"file": found.source, "found": len(found.ids), "coverage": round(found.coverage, 6)}
 
 
 def _what_was_kept(folder: RunFolder) -> str:

@@ -1,4 +1,4 @@
-"""Tokenizers, one module per `preprocess.tokenizer.type` (wordpiece, word, char).
+"""Tokenizers, one module per `preprocess.tokenizer.type` (wordpiece, word, char, whitespace).
 
 `make_tokenizer` is the factory; every tokenizer fits a vocabulary in Python and encodes inside the
 TensorFlow graph (see `base.Tokenizer`). Importing this package imports TensorFlow.
@@ -6,9 +6,9 @@ TensorFlow graph (see `base.Tokenizer`). Importing this package imports TensorFl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kbuild.data.tokenizers import char, word, wordpiece  # noqa: F401  (registration side effect)
+from kbuild.data.tokenizers import char, whitespace, word, wordpiece  # noqa: F401  (registration side effect)
 from kbuild.data.tokenizers.base import (
     CLS_ID,
     PAD_ID,
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 
-def make_tokenizer(spec: TokenizerSpec, max_length: int, start_token: bool = False) -> Tokenizer:
-    """A tokenizer of `spec.type`, without a vocabulary yet: `fit()` or `load()` it next."""
-    return TOKENIZERS.get(spec.type)(spec, max_length=max_length, start_token=start_token)
+def make_tokenizer(spec: TokenizerSpec, max_length: int, start_token: bool = False, **options: Any) -> Tokenizer:
+    """A tokenizer of `spec.type`, without a vocabulary yet: `fit()` or `load()` it next.
+
+    `options` go to the tokenizer class (e.g. `char_length` for `whitespace`)."""
+    return TOKENIZERS.get(spec.type)(spec, max_length=max_length, start_token=start_token, **options)

@@ -1,0 +1,130 @@
+"""Multi-label classification: any number of labels per text. Sigmoid per label, binary
+cross-entropy, micro- and macro-F1 at per-label thresholds (`model.head.threshold`).
+
+The label column holds an example's labels joined by `data.label_separator` (`sports,politics`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from kbuild.blocks.pooling import POOLINGS
+from kbuild.data.example import ReadResult
+from kbuild.errors import DataError
+from kbuild.registry import did_you_mean
+from kbuild.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kbuild.spec import Spec
+
+PROBABILITIES = "probabilities"
+
+
+def thresholds(spec: Spec, labels: list[str]) -> list[float]:
+    """One threshold per label, in label order."""
+    setting = spec.model.head.threshold
+    if isinstance(setting, dict):
+        return [float(setting.get(label, 0.5)) for label in labels]
+    return [float(setting)] * len(labels)
+
+
+class MultiLabelTask(Task):
+    name = "multilabel"
+
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if spec.model.head.type != "softmax":
+            yield ("model", "head", "type"), "multilabel ends in one sigmoid per label; leave model.head.type unset"
+        if spec.model.embedding.chars is not None:
+            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
+        if spec.train.class_weight is not None:
+            yield ("train", "class_weight"), "class weights apply to classification, not to multilabel"
+        setting = spec.model.head.threshold
+        for label, value in (setting.items() if isinstance(setting, dict) else [(None, setting)]):
+            if not 0.0 <= value <= 1.0:
+                where = ("model", "head", "threshold") + ((label,) if label is not None else ())
+                yield where, f"a threshold is a probability between 0 and 1; received {value}"
+
+    def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
+        separator = spec.data.label_separator
+        examples = []
+        for example in split.examples:
+            if example.label is None:
+                examples.append(example)
+                continue
+            labels = tuple(dict.fromkeys(part.strip() for part in example.label.split(separator) if part.strip()))
+            if not labels:
+                raise DataError(f"{key}: no label between the separators {separator!r}", split.source, example.line)
+            examples.append(replace(example, label=labels))
+        return ReadResult(examples, split.skipped, split.source)
+
+    def label_vocabulary(self, train: ReadResult) -> list[str]:
+        if train.examples and train.examples[0].label is None:
+            raise DataError("data.train: the examples have no labels", train.source)
+        return sorted({label for example in train.examples for label in example.label})
+
+    def encode_labels(self, split: ReadResult, labels: list[str], key: str, spec: Spec) -> np.ndarray:
+        """Multi-hot float32 `[examples, labels]`; a label train never had fails naming its line."""
+        import numpy as np
+
+        index = {label: i for i, label in enumerate(labels)}
+        hot = np.zeros((len(split.examples), len(labels)), np.float32)
+        for row, example in enumerate(split.examples):
+            if example.label is None:
+                raise DataError(f"{key}: the examples have no labels", split.source)
+            for label in example.label:
+                if label not in index:
+                    raise DataError(f"label {label!r} does not occur in the train split{did_you_mean(label, labels)}; "
+                                    f"known labels: {', '.join(labels)}", split.source, example.line)
+                hot[row, index[label]] = 1.0
+        return hot
+
+    def needs_start_token(self, spec: Spec) -> bool:
+        return POOLINGS.get(spec.model.pooling).needs_start_token
+
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+        import keras
+
+        x = POOLINGS.get(spec.model.pooling).build(features)
+        head = spec.model.head
+        for i, units in enumerate(head.hidden):
+            if head.dropout:
+                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
+            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        return keras.layers.Dense(len(labels), activation="sigmoid", dtype="float32", name=PROBABILITIES)(x)
+
+    def loss(self, spec: Spec) -> Any:
+        import keras
+
+        return keras.losses.BinaryCrossentropy()
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        from kbuild.layers import MultiLabelF1
+
+        cuts = thresholds(spec, labels)
+        return [MultiLabelF1(cuts, average="micro", name="micro_f1"), MultiLabelF1(cuts, average="macro", name="macro_f1")]
+
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+        """`probabilities` and `predicted` (bool `[batch, labels]`, at the spec's thresholds)."""
+        import tensorflow as tf
+
+        probabilities = tf.cast(model(tokenizer.encode(text), training=False), tf.float32)
+        return {PROBABILITIES: probabilities, "predicted": probabilities >= tf.constant(thresholds(spec, labels))}
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        return [
+            {
+                "text": text,
+                "labels": [label for label, chosen in zip(labels, outputs["predicted"][i], strict=True) if chosen],
+                "probabilities": {label: round(float(p), 6) for label, p in zip(labels, outputs[PROBABILITIES][i], strict=True)},
+            }
+            for i, text in enumerate(texts)
+        ]
+
+
+TASKS.register("multilabel")(MultiLabelTask())

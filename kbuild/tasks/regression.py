@@ -1,0 +1,100 @@
+"""Text regression: one number per text (a rating, a score). Linear head, MSE loss, MAE and Pearson r.
+
+The label column holds numbers; a row whose label is not a number fails naming its line. The
+"label list" saved with the run is the single output name, `value`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from kbuild.blocks.pooling import POOLINGS
+from kbuild.data.example import ReadResult
+from kbuild.errors import DataError
+from kbuild.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kbuild.spec import Spec
+
+VALUE = "value"
+
+
+class RegressionTask(Task):
+    name = "regression"
+
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if spec.model.head.type != "softmax":
+            yield ("model", "head", "type"), "regression ends in a linear output; leave model.head.type unset"
+        if spec.model.embedding.chars is not None:
+            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
+        if spec.train.class_weight is not None:
+            yield ("train", "class_weight"), "class weights apply to classification, not to regression"
+
+    def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
+        for example in split.examples:
+            if example.label is None:
+                continue
+            try:
+                value = float(example.label)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise DataError(f"{key}: regression needs a finite number as the label; received {example.label!r}",
+                                split.source, example.line)
+        return split
+
+    def label_vocabulary(self, train: ReadResult) -> list[str]:
+        if train.examples and train.examples[0].label is None:
+            raise DataError("data.train: the examples have no labels", train.source)
+        return [VALUE]
+
+    def encode_labels(self, split: ReadResult, labels: list[str], key: str, spec: Spec) -> np.ndarray:
+        import numpy as np
+
+        if split.examples and split.examples[0].label is None:
+            raise DataError(f"{key}: the examples have no labels", split.source)
+        return np.asarray([float(example.label) for example in split.examples], np.float32)
+
+    def needs_start_token(self, spec: Spec) -> bool:
+        return POOLINGS.get(spec.model.pooling).needs_start_token
+
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+        """Pool, run the dense head, end in one float32 linear unit per text."""
+        import keras
+
+        x = POOLINGS.get(spec.model.pooling).build(features)
+        head = spec.model.head
+        for i, units in enumerate(head.hidden):
+            if head.dropout:
+                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
+            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        return keras.layers.Dense(1, dtype="float32", name=VALUE)(x)
+
+    def loss(self, spec: Spec) -> Any:
+        import keras
+
+        return keras.losses.MeanSquaredError()
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        import keras
+
+        from kbuild.layers import PearsonCorrelation
+
+        return [keras.metrics.MeanAbsoluteError(name="mae"), PearsonCorrelation()]
+
+    def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
+        import tensorflow as tf
+
+        return {VALUE: tf.cast(outputs[:, 0], tf.float32)}
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        return [{"text": text, VALUE: round(float(value), 6)} for text, value in zip(texts, outputs[VALUE], strict=True)]
+
+
+TASKS.register("regression")(RegressionTask())

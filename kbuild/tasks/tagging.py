@@ -1,0 +1,201 @@
+"""Sequence labelling (NER, chunking, POS): one tag per whitespace-separated word.
+
+Examples carry the tuple of their tags (the `conll` reader); tags are converted to the spec's
+`preprocess.tag_scheme` on load, their vocabulary comes from train, and label sequences are padded
+with -1, which the loss, the metrics and the CRF all mask. The head is a per-token softmax, or a
+linear-chain CRF (`model.head.type: crf`) decoded by Viterbi inside the graph. Evaluation reports
+conlleval's entity-level precision/recall/F1, per entity type, and token accuracy.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from kbuild.data.example import ReadResult
+from kbuild.data.tag_schemes import OUTSIDE, convert
+from kbuild.errors import DataError
+from kbuild.registry import did_you_mean
+from kbuild.tasks import conlleval
+from kbuild.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from kbuild.data.bundle import DataBundle
+    from kbuild.spec import Spec
+
+PADDING_TAG = -1
+TAG_SCORES = "tag_scores"
+
+
+class TaggingTask(Task):
+    name = "tagging"
+    label_padding = PADDING_TAG
+
+    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if spec.preprocess.tokenizer.type != "whitespace":
+            yield (("preprocess", "tokenizer", "type"),
+                   f"tagging needs one id per labelled word: use type: whitespace; received {spec.preprocess.tokenizer.type!r}")
+        # The resolved spec of a run writes the default back, so only a changed pooling is a mistake.
+        if spec.model.pooling != type(spec.model).model_fields["pooling"].default:
+            yield ("model", "pooling"), "tagging labels every token and pools nothing; remove model.pooling"
+        if spec.train.class_weight is not None:
+            yield ("train", "class_weight"), "class weights apply to classification, not to tagging"
+
+    # --- data ----------------------------------------------------------------------------------
+    def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
+        """Tags converted to `preprocess.tag_scheme`; a bad tag or count fails naming its line."""
+        examples = []
+        for example in split.examples:
+            if example.label is None:
+                examples.append(example)
+                continue
+            if isinstance(example.label, str):
+                raise DataError(f"{key}: tagging needs one tag per token (data.format: conll); "
+                                f"received the single label {example.label!r}", split.source, example.line)
+            if len(example.label) != len(example.text.split()):
+                raise DataError(f"{len(example.text.split())} tokens but {len(example.label)} tags",
+                                split.source, example.line)
+            try:
+                tags = tuple(convert(example.label, spec.preprocess.tag_scheme))
+            except ValueError as error:
+                raise DataError(f"{key}: {error}", split.source, example.line) from None
+            examples.append(replace(example, label=tags))
+        return ReadResult(examples, split.skipped, split.source)
+
+    def label_vocabulary(self, train: ReadResult) -> list[str]:
+        """`O` first (id 0), then the other train tags sorted."""
+        if train.examples and train.examples[0].label is None:
+            raise DataError("data.train: the examples have no tags", train.source)
+        tags = {tag for example in train.examples for tag in example.label}
+        return [OUTSIDE, *sorted(tags - {OUTSIDE})]
+
+    def encode_labels(self, split: ReadResult, labels: list[str], key: str, spec: Spec) -> np.ndarray:
+        """int32 `[examples, max_length]` tag ids, -1 past each sentence's end (truncated to
+        max_length, with a warning count); a tag train never had fails naming its line."""
+        import numpy as np
+
+        index = {tag: i for i, tag in enumerate(labels)}
+        length = spec.preprocess.max_length
+        ids = np.full((len(split.examples), length), PADDING_TAG, np.int32)
+        truncated = 0
+        for row, example in enumerate(split.examples):
+            if example.label is None:
+                raise DataError(f"{key}: the examples have no tags", split.source)
+            truncated += len(example.label) > length
+            for position, tag in enumerate(example.label[:length]):
+                tag_id = index.get(tag)
+                if tag_id is None:
+                    raise DataError(f"tag {tag!r} does not occur in the train split{did_you_mean(tag, labels)}; "
+                                    f"known tags: {', '.join(labels)}", split.source, example.line)
+                ids[row, position] = tag_id
+        if truncated:
+            print(f"[kbuild] warning: {key}: {truncated} sentence(s) longer than preprocess.max_length "
+                  f"({length}) were truncated; their extra words count as tagged O when scoring",
+                  file=sys.stderr, flush=True)
+        return ids
+
+    # --- model ---------------------------------------------------------------------------------
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+        """Per-token dense layers, then a float32 softmax over the tags or a CRF over emissions."""
+        import keras
+
+        from kbuild.crf import CRF
+
+        x, head = features, spec.model.head
+        for i, units in enumerate(head.hidden):
+            if head.dropout:
+                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
+            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
+        if head.dropout:
+            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        if head.type == "crf":
+            emissions = keras.layers.Dense(len(labels), dtype="float32", name="emissions")(x)
+            return CRF(len(labels), name="crf")(emissions)
+        return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=TAG_SCORES)(x)
+
+    def loss(self, spec: Spec) -> Any:
+        import keras
+
+        from kbuild.crf import CRFLoss
+
+        if spec.model.head.type == "crf":
+            return CRFLoss()
+        return keras.losses.SparseCategoricalCrossentropy(ignore_class=PADDING_TAG)
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        from kbuild.crf import TokenAccuracy
+
+        return [TokenAccuracy(crf=spec.model.head.type == "crf")]
+
+    def decoder(self, model: Any, spec: Spec, labels: list[str], argmax_only: bool = False) -> Any:
+        """A Keras model: the tagger's inputs -> int32 tag ids `[batch, time]`, -1 on padding."""
+        import keras
+
+        from kbuild.crf import TagDecoder
+        from kbuild.model import TOKEN_IDS
+
+        token_ids = model.inputs[0] if len(model.inputs) == 1 else model.input[TOKEN_IDS]
+        crf = spec.model.head.type == "crf"
+        tags = TagDecoder(len(labels), crf=crf, argmax_only=argmax_only, name="decode")(model.output, token_ids)
+        return keras.Model(model.input, tags, name=f"{model.name}_decoder")
+
+    def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
+        """Loss from the compiled model; conlleval precision/recall/F1 (overall and per type) and
+        token accuracy from decoded predictions over every token of every sentence."""
+        metrics = super().evaluate(model, bundle, split, spec)
+        predicted = self.predict_tags(model, bundle, split, spec)
+        gold = [example.label for example in bundle.examples[split]]
+        report = conlleval.score(gold, predicted).report()
+        return {"loss": metrics["loss"], **report}
+
+    def predict_tags(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> list[list[str]]:
+        """Decoded tags of each example of `split`, in order; words past max_length get `O`."""
+        decoder = self.decoder(model, spec, bundle.labels)
+        ids = decoder.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)
+        rows = []
+        for example, row in zip(bundle.examples[split], ids, strict=True):
+            words = len(example.text.split())
+            tags = [bundle.labels[i] for i in row[:words] if i >= 0]
+            rows.append(tags + [OUTSIDE] * (words - len(tags)))
+        return rows
+
+    # --- serving -------------------------------------------------------------------------------
+    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+        """Sentences `[batch]` -> `tokens` and `tags` (strings `[batch, words]`, "" past each
+        sentence's `length`), Viterbi (or argmax) decoding inside the graph."""
+        import tensorflow as tf
+
+        from kbuild.crf import CRF, decode_tags
+        from kbuild.model import TOKEN_IDS
+
+        features = tokenizer.encode(text)
+        ids = features[TOKEN_IDS] if isinstance(features, dict) else features
+        outputs = model(features, training=False)
+        crf = isinstance(model.layers[-1], CRF)
+        tag_ids = decode_tags(outputs, tf.not_equal(ids, 0), len(labels), crf)
+        words = tokenizer.words(text)[:, : tokenizer.max_length]
+        tokens = words.to_tensor("")
+        tag_ids = tag_ids[:, : tf.shape(tokens)[1]]
+        tags = tf.where(tag_ids >= 0, tf.gather(tf.constant(labels), tf.maximum(tag_ids, 0)), "")
+        return {"tokens": tokens, "tags": tags, "length": tf.cast(words.row_lengths(), tf.int32)}
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        """One row per sentence: its tokens, their tags and the entities they form."""
+        rows = []
+        for i, text in enumerate(texts):
+            length = int(outputs["length"][i])
+            tokens = [t.decode("utf-8") for t in outputs["tokens"][i][:length]]
+            tags = [t.decode("utf-8") for t in outputs["tags"][i][:length]]
+            entities = [
+                {"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start : end + 1])}
+                for start, end, kind in conlleval.chunks(tags)
+            ]
+            rows.append({"text": text, "tokens": tokens, "tags": tags, "entities": entities})
+        return rows
+
+
+TASKS.register("tagging")(TaggingTask())
