@@ -152,10 +152,11 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) 
 
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Export folder (default RUN/export).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Model folder; the export becomes its next numbered version (default RUN/export).")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel"]), default="savedmodel", show_default=True)
 def export(run: str, out_dir: str | None, fmt: str) -> None:
-    """Export the trained model in RUN as a SavedModel that serves raw strings."""
+    """Export the trained model in RUN as OUT/<version>/, a SavedModel that serves raw strings."""
     _tensorflow()
     from kbuild.exporter import export as export_run
 

@@ -28,16 +28,22 @@ class Predictor:
 
 
 def load_predictor(path: str | os.PathLike) -> Predictor:
-    """A predictor for a SavedModel folder (has saved_model.pb) or a trained run folder."""
+    """A predictor for a trained run folder (has spec.yaml), an export's model folder (its highest
+    version) or one version folder."""
+    from kbuild.exporter.layout import NotAnExport, resolve_version
+
     path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return _from_savedmodel(path)
     if (path / "spec.yaml").is_file():
         from kbuild.exporter.serving import load_servable
 
         servable = load_servable(str(path))
         return Predictor(servable.function, servable.spec.task, servable.labels)
-    raise KbuildError(f"{path}: neither a SavedModel export (no saved_model.pb) nor a run folder (no spec.yaml)")
+    try:
+        version = resolve_version(path)
+    except NotAnExport:
+        raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export "
+                          "(no numbered version folder with saved_model.pb)") from None
+    return _from_savedmodel(version)
 
 
 def _from_savedmodel(path: Path) -> Predictor:
