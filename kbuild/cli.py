@@ -164,6 +164,32 @@ def export(run: str, out_dir: str | None, fmt: str) -> None:
     click.echo(f"exported: {path}")
 
 
+@cli.command()
+@click.argument("export_root", metavar="EXPORT", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--batching/--no-batching", default=True, show_default=True, help="Merge concurrent requests into one model call.")
+@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(1), help="Instances per model call (and per request).")
+@click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="How long a batch waits to fill.")
+@click.option("--max-body-bytes", default=4 * 2**20, show_default=True, type=click.IntRange(1), help="Larger bodies get 413.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Worker threads running models.")
+def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size: int, max_wait_ms: float,
+          max_body_bytes: int, threads: int) -> None:
+    """Serve every model under EXPORT over TF Serving's REST API (/v1/models/NAME:predict)."""
+    _tensorflow()
+    import uvicorn
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    repository = load_repository(export_root)
+    settings = ServerSettings(batching=batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                              max_body_bytes=max_body_bytes, threads=threads)
+    for name, found in sorted(repository.models.items()):
+        click.echo(f"serving {name} (versions {', '.join(map(str, sorted(found)))}) "
+                   f"at http://{host}:{port}/v1/models/{name}", err=True)
+    uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
+
+
 def _metrics_table(results: dict[str, dict[str, float]]) -> str:
     names = sorted({name for metrics in results.values() for name in metrics})
     width = max([len(n) for n in names] + [6])
