@@ -136,18 +136,22 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.argument("model_dir", metavar="RUN_OR_EXPORT", type=click.Path(exists=True, file_okay=False))
 @click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
-@click.option("--batch-size", default=64, show_default=True)
-def predict(model_dir: str, input_path: str, output_path: str, batch_size: int) -> None:
-    """Predict for each line of text; print one JSON object per line."""
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal or the input has >= 10,000 lines).")
+def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, progress: bool | None) -> None:
+    """Predict for each line of text; write one JSON object per line, streaming in batches."""
     _tensorflow()
-    from kbuild.prediction import load_predictor
+    from kbuild.prediction import LARGE_INPUT, count_lines, load_predictor, write_predictions
+    from kbuild.progress import Progress
 
-    stream = click.open_file(input_path, "r", encoding="utf-8")
-    texts = [line.rstrip("\n") for line in stream if line.strip()]
     predictor = load_predictor(model_dir)
-    with click.open_file(output_path, "w", encoding="utf-8") as out:
-        for row in predictor.predict(texts, batch_size=batch_size):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    total = count_lines(input_path) if input_path != "-" else None
+    if progress is None:
+        progress = sys.stderr.isatty() or (total or 0) >= LARGE_INPUT
+    with click.open_file(input_path, "r", encoding="utf-8") as lines, \
+            click.open_file(output_path, "w", encoding="utf-8") as out:
+        write_predictions(predictor, lines, out, batch_size, Progress(total) if progress else None)
 
 
 @cli.command()
