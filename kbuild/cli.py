@@ -158,13 +158,16 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, 
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Model folder; the export becomes its next numbered version (default RUN/export).")
-@click.option("--format", "fmt", type=click.Choice(["savedmodel"]), default="savedmodel", show_default=True)
-def export(run: str, out_dir: str | None, fmt: str) -> None:
-    """Export the trained model in RUN as OUT/<version>/, a SavedModel that serves raw strings."""
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite"]), default="savedmodel", show_default=True)
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none", show_default=True,
+              help="TFLite only: dynamic-range, float16, or int8 calibrated on train-split examples.")
+def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
+    """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
+    a TFLite model with its tokenizer as a pre-processing asset."""
     _tensorflow()
     from kbuild.exporter import export as export_run
 
-    path = export_run(run, out_dir, fmt=fmt)
+    path = export_run(run, out_dir, fmt=fmt, quantize=quantize)
     click.echo(f"exported: {path}")
 
 

@@ -47,7 +47,9 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     except NotAnExport:
         raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export "
                           "(no numbered version folder with saved_model.pb)") from None
-    return _from_savedmodel(version)
+    if (version / "saved_model.pb").is_file():
+        return _from_savedmodel(version)
+    return _from_tflite(version)
 
 
 def _from_savedmodel(path: Path) -> Predictor:
@@ -62,6 +64,16 @@ def _from_savedmodel(path: Path) -> Predictor:
     loaded = tf.saved_model.load(str(path))
     serve = loaded.signatures["serving_default"]
     return Predictor(lambda texts: serve(text=texts), metadata["task"], metadata["labels"])
+
+
+def _from_tflite(path: Path) -> Predictor:
+    from kbuild.exporter.savedmodel import read_metadata
+    from kbuild.exporter.tflite import load_tflite
+
+    metadata = read_metadata(path)
+    if not metadata:
+        raise KbuildError(f"{path}: no metadata.json; was this exported by kbuild?")
+    return Predictor(load_tflite(path, metadata), metadata["task"], metadata["labels"])
 
 
 def predict(model_dir: str | os.PathLike, texts: Iterable[str], batch_size: int = 64) -> list[dict]:
