@@ -156,32 +156,67 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.argument("model_dir", metavar="RUN_OR_EXPORT", type=click.Path(exists=True, file_okay=False))
 @click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal or the input has >= 10,000 lines).")
 @click.option("--explain", is_flag=True, help="Add each token's attention weight (models with model.pooling: attention).")
-def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, explain: bool) -> None:
-    """Predict for each line of text; print one JSON object per line."""
+def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, progress: bool | None,
+            explain: bool) -> None:
+    """Predict for each line of text; write one JSON object per line, streaming in batches."""
     _tensorflow()
-    from kbuild.prediction import load_predictor
+    from kbuild.prediction import LARGE_INPUT, count_lines, load_predictor, write_predictions
+    from kbuild.progress import Progress
 
-    stream = click.open_file(input_path, "r", encoding="utf-8")
-    texts = [line.rstrip("\n") for line in stream if line.strip()]
     predictor = load_predictor(model_dir)
-    with click.open_file(output_path, "w", encoding="utf-8") as out:
-        for row in predictor.predict(texts, batch_size=batch_size, explain=explain):
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    total = count_lines(input_path) if input_path != "-" else None
+    if progress is None:
+        progress = sys.stderr.isatty() or (total or 0) >= LARGE_INPUT
+    with click.open_file(input_path, "r", encoding="utf-8") as lines, \
+            click.open_file(output_path, "w", encoding="utf-8") as out:
+        write_predictions(predictor, lines, out, batch_size, Progress(total) if progress else None, explain=explain)
 
 
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Export folder (default RUN/export).")
-@click.option("--format", "fmt", type=click.Choice(["savedmodel"]), default="savedmodel", show_default=True)
-def export(run: str, out_dir: str | None, fmt: str) -> None:
-    """Export the trained model in RUN as a SavedModel that serves raw strings."""
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Model folder; the export becomes its next numbered version (default RUN/export).")
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite"]), default="savedmodel", show_default=True)
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none", show_default=True,
+              help="TFLite only: dynamic-range, float16, or int8 calibrated on train-split examples.")
+def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
+    """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
+    a TFLite model with its tokenizer as a pre-processing asset."""
     _tensorflow()
     from kbuild.exporter import export as export_run
 
-    path = export_run(run, out_dir, fmt=fmt)
+    path = export_run(run, out_dir, fmt=fmt, quantize=quantize)
     click.echo(f"exported: {path}")
+
+
+@cli.command()
+@click.argument("export_root", metavar="EXPORT", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the server to the network.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--batching/--no-batching", default=True, show_default=True, help="Merge concurrent requests into one model call.")
+@click.option("--max-batch-size", default=64, show_default=True, type=click.IntRange(1), help="Instances per model call (and per request).")
+@click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="How long a batch waits to fill.")
+@click.option("--max-body-bytes", default=4 * 2**20, show_default=True, type=click.IntRange(1), help="Larger bodies get 413.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Worker threads running models.")
+def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size: int, max_wait_ms: float,
+          max_body_bytes: int, threads: int) -> None:
+    """Serve every model under EXPORT over TF Serving's REST API (/v1/models/NAME:predict)."""
+    _tensorflow()
+    import uvicorn
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    repository = load_repository(export_root)
+    settings = ServerSettings(batching=batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                              max_body_bytes=max_body_bytes, threads=threads)
+    for name, found in sorted(repository.models.items()):
+        click.echo(f"serving {name} (versions {', '.join(map(str, sorted(found)))}) "
+                   f"at http://{host}:{port}/v1/models/{name}", err=True)
+    uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> str:

@@ -1,9 +1,11 @@
-"""Predictions for raw texts from a run folder or an exported SavedModel (same answers for both)."""
+"""Predictions for raw texts from a run folder or an export (same answers for both), streamed
+batch by batch so a file of any size runs in constant memory."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +19,17 @@ class Predictor:
     def __init__(self, function: Any, task: str, labels: list[str]):
         self.function, self.task, self.labels = function, TASKS.get(task), labels
 
-    def predict(self, texts: list[str], batch_size: int = 64, explain: bool = False) -> Iterator[dict]:
-        """One JSON-ready row per text; `explain` adds each token's attention weight (models
-        with `model.pooling: attention`), which rows otherwise leave out."""
+    def predict(self, texts: Iterable[str], batch_size: int = 64, explain: bool = False) -> Iterator[dict]:
+        """One JSON-ready row per text, in order; `texts` is consumed lazily, `batch_size` at a
+        time. `explain` adds each token's attention weight (models with `model.pooling:
+        attention`), which rows otherwise leave out."""
+        import numpy as np
         import tensorflow as tf
 
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
+        texts = iter(texts)
+        while batch := list(itertools.islice(texts, batch_size)):
             outputs = self.function(tf.constant(batch, dtype=tf.string))
-            numpy = {name: value.numpy() for name, value in outputs.items()}
+            numpy = {name: np.asarray(value) for name, value in outputs.items()}
             if explain and "attention" not in numpy:
                 raise KbuildError("--explain needs a model whose pooling is attention (model.pooling: attention)")
             for row in self.task.to_rows(batch, numpy, self.labels):
@@ -35,16 +39,24 @@ class Predictor:
 
 
 def load_predictor(path: str | os.PathLike) -> Predictor:
-    """A predictor for a SavedModel folder (has saved_model.pb) or a trained run folder."""
+    """A predictor for a trained run folder (has spec.yaml), an export's model folder (its highest
+    version) or one version folder."""
+    from kbuild.exporter.layout import NotAnExport, resolve_version
+
     path = Path(path)
-    if (path / "saved_model.pb").is_file():
-        return _from_savedmodel(path)
     if (path / "spec.yaml").is_file():
         from kbuild.exporter.serving import load_servable
 
         servable = load_servable(str(path))
         return Predictor(servable.function, servable.spec.task, servable.labels)
-    raise KbuildError(f"{path}: neither a SavedModel export (no saved_model.pb) nor a run folder (no spec.yaml)")
+    try:
+        version = resolve_version(path)
+    except NotAnExport:
+        raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export "
+                          "(no numbered version folder with saved_model.pb)") from None
+    if (version / "saved_model.pb").is_file():
+        return _from_savedmodel(version)
+    return _from_tflite(version)
 
 
 def _from_savedmodel(path: Path) -> Predictor:
@@ -61,6 +73,45 @@ def _from_savedmodel(path: Path) -> Predictor:
     return Predictor(lambda texts: serve(text=texts), metadata["task"], metadata["labels"])
 
 
-def predict(model_dir: str | os.PathLike, texts: list[str], batch_size: int = 64) -> list[dict]:
+def _from_tflite(path: Path) -> Predictor:
+    from kbuild.exporter.savedmodel import read_metadata
+    from kbuild.exporter.tflite import load_tflite
+
+    metadata = read_metadata(path)
+    if not metadata:
+        raise KbuildError(f"{path}: no metadata.json; was this exported by kbuild?")
+    return Predictor(load_tflite(path, metadata), metadata["task"], metadata["labels"])
+
+
+def predict(model_dir: str | os.PathLike, texts: Iterable[str], batch_size: int = 64) -> list[dict]:
     """Predictions for `texts` (API twin of `kbuild predict`)."""
     return list(load_predictor(model_dir).predict(texts, batch_size=batch_size))
+
+
+LARGE_INPUT = 10_000
+"""Inputs of at least this many lines show progress even when stderr is not a terminal."""
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    """Lines in a file, counted in binary blocks (cheap next to predicting them)."""
+    with open(path, "rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
+def write_predictions(predictor: Predictor, lines: Iterable[str], out, batch_size: int = 64, progress=None,
+                      explain: bool = False) -> int:
+    """Predict every non-blank line of `lines`, writing one JSON object per line to `out`;
+    returns the number of rows written. `progress` (a kbuild.progress.Progress) is advanced per batch."""
+    import json
+
+    texts = (line.rstrip("\r\n") for line in lines if line.strip())
+    written = 0
+    for row in predictor.predict(texts, batch_size=batch_size, explain=explain):
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        written += 1
+        if progress is not None and written % batch_size == 0:
+            progress.update(batch_size)
+    if progress is not None:
+        progress.update(written % batch_size)
+        progress.close()
+    return written

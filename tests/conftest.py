@@ -55,3 +55,14 @@ def tiny_spec_file(write_spec):
 
 def requires_shared_data(name: str):
     return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(), reason=f"../shared/data/{name} not present")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny trained run (TINY_SPEC, about ten seconds) shared by the deployment tests."""
+    import kbuild
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    spec_path = folder / "tiny.yaml"
+    spec_path.write_text(TINY_SPEC)
+    return kbuild.train(kbuild.load_spec(spec_path), run_dir=folder / "run").path

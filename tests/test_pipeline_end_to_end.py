@@ -68,6 +68,7 @@ def test_export_serves_raw_strings_in_a_fresh_process_equal_to_in_process(traine
     _, run = trained
     out = tmp_path / "export"
     assert _cli("export", run, "--out", out).exit_code == 0
+    out = out / "1"  # TF Serving's layout: one numbered folder per version
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["labels"] == ["negative", "positive"] and metadata["task"] == "classification"
     assert metadata["signature"]["serving_default"]["outputs"] == ["label", "probabilities"]
@@ -92,14 +93,51 @@ def test_export_serves_raw_strings_in_a_fresh_process_equal_to_in_process(traine
     assert fresh["label"] == [row["label"] for row in in_process]
 
 
-def test_export_replaces_an_old_export_atomically(trained, tmp_path):
+def test_each_export_adds_the_next_version_and_leaves_no_staging_folder(trained, tmp_path):
     _, run = trained
     out = tmp_path / "export"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    (out / "notes").mkdir(parents=True)  # a non-numbered folder is neither a version nor counted
+    first, second = kbuild.export(run, out), kbuild.export(run, out)
+    assert (first, second) == (out / "1", out / "2")
+    assert (second / "saved_model.pb").is_file() and (second / "metadata.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["1", "2", "notes"]
+
+
+def test_a_failed_export_leaves_no_version_behind(trained, tmp_path, monkeypatch):
+    from kbuild.exporter import savedmodel
+
+    _, run = trained
+    out = tmp_path / "export"
     kbuild.export(run, out)
-    assert not (out / "stale.txt").exists() and (out / "saved_model.pb").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+    def crash(*args, **kwargs):  # the graph is written, then the disk fills up
+        raise OSError("disk full")
+
+    monkeypatch.setattr(savedmodel, "write_metadata", crash)
+    with pytest.raises(OSError, match="disk full"):
+        kbuild.export(run, out)
+    assert sorted(p.name for p in out.iterdir()) == ["1"]
+
+
+def test_export_refuses_an_unversioned_savedmodel_folder(trained, tmp_path):
+    _, run = trained
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "saved_model.pb").write_bytes(b"")
+    result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / "old")])
+    assert result.exit_code == 2 and "unversioned SavedModel" in result.output
+
+
+def test_predict_takes_a_model_folder_or_one_version_folder(trained, tmp_path):
+    _, run = trained
+    out = tmp_path / "export"
+    kbuild.export(run, out)
+    kbuild.export(run, out)
+    expected = list(load_predictor(run).predict(SENTENCES))
+    for path in (out, out / "1"):
+        rows = list(load_predictor(path).predict(SENTENCES))
+        assert [r["label"] for r in rows] == [r["label"] for r in expected]
+        for got, want in zip(rows, expected, strict=True):
+            assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
 
 
 def test_predict_cli_reads_stdin_and_writes_json_lines(trained, tmp_path):

@@ -77,8 +77,8 @@ def test_evaluate_cli_prints_the_same_entity_scores(trained):
 
 
 def test_exported_tagger_serves_raw_sentences_in_a_fresh_process_equal_to_in_process(trained, tmp_path):
-    out = tmp_path / "export"
-    assert _cli("export", trained, "--out", out).exit_code == 0
+    assert _cli("export", trained, "--out", tmp_path / "export").exit_code == 0
+    out = tmp_path / "export" / "1"  # TF Serving's versioned layout
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["task"] == "tagging" and metadata["signature"]["serving_default"]["outputs"] == ["length", "tags", "tokens"]
 

@@ -1,62 +1,58 @@
-"""SavedModel export: atomic, self-contained (tokenisation in the graph), with metadata.json."""
+"""SavedModel export: a new numbered version, written atomically, self-contained (tokenisation in
+the graph), with metadata.json beside saved_model.pb."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from kbuild import __version__
-from kbuild.exporter.serving import Servable
+from kbuild.exporter.layout import METADATA, publish_version
+from kbuild.exporter.serving import INPUT_NAME, Servable
 
-METADATA = "metadata.json"
+
+def write_savedmodel(servable: Servable, model_root: Path) -> Path:
+    """Write `servable` as the next version under `model_root`; returns the version folder."""
+    return publish_version(model_root, lambda staging: save_to(servable, staging))
 
 
-def write_savedmodel(servable: Servable, out_dir: Path) -> Path:
-    """Write `servable` as a SavedModel at `out_dir`, replacing it only once complete."""
+def save_to(servable: Servable, folder: Path) -> None:
+    """The SavedModel and its metadata.json, written into an existing (staging) folder."""
     import keras
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        archive = keras.export.ExportArchive()
-        # Track every resource explicitly: untracked lookup tables break the saved graph.
-        for trackable in servable.trackables():
-            archive.track(trackable)
-        archive.add_endpoint("serving_default", servable.function)
-        archive.write_out(str(staging), verbose=False)
-        (staging / METADATA).write_text(json.dumps(_metadata(servable), indent=2, ensure_ascii=False), encoding="utf-8")
-        if out_dir.exists():
-            backup = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(out_dir, backup)
-            os.replace(staging, out_dir)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+    archive = keras.export.ExportArchive()
+    # Track every resource explicitly: untracked lookup tables break the saved graph.
+    for trackable in servable.trackables():
+        archive.track(trackable)
+    archive.add_endpoint("serving_default", servable.function)
+    archive.write_out(str(folder), verbose=False)
+    write_metadata(folder, metadata(servable, fmt="savedmodel"))
 
 
-def _metadata(servable: Servable) -> dict:
+def metadata(servable: Servable, fmt: str, **extra) -> dict:
+    """What a server or a reader needs beside the graph: task, labels, signature, metrics, spec."""
     results = servable.folder.read_results()
     return {
         "kbuild_version": __version__,
+        "format": fmt,
         "name": servable.spec.name,
         "task": servable.spec.task,
         "spec_hash": servable.spec.fingerprint(),
         "labels": servable.labels,
         "max_length": servable.spec.preprocess.max_length,
+        "batch_limit": servable.spec.export.batch_limit,
         "signature": {"serving_default": {
-            "inputs": {"text": "tf.string [batch]"},
+            "inputs": {INPUT_NAME: "tf.string [batch]"},
             "outputs": sorted(servable.function.get_concrete_function().structured_outputs),
         }},
         "metrics": results.get("metrics", {}),
+        **extra,
         "spec": servable.spec.resolved(),
     }
+
+
+def write_metadata(folder: Path, data: dict) -> None:
+    (folder / METADATA).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def read_metadata(export_dir: Path) -> dict:

@@ -1,0 +1,92 @@
+"""The export folder layout TF Serving reads (the one place that knows it):
+
+    export/NAME/            a model: one numbered folder per version, the highest one is served
+      1/  saved_model.pb  variables/  assets/  metadata.json
+      2/  ...             model.tflite  vocab.txt  metadata.json    (a TFLite export)
+
+A version folder is a positive integer name. Anything else (a half-written `.2.tmp` staging folder,
+a README) is ignored, as TF Serving ignores it. TF-free: the server and `kbuild predict` resolve
+paths with it before loading anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kbuild.errors import KbuildError
+
+SAVED_MODEL = "saved_model.pb"
+TFLITE_MODEL = "model.tflite"
+METADATA = "metadata.json"
+
+
+class NotAnExport(KbuildError):
+    exit_code = 2
+
+
+def is_version_folder(path: Path) -> bool:
+    """A complete version: numbered, holding a SavedModel or a TFLite model."""
+    return (
+        path.is_dir()
+        and path.name.isdigit()
+        and int(path.name) > 0
+        and ((path / SAVED_MODEL).is_file() or (path / TFLITE_MODEL).is_file())
+    )
+
+
+def versions(model_root: Path) -> dict[int, Path]:
+    """Version number -> folder, for every complete version under `model_root`."""
+    if not model_root.is_dir():
+        return {}
+    return {int(p.name): p for p in model_root.iterdir() if is_version_folder(p)}
+
+
+def next_version(model_root: Path) -> int:
+    """The number a new export under `model_root` gets: one past the highest existing version."""
+    taken = [int(p.name) for p in model_root.iterdir() if p.name.isdigit()] if model_root.is_dir() else []
+    return max(taken, default=0) + 1
+
+
+def resolve_version(path: str | os.PathLike) -> Path:
+    """A version folder for `path`: the folder itself, or the highest version of a model root."""
+    path = Path(path)
+    if is_version_folder(path) or (path / SAVED_MODEL).is_file():
+        return path
+    found = versions(path)
+    if not found:
+        raise NotAnExport(f"{path}: not an export (no numbered version folder holding {SAVED_MODEL} or {TFLITE_MODEL})")
+    return found[max(found)]
+
+
+def check_model_root(model_root: Path) -> None:
+    """Refuse to write versions into a folder that is itself an unversioned SavedModel."""
+    if (model_root / SAVED_MODEL).is_file():
+        raise NotAnExport(
+            f"{model_root} holds an unversioned SavedModel (older kbuild layout); "
+            f"pass a new --out folder or move it to {model_root}/1"
+        )
+
+
+def publish_version(model_root: Path, fill) -> Path:
+    """Create the next version under `model_root`: `fill(staging)` writes into a hidden staging
+    folder, which is renamed to its number only once complete, so a crash never leaves a half
+    version that a server would load. Two exports racing for a number: the loser takes the next."""
+    import shutil
+    import tempfile
+
+    check_model_root(model_root)
+    model_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=model_root))
+    try:
+        fill(staging)
+        while True:
+            target = model_root / str(next_version(model_root))
+            try:
+                os.rename(staging, target)  # fails (not replaces) when the number was just taken
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,161 @@
+"""TFLite export: the model (token ids -> the task's outputs) as `model.tflite`, quantised on
+request, plus the tokenizer as a shipped pre-processing asset.
+
+Why tokenisation is not inside the .tflite: the tokenizers' graph ops (string lower/regex/split,
+hash-table lookup, tf-text's wordpiece) are not TFLite builtins. They convert as select TF ops
+("Flex"), but TensorFlow 2.21's Python `tf.lite.Interpreter` ships without the Flex delegate
+("Select TensorFlow op(s) ... not supported by this interpreter"), and on a device Flex adds
+megabytes. So a TFLite version folder holds:
+
+    model.tflite     signature serving_default: ids int32 [batch, max_length] -> task outputs
+    tokenizer/       a SavedModel, signature serving_default: text tf.string [batch] -> ids;
+                     the exact graph the SavedModel export runs (loads with TF + tensorflow_text)
+    vocab.txt        the vocabulary (id = line number - 1), for tokenizers re-implemented on device
+    metadata.json    format, quantisation, signatures, labels, metrics, spec (with the tokenizer
+                     settings: type, lowercase, max_length, start token)
+
+`kbuild predict` on such a folder runs `tokenizer/` then the interpreter.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from kbuild.exporter.layout import TFLITE_MODEL, publish_version
+from kbuild.exporter.quantize import DEFAULT_DELEGATES, QUANTIZATIONS
+from kbuild.exporter.savedmodel import metadata, write_metadata
+from kbuild.exporter.serving import INPUT_NAME, Servable
+
+IDS_NAME = "ids"
+TOKENIZER_DIR = "tokenizer"
+CALIBRATION_EXAMPLES = 200
+
+
+def write_tflite(servable: Servable, model_root: Path, quantize: str = "none") -> Path:
+    """Convert `servable` (quantised as `quantize`) as the next version under `model_root`."""
+    configure = QUANTIZATIONS.get(quantize)
+    flatbuffer = convert(servable, lambda converter: configure(converter, _representative(servable)))
+
+    def fill(staging: Path) -> None:
+        (staging / TFLITE_MODEL).write_bytes(flatbuffer)
+        save_tokenizer(servable, staging / TOKENIZER_DIR)
+        shutil.copy(servable.folder.assets / "vocab.txt", staging / "vocab.txt")
+        write_metadata(staging, metadata(
+            servable, fmt="tflite", quantize=quantize,
+            interpreter={"default_delegates": DEFAULT_DELEGATES[quantize]},
+            preprocessing={"savedmodel": TOKENIZER_DIR, "vocabulary": "vocab.txt",
+                           "input": f"{INPUT_NAME}: tf.string [batch]", "output": f"{IDS_NAME}: int32 [batch, max_length]",
+                           "start_token": servable.tokenizer.start_token},
+            tflite_signature={"inputs": {IDS_NAME: "int32 [batch, max_length]"}},
+        ))
+
+    return publish_version(model_root, fill)
+
+
+def convert(servable: Servable, configure) -> bytes:
+    """The model as a TFLite flatbuffer: ids -> the task's `serving_outputs`."""
+    import tensorflow as tf
+
+    from kbuild.tasks import TASKS
+
+    task = TASKS.get(servable.spec.task)
+    model, labels = servable.model, servable.labels
+    # An RNN traces to a while loop over TensorLists, which TFLite can lower only with a static
+    # batch and which int8 calibration crashes on; unrolled over the fixed max_length, it becomes
+    # plain ops every quantisation mode handles. Same weights, same arithmetic, with one catch:
+    # Keras 3.15's unrolled path zeroes masked outputs with the un-reversed mask when
+    # go_backwards (the backward half of a BiLSTM), so zeroing is turned off; padded positions then
+    # repeat the last real output, which every downstream block and pooling masks out anyway.
+    for layer in model._flatten_layers():
+        if hasattr(layer, "unroll"):
+            layer.unroll = True
+            layer.zero_output_for_mask = False
+
+    @tf.function(input_signature=[tf.TensorSpec([None, servable.spec.preprocess.max_length], tf.int32, name=IDS_NAME)])
+    def infer(ids):
+        return task.serving_outputs(model(ids, training=False), labels)
+
+    holder = tf.Module()
+    holder.weights = [getattr(v, "value", v) for v in model.variables]  # tf.Variables behind Keras's
+    staging = tempfile.mkdtemp(prefix="kbuild-tflite-")
+    try:
+        tf.saved_model.save(holder, staging, signatures={"serving_default": infer.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(staging)
+        configure(converter)
+        return strip_tensor_names(converter.convert())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def strip_tensor_names(flatbuffer: bytes) -> bytes:
+    """Drop the internal tensor names (callers address tensors through the signature, which keeps
+    its own input and output names). An unrolled int8 graph carries ~0.9 MB of them for SST-2."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    for subgraph in model.subgraphs:
+        for tensor in subgraph.tensors:
+            tensor.name = None
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def save_tokenizer(servable: Servable, folder: Path) -> None:
+    """The pre-processing asset: a SavedModel mapping raw strings to the model's ids."""
+    import keras
+    import tensorflow as tf
+
+    tokenizer = servable.tokenizer
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    def tokenize(text):
+        return {IDS_NAME: tokenizer.encode(text)}
+
+    archive = keras.export.ExportArchive()
+    for trackable in tokenizer.trackables():
+        archive.track(trackable)
+    archive.add_endpoint("serving_default", tokenize)
+    archive.write_out(str(folder), verbose=False)
+
+
+def _representative(servable: Servable):
+    """Calibration batches: a seeded sample of train-split texts, tokenised as in serving."""
+    import tensorflow as tf
+
+    from kbuild.data.splits import read_splits
+
+    def batches():
+        texts = [e.text for e in read_splits(servable.spec.data, servable.spec.seed, ("train",))["train"].examples]
+        sample = random.Random(servable.spec.seed).sample(texts, min(CALIBRATION_EXAMPLES, len(texts)))
+        for text in sample:
+            yield {IDS_NAME: servable.tokenizer.encode(tf.constant([text]))}
+
+    return batches
+
+
+def load_tflite(version: Path, metadata: dict) -> Any:
+    """strings -> outputs for a TFLite version folder: the tokenizer SavedModel, then the interpreter."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (tf-text ops in the tokenizer graph)
+
+    tokenize = tf.saved_model.load(str(version / TOKENIZER_DIR)).signatures["serving_default"]
+    resolver = tf.lite.experimental.OpResolverType
+    delegates = metadata.get("interpreter", {}).get("default_delegates", True)
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is what TF 2.21 ships
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(
+            model_path=str(version / TFLITE_MODEL),
+            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    runner = interpreter.get_signature_runner("serving_default")
+
+    def run(texts):
+        ids = tokenize(**{INPUT_NAME: texts})[IDS_NAME].numpy().astype(np.int32)
+        return runner(**{IDS_NAME: ids})
+
+    return run

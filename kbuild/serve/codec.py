@@ -1,0 +1,163 @@
+"""TF Serving's predict request and response bodies <-> named numpy batches.
+
+Request: `{"instances": [...]}` (row format: one entry per example; an entry is a bare value when
+the signature has one input, else an object keyed by input name) or `{"inputs": ...}` (columnar:
+a batch, or an object of batches keyed by input name); optional `signature_name`.
+Response: `{"predictions": [...]}` for rows, `{"outputs": ...}` for columns; a signature with one
+output gives bare values instead of objects, as TF Serving does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kbuild.serve.repository import DEFAULT_SIGNATURE, Signature, TensorInfo
+
+
+class BadRequest(Exception):
+    """The request cannot be served as sent (HTTP 400)."""
+
+
+@dataclass
+class PredictRequest:
+    signature_name: str
+    batch: dict[str, np.ndarray]
+    rows: bool  # answer in row format (request used "instances")
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.batch.values())))
+
+
+def parse_body(body: bytes) -> dict:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"expected a JSON object with \"instances\" or \"inputs\"; received {type(data).__name__}")
+    return data
+
+
+def signature_name(data: dict) -> str:
+    name = data.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(name, str):
+        raise BadRequest("\"signature_name\" must be a string")
+    return name
+
+
+def decode_predict(data: dict, signature: Signature, max_batch_size: int) -> PredictRequest:
+    """Validate `data` against `signature` and turn it into numpy batches."""
+    unknown = set(data) - {"instances", "inputs", "signature_name"}
+    if unknown:
+        raise BadRequest(f"unknown request keys: {', '.join(sorted(unknown))} (expected \"instances\" or \"inputs\")")
+    if ("instances" in data) == ("inputs" in data):
+        raise BadRequest("send exactly one of \"instances\" (row format) or \"inputs\" (columnar format)")
+    rows = "instances" in data
+    columns = _columns_from_rows(data["instances"], signature) if rows else _columns(data["inputs"], signature)
+    batch = {name: _array(name, values, signature.inputs[name]) for name, values in columns.items()}
+    sizes = {len(a) for a in batch.values()}
+    if len(sizes) != 1:
+        raise BadRequest(f"inputs have different batch sizes: {sorted(sizes)}")
+    size = sizes.pop()
+    if size == 0:
+        raise BadRequest("empty batch: send at least one instance")
+    if size > max_batch_size:
+        raise BadRequest(f"batch of {size} instances exceeds the limit of {max_batch_size} per request")
+    return PredictRequest(signature.name, batch, rows)
+
+
+def _columns_from_rows(instances: Any, signature: Signature) -> dict[str, list]:
+    if not isinstance(instances, list):
+        raise BadRequest(f"\"instances\" must be a list; received {type(instances).__name__}")
+    names = list(signature.inputs)
+    if len(names) == 1 and not any(isinstance(row, dict) for row in instances):
+        return {names[0]: instances}
+    columns: dict[str, list] = {name: [] for name in names}
+    for i, row in enumerate(instances):
+        if not isinstance(row, dict) or set(row) != set(names):
+            raise BadRequest(f"instance {i}: expected an object with keys {names}; received {json.dumps(row)[:80]}")
+        for name in names:
+            columns[name].append(row[name])
+    return columns
+
+
+def _columns(inputs: Any, signature: Signature) -> dict[str, Any]:
+    names = list(signature.inputs)
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise BadRequest(f"\"inputs\" must be an object with keys {names}")
+        return {names[0]: inputs}
+    if set(inputs) != set(names):
+        raise BadRequest(f"\"inputs\" must have exactly the keys {names}; received {sorted(inputs)}")
+    return inputs
+
+
+_LEAF_TYPES = {
+    "string": (str,),
+    "bool": (bool,),
+}
+
+
+def _array(name: str, values: Any, info: TensorInfo) -> np.ndarray:
+    """`values` as an array of the input's dtype and shape, or a BadRequest saying what is wrong."""
+    if not isinstance(values, list):
+        raise BadRequest(f"input {name!r}: expected a list (the batch); received {type(values).__name__}")
+    shape = _shape(name, values)
+    if len(shape) != len(info.shape) or any(want is not None and got != want for got, want in zip(shape, info.shape, strict=True)):
+        expected = "[" + ", ".join("batch" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(info.shape)) + "]"
+        raise BadRequest(f"input {name!r}: expected shape {expected}; received {list(shape)}")
+    leaves = _flatten(values)
+    bad = [leaf for leaf in leaves if not _accepts(info.dtype, leaf)]
+    if bad:
+        raise BadRequest(f"input {name!r}: expected {info.dtype} values; received {json.dumps(bad[0])[:80]}")
+    if info.dtype == "string":
+        return np.array(values, dtype=object).reshape(shape)
+    return np.array(values, dtype=info.dtype)
+
+
+def _shape(name: str, values: Any) -> tuple[int, ...]:
+    if not isinstance(values, list):
+        return ()
+    inner = {_shape(name, v) for v in values}
+    if len(inner) > 1:
+        raise BadRequest(f"input {name!r}: ragged nesting (entries of different shapes)")
+    return (len(values), *(inner.pop() if inner else ()))
+
+
+def _flatten(values: Any) -> list:
+    if isinstance(values, list):
+        return [leaf for v in values for leaf in _flatten(v)]
+    return [values]
+
+
+def _accepts(dtype: str, leaf: Any) -> bool:
+    if dtype in _LEAF_TYPES:
+        return isinstance(leaf, _LEAF_TYPES[dtype])
+    if isinstance(leaf, bool):
+        return False
+    if dtype.startswith(("int", "uint")):
+        return isinstance(leaf, int)
+    return isinstance(leaf, int | float)
+
+
+def encode_predict(outputs: dict[str, np.ndarray], rows: bool) -> dict:
+    """Named output batches -> TF Serving's response body."""
+    columns = {name: _jsonable(value) for name, value in outputs.items()}
+    single = next(iter(columns.values())) if len(columns) == 1 else None
+    if not rows:
+        return {"outputs": single if single is not None else columns}
+    if single is not None:
+        return {"predictions": single}
+    size = len(next(iter(columns.values())))
+    return {"predictions": [{name: column[i] for name, column in columns.items()} for i in range(size)]}
+
+
+def _jsonable(value: np.ndarray) -> Any:
+    if value.dtype == object or value.dtype.kind == "S":
+        return np.vectorize(lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b, otypes=[object])(value).tolist()
+    return value.tolist()

@@ -1,0 +1,126 @@
+"""The models a server holds: every version of every model under one export root.
+
+    EXPORT_ROOT/NAME/<version>/saved_model.pb     several models, each with its versions
+    EXPORT_ROOT/<version>/saved_model.pb          or one model, named after the folder
+
+Loading imports only `tensorflow` and `tensorflow_text` (which registers the tf-text ops a
+tokenizer may have put in the graph): no Keras model code runs in a server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbuild.errors import KbuildError
+from kbuild.exporter.layout import METADATA, SAVED_MODEL, versions
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class NotFound(KbuildError):
+    """An unknown model, version or signature (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str  # numpy-style name: "string", "float32", "int32", "bool", ...
+    shape: tuple[int | None, ...]  # the first axis is the batch
+
+
+@dataclass
+class Signature:
+    """One callable signature: named numpy batches in, named numpy batches out."""
+
+    name: str
+    function: Any
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        tensors = {name: tf.constant(batch[name], dtype=_tf_dtype(info.dtype)) for name, info in self.inputs.items()}
+        return {name: value.numpy() for name, value in self.function(**tensors).items()}
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: int
+    path: Path
+    signatures: dict[str, Signature]
+    metadata: dict = field(default_factory=dict)
+    handle: Any = None  # the loaded SavedModel: keeps its variables and tables alive
+
+
+@dataclass
+class Repository:
+    models: dict[str, dict[int, ModelVersion]]
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        found = self.models.get(name)
+        if not found:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise NotFound(f"model {name!r} not found (serving: {known})")
+        if version is None:
+            return found[max(found)]
+        if version not in found:
+            raise NotFound(f"model {name!r} has no version {version} (versions: {', '.join(map(str, sorted(found)))})")
+        return found[version]
+
+    def all_versions(self) -> list[ModelVersion]:
+        return [v for versions_ in self.models.values() for v in versions_.values()]
+
+
+def load_repository(root: str | Path) -> Repository:
+    """Load every SavedModel version under `root`; a broken version fails start-up, naming it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise KbuildError(f"{root}: no such export folder")
+    own = _savedmodel_versions(root)
+    model_roots = {root.name: own} if own else {p.name: _savedmodel_versions(p) for p in sorted(root.iterdir()) if p.is_dir()}
+    models = {name: {n: load_version(name, n, path) for n, path in found.items()} for name, found in model_roots.items() if found}
+    if not models:
+        raise KbuildError(f"{root}: no SavedModel exports found (expected {root}/NAME/<version>/{SAVED_MODEL})")
+    return Repository(models)
+
+
+def _savedmodel_versions(model_root: Path) -> dict[int, Path]:
+    return {n: p for n, p in versions(model_root).items() if (p / SAVED_MODEL).is_file()}
+
+
+def load_version(name: str, version: int, path: Path) -> ModelVersion:
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers tf-text ops the graph may hold)
+
+    try:
+        handle = tf.saved_model.load(str(path))
+    except Exception as exc:
+        raise KbuildError(f"{path}: cannot load the SavedModel: {exc}") from None
+    signatures = {key: _signature(key, fn) for key, fn in handle.signatures.items()}
+    metadata_path = path / METADATA
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
+    return ModelVersion(name, version, path, signatures, metadata, handle)
+
+
+def _signature(name: str, function: Any) -> Signature:
+    _, kwargs = function.structured_input_signature
+    inputs = {key: _info(spec) for key, spec in kwargs.items()}
+    outputs = {key: _info(tensor) for key, tensor in function.structured_outputs.items()}
+    return Signature(name, function, inputs, outputs)
+
+
+def _info(tensor: Any) -> TensorInfo:
+    shape = tuple(tensor.shape.as_list()) if tensor.shape.rank is not None else (None,)
+    return TensorInfo(tensor.dtype.name, shape)
+
+
+def _tf_dtype(name: str) -> Any:
+    import tensorflow as tf
+
+    return tf.dtypes.as_dtype(name)
