@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks.pooling import POOLINGS
 from kbuild.tasks.base import TASKS, Task
+from kbuild.tasks.head import pooled_head
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
@@ -21,14 +22,7 @@ class ClassificationTask(Task):
         """Pool the sequence, run the dense head, end in float32 softmax over the labels."""
         import keras
 
-        x = POOLINGS.get(spec.model.pooling).build(features)
-        head = spec.model.head
-        for i, units in enumerate(head.hidden):
-            if head.dropout:
-                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
-            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
-        if head.dropout:
-            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        x = pooled_head(features, spec)
         # float32 output keeps the softmax and the loss stable under mixed precision.
         return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=PROBABILITIES)(x)
 

@@ -15,6 +15,7 @@ from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
 from kbuild.tasks.base import TASKS, Task
+from kbuild.tasks.head import pooled_head
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,14 +89,7 @@ class MultiLabelTask(Task):
     def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
         import keras
 
-        x = POOLINGS.get(spec.model.pooling).build(features)
-        head = spec.model.head
-        for i, units in enumerate(head.hidden):
-            if head.dropout:
-                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
-            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
-        if head.dropout:
-            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        x = pooled_head(features, spec)
         return keras.layers.Dense(len(labels), activation="sigmoid", dtype="float32", name=PROBABILITIES)(x)
 
     def loss(self, spec: Spec) -> Any:

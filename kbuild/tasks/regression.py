@@ -14,6 +14,7 @@ from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.tasks.base import TASKS, Task
+from kbuild.tasks.head import pooled_head
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,14 +67,7 @@ class RegressionTask(Task):
         """Pool, run the dense head, end in one float32 linear unit per text."""
         import keras
 
-        x = POOLINGS.get(spec.model.pooling).build(features)
-        head = spec.model.head
-        for i, units in enumerate(head.hidden):
-            if head.dropout:
-                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
-            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
-        if head.dropout:
-            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        x = pooled_head(features, spec)
         return keras.layers.Dense(1, dtype="float32", name=VALUE)(x)
 
     def loss(self, spec: Spec) -> Any:

@@ -20,6 +20,7 @@ from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
 from kbuild.tasks import conlleval
 from kbuild.tasks.base import TASKS, Task
+from kbuild.tasks.head import dense_head
 
 if TYPE_CHECKING:
     import numpy as np
@@ -105,13 +106,7 @@ class TaggingTask(Task):
 
         from kbuild.crf import CRF
 
-        x, head = features, spec.model.head
-        for i, units in enumerate(head.hidden):
-            if head.dropout:
-                x = keras.layers.Dropout(head.dropout, seed=spec.seed + i, name=f"head_dropout{i}")(x)
-            x = keras.layers.Dense(units, activation=head.activation, name=f"head_dense{i}")(x)
-        if head.dropout:
-            x = keras.layers.Dropout(head.dropout, seed=spec.seed + 99, name="head_dropout_out")(x)
+        x, head = dense_head(features, spec), spec.model.head
         if head.type == "crf":
             emissions = keras.layers.Dense(len(labels), dtype="float32", name="emissions")(x)
             return CRF(len(labels), name="crf")(emissions)
