@@ -7,7 +7,8 @@ encodes exactly as training did and never refits on other data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,17 @@ class DataBundle:
     sources: dict[str, str] = field(default_factory=dict)
     features: dict[str, Features] = field(default_factory=dict)
     """split -> the encoded inputs, in example order (see `features_dataset`)."""
+    factories: dict[str, Callable[[], tf.data.Dataset]] = field(default_factory=dict)
+    """split -> a function building that split's dataset anew (see `fresh_dataset`)."""
+
+    def fresh_dataset(self, split: str) -> tf.data.Dataset:
+        """The split's dataset built anew, its shuffle back at the first epoch's order.
+
+        Every iterator over one shuffled dataset object draws the next seed from the same
+        generator, so a second `fit` call over `datasets[split]` would see different epoch
+        orders than an unbroken run; a resume needs the orders exactly as a fresh start has them.
+        """
+        return self.factories[split]()
 
     def features_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
         """Batches of the split's inputs only, in example order (for predictions to line up
@@ -129,7 +141,8 @@ def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBu
         ids_of_labels = task.encode_labels(result, bundle.labels, f"data.{split}", spec)
         features = encode_all(bundle.tokenizer, [example.text for example in result.examples])
         train = split == "train"
-        bundle.datasets[split] = labelled_dataset(
+        bundle.factories[split] = functools.partial(
+            labelled_dataset,
             features,
             ids_of_labels,
             spec.train.batch_size,
@@ -139,6 +152,7 @@ def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBu
             bucketing=train and spec.preprocess.bucketing,
             label_padding=task.label_padding,
         )
+        bundle.datasets[split] = bundle.factories[split]()
         bundle.features[split] = features
         bundle.counts[split] = len(result.examples)
         bundle.skipped[split] = result.skipped

@@ -155,7 +155,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         try:
             for call in _epoch_plan(start_step, total_steps, steps_per_epoch):
                 model.fit(
-                    _train_stream(bundle.datasets["train"], call.start_step),
+                    _train_stream(bundle.fresh_dataset("train"), call.start_step),
                     validation_data=bundle.datasets.get("valid"),
                     initial_epoch=call.initial_epoch,
                     epochs=call.epochs,
