@@ -5,9 +5,10 @@ Builders are pure: they create layers and return a model; nothing here touches f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from kbuild.blocks import BuildContext
+from kbuild.blocks import BlockSpec, BuildContext
 from kbuild.tasks import TASKS
 
 if TYPE_CHECKING:
@@ -32,14 +33,21 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     keras.utils.set_random_seed(spec.seed)
     ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
-    dim = spec.model.embedding.dim
-    for i, block in enumerate(spec.model.blocks):
-        x = block.build(x, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}"))
-        dim = block.output_dim(dim)
-    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels)
+    for block, ctx in block_contexts(spec):
+        x = block.build(x, ctx)
+    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels, vocab_size)
     model = keras.Model(ids, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model
+
+
+def block_contexts(spec: Spec) -> Iterator[tuple[BlockSpec, BuildContext]]:
+    """Each block of the spec with its build context (input size, seed, layer-name prefix): the
+    one place that names blocks' layers, shared by the builder and by generation."""
+    dim = spec.model.embedding.dim
+    for i, block in enumerate(spec.model.blocks):
+        yield block, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}")
+        dim = block.output_dim(dim)
 
 
 def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
-from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import Example, ReadResult
-from kbuild.data.labels import label_ids, label_vocabulary, load_labels, save_labels
-from kbuild.data.pipeline import encode_all, labelled_dataset
+from kbuild.data.labels import load_labels, save_labels
 from kbuild.data.splits import SPLITS, read_splits
 from kbuild.data.tokenizers import Tokenizer, make_tokenizer
+from kbuild.tasks import TASKS
 
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
@@ -31,10 +30,10 @@ class DataBundle:
 
     Args:
         tokenizer: fitted (or loaded) tokenizer; `tokenizer.vocabulary_size` sizes the embedding.
-        labels: sorted train labels; a label's id is its index.
-        datasets: split -> batches of `(ids int32 [batch, length], label_id int32 [batch])`;
-            only `train` is shuffled (and bucketed, when `preprocess.bucketing` is on).
-        counts: split -> number of examples.
+        labels: sorted train labels; a label's id is its index (empty for tasks without labels).
+        datasets: split -> batches of (inputs, targets) as the task builds them (classification:
+            `(ids int32 [batch, length], label_id int32 [batch])`); only `train` is shuffled.
+        counts: split -> number of examples in one pass (rows, or windows for a language model).
         skipped: split -> rows dropped under `data.on_error: skip`.
         examples: split -> the examples, in dataset order for valid and test.
         sources: split -> the file (or built-in name) the examples came from.
@@ -51,13 +50,14 @@ class DataBundle:
     def save_assets(self, assets_dir: str | Path) -> None:
         """Write the tokenizer vocabulary and the label list into a run's `assets/` folder."""
         self.tokenizer.save(assets_dir)
-        save_labels(assets_dir, self.labels)
+        if self.labels:
+            save_labels(assets_dir, self.labels)
 
 
 def tokenizer_for(spec: Spec) -> Tokenizer:
     """An unfitted tokenizer as the spec asks: type, max_length, and a start token when the
-    pooling reads one (`cls`)."""
-    start_token = POOLINGS.get(spec.model.pooling).needs_start_token
+    task reads one (classification with `cls` pooling)."""
+    start_token = TASKS.get(spec.task).needs_start_token(spec)
     return make_tokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, start_token)
 
 
@@ -77,8 +77,8 @@ def build(
     splits = tuple(splits)
     read = read_splits(spec.data, spec.seed, {"train", *splits})
     train = read["train"]
-    tokenizer = tokenizer_for(spec).fit([example.text for example in train.examples])
-    bundle = DataBundle(tokenizer, label_vocabulary(train))
+    tokenizer = tokenizer_for(spec).fit(TASKS.get(spec.task).texts(train))
+    bundle = DataBundle(tokenizer, TASKS.get(spec.task).label_vocabulary(train))
     if assets_dir is not None:
         bundle.save_assets(assets_dir)
     return _fill(bundle, spec, {split: read[split] for split in splits if split in read})
@@ -99,27 +99,20 @@ def load_bundle(
         files: split -> file replacing the spec's (`kbuild evaluate --data FILE`).
     """
     tokenizer = tokenizer_for(spec).load(assets_dir)
-    bundle = DataBundle(tokenizer, load_labels(assets_dir))
+    labels = load_labels(assets_dir) if TASKS.get(spec.task).uses_labels else []
+    bundle = DataBundle(tokenizer, labels)
     read = read_splits(spec.data, spec.seed, splits, files) if tuple(splits) else {}
     return _fill(bundle, spec, read)
 
 
 def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBundle:
-    """Encode each split and add its dataset, counts and examples to `bundle`."""
+    """Encode each split (as the task shapes its examples) and add its dataset, counts and
+    examples to `bundle`."""
+    task = TASKS.get(spec.task)
     for split, result in read.items():
-        ids_of_labels = label_ids(result, bundle.labels, f"data.{split}")
-        ids = encode_all(bundle.tokenizer, [example.text for example in result.examples])
-        train = split == "train"
-        bundle.datasets[split] = labelled_dataset(
-            ids,
-            ids_of_labels,
-            spec.train.batch_size,
-            shuffle=train,
-            seed=spec.seed,
-            shuffle_buffer=spec.train.shuffle_buffer,
-            bucketing=train and spec.preprocess.bucketing,
+        bundle.datasets[split], bundle.counts[split] = task.make_dataset(
+            bundle.tokenizer, result, bundle.labels, spec, f"data.{split}", split == "train"
         )
-        bundle.counts[split] = len(result.examples)
         bundle.skipped[split] = result.skipped
         bundle.examples[split] = result.examples
         bundle.sources[split] = result.source

@@ -30,6 +30,9 @@ class DataSpec(StrictModel):
     """Cap on rows read per split, for quick runs."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     """Hold out this share of train as the valid split when no valid file is given."""
+    holdout: Literal["random", "tail"] = "random"
+    """Which rows `valid_fraction` holds out: a seeded random sample, or the last rows of the file
+    (the convention for running text, where a random sample of lines would leak context)."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
 

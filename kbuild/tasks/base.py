@@ -1,7 +1,8 @@
 """The task interface: everything that differs between classification, tagging, generation, ...
 
-A task is a stateless object looked up by name in `TASKS`. Training, evaluation and export call
-these hooks; there is one training loop and one exporter for all tasks.
+A task is a stateless object looked up by name in `TASKS`. Data building, training, evaluation
+and export call these hooks; there is one data bundle, one training loop and one exporter for all
+tasks.
 """
 
 from __future__ import annotations
@@ -12,18 +13,35 @@ from typing import TYPE_CHECKING, Any
 from kbuild.registry import Registry
 
 if TYPE_CHECKING:
+    from kbuild.data.example import ReadResult
     from kbuild.spec.root import Spec
 
 
 class Task:
     name: str = ""
+    uses_labels: bool = False
+    """Whether the task learns a label list from the train split (saved as assets/labels.txt)."""
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""
         return iter(())
 
     # The hooks below import Keras/TensorFlow lazily; see each task module.
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def label_vocabulary(self, train: ReadResult) -> list[str]:
+        """The labels learned from the train split (none unless `uses_labels`)."""
+        return []
+
+    def texts(self, split: ReadResult) -> list[str]:
+        """The texts the model reads from a split: what the tokenizer is fitted on."""
+        return [example.text for example in split.examples]
+
+    def make_dataset(self, tokenizer: Any, split: ReadResult, labels: list[str], spec: Spec,
+                     key: str, train: bool) -> tuple[Any, int]:
+        """(batched tf.data.Dataset of (inputs, targets), number of examples in one pass) for one
+        split; `train` asks for the shuffled training variant, `key` names the split in errors."""
+        raise NotImplementedError
+
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         raise NotImplementedError
 
     def loss(self, spec: Spec) -> Any:

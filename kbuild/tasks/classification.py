@@ -8,6 +8,7 @@ from kbuild.blocks.pooling import POOLINGS
 from kbuild.tasks.base import TASKS, Task
 
 if TYPE_CHECKING:
+    from kbuild.data.example import ReadResult
     from kbuild.spec import Spec
 
 PROBABILITIES = "probabilities"
@@ -15,8 +16,34 @@ PROBABILITIES = "probabilities"
 
 class ClassificationTask(Task):
     name = "classification"
+    uses_labels = True
 
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def label_vocabulary(self, train: ReadResult) -> list[str]:
+        from kbuild.data.labels import label_vocabulary
+
+        return label_vocabulary(train)
+
+    def make_dataset(self, tokenizer: Any, split: ReadResult, labels: list[str], spec: Spec,
+                     key: str, train: bool) -> tuple[Any, int]:
+        """Batches of (ids [batch, max_length], label id [batch]); train is shuffled (and
+        bucketed under `preprocess.bucketing`)."""
+        from kbuild.data.labels import label_ids
+        from kbuild.data.pipeline import encode_all, labelled_dataset
+
+        ids_of_labels = label_ids(split, labels, key)
+        ids = encode_all(tokenizer, [example.text for example in split.examples])
+        dataset = labelled_dataset(
+            ids,
+            ids_of_labels,
+            spec.train.batch_size,
+            shuffle=train,
+            seed=spec.seed,
+            shuffle_buffer=spec.train.shuffle_buffer,
+            bucketing=train and spec.preprocess.bucketing,
+        )
+        return dataset, len(split.examples)
+
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool the sequence, run the dense head, end in float32 softmax over the labels."""
         import keras
 
