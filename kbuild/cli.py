@@ -176,17 +176,18 @@ def export(run: str, out_dir: str | None, fmt: str) -> None:
 @click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text).")
 @click.option("--stop", multiple=True, help="A token that ends generation (e.g. \\n). Repeatable.")
 @click.option("--no-cache", is_flag=True, help="Re-run the whole window per token (for comparison).")
+@click.option("--no-jit", is_flag=True, help="Skip XLA compilation (slower tokens, faster start).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes).")
 def generate(run: str, prompt: str, max_new_tokens: int, sampler: str, temperature: float, top_k: int,
              top_p: float, num_beams: int, seed: int | None, stop: tuple[str, ...], no_cache: bool,
-             as_json: bool) -> None:
+             no_jit: bool, as_json: bool) -> None:
     """Continue --prompt with the language model trained in RUN; print prompt and continuation."""
     from kbuild.generation.options import GenerationOptions
 
     options = GenerationOptions(
         max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
         top_p=top_p, num_beams=num_beams, seed=seed, stop=tuple(_unescape(s) for s in stop),
-        use_cache=not no_cache,
+        use_cache=not no_cache, jit_compile=not no_jit,
     )
     _tensorflow()
     from kbuild.generation.generator import load_generator

@@ -29,7 +29,7 @@ train:
   optimizer: {{name: adam, learning_rate: 0.01}}
 """
 
-GPT_BLOCK = "{type: transformer_decoder, layers: 1, heads: 2, ff_dim: 64, dropout: 0.0}"
+GPT_BLOCK = "{type: transformer_decoder, layers: 2, heads: 2, ff_dim: 64, dropout: 0.0}"
 LSTM_BLOCK = "{type: lstm, units: 48}"
 
 

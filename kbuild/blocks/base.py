@@ -65,7 +65,8 @@ class BlockDecoder:
         """Empty state for `batch` sequences of at most `length` tokens."""
         raise NotImplementedError
 
-    def step(self, x: Any, state: tuple, index: Any) -> tuple[Any, tuple]:
+    def step(self, x: Any, state: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
         """(outputs [batch, t, dim'], new state) for inputs [batch, t, dim] at positions
-        index..index+t-1."""
+        index..index+t-1. A recurrent state must skip the steps where `mask` [batch, t] is False;
+        a positional cache may ignore `mask`."""
         raise NotImplementedError

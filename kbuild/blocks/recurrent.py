@@ -71,11 +71,12 @@ class RecurrentDecoder(BlockDecoder):
             states.append(tuple(ops.zeros((batch, size), layer.compute_dtype) for size in sizes))
         return tuple(states)
 
-    def step(self, x: Any, state: tuple, index: Any) -> tuple[Any, tuple]:
+    def step(self, x: Any, state: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
         new_state = []
         for layer, layer_state in zip(self.layers, state, strict=True):
-            # The layer's own loop (cuDNN where available) over just these tokens, from the state.
-            _, x, states = layer.inner_loop(sequences=x, initial_state=list(layer_state), mask=None, training=False)
+            # The layer's own loop over just these tokens, from the carried state; Keras RNNs
+            # carry the state unchanged through masked steps.
+            _, x, states = layer.inner_loop(sequences=x, initial_state=list(layer_state), mask=mask, training=False)
             new_state.append(tuple(states) if isinstance(states, (list, tuple)) else (states,))
         return x, tuple(new_state)
 

@@ -86,9 +86,14 @@ class TransformerDecoderCache(BlockDecoder):
             ops.zeros((batch, 2, length, self.heads, self.head_dim), layer.compute_dtype) for layer in self.layers
         )
 
-    def step(self, x: Any, state: tuple, index: Any) -> tuple[Any, tuple]:
+    def step(self, x: Any, state: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
         new_state = []
+        from keras import ops
+
         for layer, cache in zip(self.layers, state, strict=True):
+            # Drop the padding mask Keras attached to x: keras_hub would merge its [batch, t] shape
+            # with the [batch, t, cache length] causal mask. Generated tokens are never padding.
+            x = ops.copy(x)
             x, cache = layer(x, self_attention_cache=cache, self_attention_cache_update_index=index, training=False)
             new_state.append(cache)
         if self.norm is not None:

@@ -25,7 +25,8 @@ def write_savedmodel(servable: Servable, out_dir: Path) -> Path:
         # Track every resource explicitly: untracked lookup tables break the saved graph.
         for trackable in servable.trackables():
             archive.track(trackable)
-        archive.add_endpoint("serving_default", servable.function)
+        for name, function in servable.functions.items():
+            archive.add_endpoint(name, function)
         archive.write_out(str(staging), verbose=False)
         (staging / METADATA).write_text(json.dumps(_metadata(servable), indent=2, ensure_ascii=False), encoding="utf-8")
         if out_dir.exists():
@@ -50,13 +51,16 @@ def _metadata(servable: Servable) -> dict:
         "spec_hash": servable.spec.fingerprint(),
         "labels": servable.labels,
         "max_length": servable.spec.preprocess.max_length,
-        "signature": {"serving_default": {
-            "inputs": {"text": "tf.string [batch]"},
-            "outputs": sorted(servable.function.get_concrete_function().structured_outputs),
-        }},
+        "signature": {name: _signature(function) for name, function in servable.functions.items()},
         "metrics": results.get("metrics", {}),
         "spec": servable.spec.resolved(),
     }
+
+
+def _signature(function) -> dict:
+    concrete = function.get_concrete_function()
+    inputs = {spec.name: f"tf.{spec.dtype.name} {list(spec.shape)}" for spec in concrete.structured_input_signature[0]}
+    return {"inputs": inputs, "outputs": sorted(concrete.structured_outputs)}
 
 
 def read_metadata(export_dir: Path) -> dict:

@@ -127,7 +127,7 @@ class Generator:
 
     def _decoder(self, options: GenerationOptions, stop: tuple[int, ...]) -> Any:
         key = (options.sampler, options.temperature, options.top_k, options.top_p, options.num_beams,
-               options.seed, stop, options.use_cache)
+               options.seed, stop, options.use_cache, options.jit_compile)
         if key not in self._compiled:
             sampler = options.build_sampler()
             stepper, use_cache = self.stepper, options.use_cache
@@ -136,7 +136,7 @@ class Generator:
                 return stepper.decode(sampler, ids, mask, start, stop or None, use_cache)
 
             seeds = getattr(sampler, "seed_generator", None)
-            self._compiled[key] = (_compile(decode), seeds, None if seeds is None else seeds.state.numpy())
+            self._compiled[key] = (_compile(decode, options.jit_compile), seeds, None if seeds is None else seeds.state.numpy())
         decode, seeds, first_state = self._compiled[key]
         if seeds is not None:
             # Each request starts from the seed's first state: same seed, same text, every call.
@@ -144,7 +144,7 @@ class Generator:
         return decode
 
 
-def _compile(function: Any) -> Any:
+def _compile(function: Any, jit_compile: bool) -> Any:
     """One graph for the whole sampling loop under TensorFlow (eager would dispatch op by op)."""
     import keras
 
@@ -152,7 +152,9 @@ def _compile(function: Any) -> Any:
         return function
     import tensorflow as tf
 
-    return tf.function(function, input_signature=[
+    # XLA fuses each decoding step's many small ops: per-token overhead, not arithmetic,
+    # dominates batch-1 generation on a CPU. One compile per buffer length (cached).
+    return tf.function(function, jit_compile=jit_compile, input_signature=[
         tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool), tf.TensorSpec([], tf.int32),
     ], reduce_retracing=True)
 

@@ -42,12 +42,13 @@ class LanguageModelStepper:
     def initial_cache(self, batch: int, length: int) -> tuple:
         return tuple(decoder.initial_state(batch, length) for decoder in self.decoders)
 
-    def step(self, ids: Any, cache: tuple, index: Any) -> tuple[Any, tuple]:
-        """(logits [batch, t, vocab], cache) for ids [batch, t] at positions index..index+t-1."""
+    def step(self, ids: Any, cache: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
+        """(logits [batch, t, vocab], cache) for ids [batch, t] at positions index..index+t-1;
+        where `mask` [batch, t] is False a recurrent state skips the token (see `decode`)."""
         x = self.embedding(ids, start_index=index)
         states = []
         for decoder, state in zip(self.decoders, cache, strict=True):
-            x, state = decoder.step(x, state, index)
+            x, state = decoder.step(x, state, index, mask)
             states.append(state)
         return self.head(x), tuple(states)
 
@@ -56,8 +57,8 @@ class LanguageModelStepper:
         """Fill `ids` [batch, length] from position `start` on, where `mask` is False.
 
         Positions before `start` hold every sequence's prompt (longer prompts continue where
-        `mask` is True and are kept). With the cache, tokens 0..start-2 are run once up front and
-        each step then runs one token; without it, every step re-runs the whole window.
+        `mask` is True and are kept). With the cache, the prompt is read once up front and each
+        step then runs one token; without it, every step re-runs the whole window.
         """
         batch, length = ops.shape(ids)[0], ops.shape(ids)[1]
         if not use_cache:
@@ -68,12 +69,12 @@ class LanguageModelStepper:
             return sampler(full, ids, cache=None, index=start, mask=mask, stop_token_ids=stop_ids)
 
         cache = self.initial_cache(batch, length)
-        # Prefill: run the shared prompt part once; the first sampler step runs token start-1.
-        cache = ops.cond(
-            start > 1,
-            lambda: self.step(ids[:, : start - 1], cache, 0)[1],
-            lambda: cache,
-        )
+        # Prefill: run the whole buffer once, so every shape stays static (XLA compiles it). The
+        # recurrent state takes only tokens 0..start-2 (masked steps carry the state); the
+        # attention cache gets later positions too, but each is overwritten before it is read.
+        # The first sampler step then runs token start-1.
+        prefill = ops.arange(length)[None, :] < start - 1
+        _, cache = self.step(ids, cache, 0, ops.broadcast_to(prefill, (batch, length)))
 
         def next_token(prompt, cache, index):
             # The prompt's batch, not `batch`: beam search runs batch * beams rows.

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
 
+TEXT_INPUT = "text"
+"""Name of the raw-strings input of every `serving_default` signature."""
+
+
 class Task:
     name: str = ""
     uses_labels: bool = False
@@ -53,6 +57,18 @@ class Task:
     def needs_start_token(self, spec: Spec) -> bool:
         """Whether the tokenizer must prepend [CLS] (e.g. for `cls` pooling)."""
         return False
+
+    def serving_functions(self, model: Any, tokenizer: Any, spec: Spec, labels: list[str]) -> dict[str, Any]:
+        """Signature name -> tf.function of the SavedModel (and of `kbuild predict` on a run).
+        `serving_default` takes raw strings `text` [batch]; by default it runs tokenizer, model
+        and `serving_outputs`."""
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        def serve(text):
+            return self.serving_outputs(model(tokenizer.encode(text), training=False), labels)
+
+        return {"serving_default": serve}
 
     def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
         """Model outputs -> the named tensors of the SavedModel's `serving_default` (TF graph)."""

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from kbuild.spec import Spec
 
 LOGITS = "logits"
+EXPORT_NEW_TOKENS = 100
+"""Tokens `serving_default` of an exported language model adds to each prompt (greedy); the
+`generate` signature takes the count as an input."""
 
 
 class LanguageModelTask(Task):
@@ -64,6 +67,34 @@ class LanguageModelTask(Task):
         from kbuild.data.tokenizers import PAD_ID
 
         return [keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
+
+    def serving_functions(self, model: Any, tokenizer: Any, spec: Spec, labels: list[str]) -> dict[str, Any]:
+        """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;
+        `generate(prompt, max_new_tokens)`: the same with the length as an input."""
+        import keras_hub
+        import tensorflow as tf
+
+        from kbuild.generation.graph import generate_in_graph
+        from kbuild.generation.stepper import LanguageModelStepper
+        from kbuild.tasks.base import TEXT_INPUT
+
+        stepper = LanguageModelStepper(model, spec)
+        sampler = keras_hub.samplers.GreedySampler()
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
+                                      tf.TensorSpec([], tf.int32, name="max_new_tokens")])
+        def generate(prompt, max_new_tokens):
+            return generate_in_graph(stepper, tokenizer, sampler, prompt, max_new_tokens)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        def serve(text):
+            return generate_in_graph(stepper, tokenizer, sampler, text, tf.constant(EXPORT_NEW_TOKENS))
+
+        return {"serving_default": serve, "generate": generate}
+
+    def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
+        return [{"prompt": text, "completion": completion.decode("utf-8")}
+                for text, completion in zip(texts, outputs["completion"], strict=True)]
 
 
 TASKS.register("language_model")(LanguageModelTask())

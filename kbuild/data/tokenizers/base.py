@@ -123,10 +123,12 @@ class Tokenizer(ABC):
     joiner: str = " "
     """What `detokenize` puts between tokens (`""` for characters)."""
 
-    def detokenize(self, ids: tf.Tensor) -> tf.Tensor:
-        """int ids `[batch, length]` -> strings `[batch]`: padding and `[CLS]` dropped, tokens
-        joined by `joiner`, then `postprocess`ed. TF ops only, so it also runs in an export."""
-        ids = tf.convert_to_tensor(ids)
+    def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        """int ids `[batch, (length)]` (dense or ragged) -> strings `[batch]`: padding and `[CLS]`
+        dropped, tokens joined by `joiner`, then `postprocess`ed. TF ops only, so it also runs in
+        an export."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
         ids = tf.ragged.boolean_mask(ids, (ids != PAD_ID) & (ids != CLS_ID))
         tokens = tf.gather(tf.constant(self.vocabulary, tf.string), tf.cast(ids, tf.int32))
         return self.postprocess(tf.strings.reduce_join(tokens, axis=-1, separator=self.joiner))
