@@ -98,3 +98,17 @@ def test_language_model_learns_and_reports_perplexity_as_exp_loss(tmp_path):
     assert results["loss"] < 1.5  # uniform over ~30 characters would be ln(30) = 3.4
     assert results["perplexity"] == pytest.approx(math.exp(results["loss"]), rel=1e-3)
     assert not (run / "assets" / "labels.txt").exists()
+
+
+@pytest.mark.parametrize("tokenizer", ["{type: word, newlines: true}", "{type: wordpiece, vocab_size: 60}"])
+def test_word_level_language_models_train_and_generate_words(tmp_path, tokenizer):
+    from kbuild.generation import GenerationOptions, load_generator
+
+    spec_path = write_lm_spec(tmp_path, "words", steps=30)
+    spec_path.write_text(spec_path.read_text().replace("{type: char, newlines: true}", tokenizer))
+    run = kbuild.train(kbuild.load_spec(spec_path), run_dir=tmp_path / "run").path
+    result = load_generator(run).generate("the quick", GenerationOptions(max_new_tokens=3, jit_compile=False))
+    assert result.tokens == 3
+    assert "##" not in result.text and "[UNK]" not in result.text
+    # Decoded with the prompt: a new word is separated from it, a continuation piece is not.
+    assert result.text.startswith(" ") or tokenizer.startswith("{type: wordpiece")

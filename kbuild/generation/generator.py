@@ -113,7 +113,13 @@ class Generator:
             new += produced
             if ended is not None or len(produced) < room:
                 break
-        return Generation(prompt, self.tokenizer.decode(new), len(new), notes)
+        return Generation(prompt, self.completion_text(ids, new), len(new), notes)
+
+    def completion_text(self, prompt_ids: list[int], new: list[int]) -> str:
+        """The text `new` adds to the prompt: decoded together with the prompt, so word tokens get
+        their separating space and `##` pieces attach to the prompt's last word."""
+        full, head = self.tokenizer.decode(prompt_ids + new), self.tokenizer.decode(prompt_ids)
+        return full[len(head):] if full.startswith(head) else self.tokenizer.decode(new)
 
     def _run(self, decode: Any, window: list[int], room: int) -> list[int]:
         buffer = np.zeros((1, len(window) + room), np.int32)

@@ -37,6 +37,10 @@ def generate_in_graph(stepper: Any, tokenizer: Any, sampler: Any, prompts: tf.Te
     start = tf.maximum(tf.reduce_min(lengths), 1)
     out = stepper.decode(sampler, buffer, mask, start, None, use_cache=True)
     columns = tf.range(total)[tf.newaxis, :]
-    own = (columns >= lengths[:, tf.newaxis]) & (columns < lengths[:, tf.newaxis] + new)
-    completion = tokenizer.detokenize(tf.ragged.boolean_mask(out, own))
+    ends = lengths[:, tf.newaxis]
+    # Decode prompt and completion together, then drop the decoded prompt: word tokens get their
+    # separating space and `##` pieces attach to the prompt's last word.
+    full = tokenizer.detokenize(tf.ragged.boolean_mask(out, columns < ends + new))
+    head = tokenizer.detokenize(tf.ragged.boolean_mask(out, columns < ends))
+    completion = tf.strings.substr(full, tf.strings.length(head), tf.strings.length(full))
     return {"completion": completion, "text": tf.strings.join([prompts, completion])}
