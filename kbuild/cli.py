@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -217,6 +218,46 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
         click.echo(f"serving {name} (versions {', '.join(map(str, sorted(found)))}) "
                    f"at http://{host}:{port}/v1/models/{name}", err=True)
     uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--prompt", required=True, help="Text to continue (\\n stands for a line break).")
+@click.option("--max-new-tokens", default=200, show_default=True, help="Tokens to add (1..100000).")
+@click.option("--sampler", default="top_p", show_default=True, help="greedy, top_k, top_p or beam.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--top-k", default=10, show_default=True, help="Candidates kept by top_k.")
+@click.option("--top-p", default=0.9, show_default=True, help="Probability mass kept by top_p.")
+@click.option("--num-beams", default=4, show_default=True, help="Beams of the beam sampler.")
+@click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text).")
+@click.option("--stop", multiple=True, help="A token that ends generation (e.g. \\n). Repeatable.")
+@click.option("--no-cache", is_flag=True, help="Re-run the whole window per token (for comparison).")
+@click.option("--no-jit", is_flag=True, help="Skip XLA compilation (slower tokens, faster start).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes).")
+def generate(run: str, prompt: str, max_new_tokens: int, sampler: str, temperature: float, top_k: int,
+             top_p: float, num_beams: int, seed: int | None, stop: tuple[str, ...], no_cache: bool,
+             no_jit: bool, as_json: bool) -> None:
+    """Continue --prompt with the language model trained in RUN; print prompt and continuation."""
+    from kbuild.generation.options import GenerationOptions
+
+    options = GenerationOptions(
+        max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
+        top_p=top_p, num_beams=num_beams, seed=seed, stop=tuple(_unescape(s) for s in stop),
+        use_cache=not no_cache, jit_compile=not no_jit,
+    )
+    _tensorflow()
+    from kbuild.generation.generator import load_generator
+
+    result = load_generator(run).generate(_unescape(prompt), options)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else result.prompt + result.text)
+
+
+def _unescape(text: str) -> str:
+    """Shell-friendly escapes: `\\n` is a line break, `\\t` a tab, `\\\\` a backslash."""
+    replacements = {"\\\\": "\\", "\\n": "\n", "\\t": "\t"}
+    return re.sub(r"\\[\\nt]", lambda m: replacements[m.group(0)], text)
 
 
 def _metrics_table(results: dict[str, dict[str, float]]) -> str:

@@ -132,10 +132,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             self.positions.build((*input_shape, self.dim))
         self.built = True
 
-    def call(self, ids):
+    def call(self, ids, start_index=0):
+        """`start_index`: position of `ids[:, 0]` (generation embeds one new token at a time)."""
         x = self.token(ids)
         if self.positions is not None:
-            x = x + ops.cast(self.positions(x), x.dtype)
+            x = x + ops.cast(self.positions(x, start_index=start_index), x.dtype)
         return x
 
     def compute_mask(self, ids, mask=None):

@@ -5,9 +5,10 @@ Builders are pure: they create layers and return a model; nothing here touches f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from kbuild.blocks import BuildContext
+from kbuild.blocks import BlockSpec, BuildContext
 from kbuild.tasks import TASKS
 
 if TYPE_CHECKING:
@@ -46,14 +47,21 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     if spec.model.embedding.dropout:
         # After the char features, so both parts of the word representation are regularised.
         x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
-    dim = spec.model.embedding.output_dim
-    for i, block in enumerate(spec.model.blocks):
-        x = block.build(x, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}"))
-        dim = block.output_dim(dim)
-    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels)
+    for block, ctx in block_contexts(spec):
+        x = block.build(x, ctx)
+    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels, vocab_size)
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model
+
+
+def block_contexts(spec: Spec) -> Iterator[tuple[BlockSpec, BuildContext]]:
+    """Each block of the spec with its build context (input size, seed, layer-name prefix): the
+    one place that names blocks' layers, shared by the builder and by generation."""
+    dim = spec.model.embedding.output_dim
+    for i, block in enumerate(spec.model.blocks):
+        yield block, BuildContext(dim=dim, max_length=spec.preprocess.max_length, seed=spec.seed + 1000 * i, name=f"block{i}")
+        dim = block.output_dim(dim)
 
 
 def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):

@@ -29,6 +29,7 @@ def _spec(blocks, pooling="mean", position="learned", **model) -> Spec:
 
 BLOCK_CASES = {
     "transformer_encoder": {"type": "transformer_encoder", "layers": 2, "heads": 4, "ff_dim": 32},
+    "transformer_decoder": {"type": "transformer_decoder", "layers": 2, "heads": 4, "ff_dim": 32},
     "lstm": {"type": "lstm", "units": 8, "layers": 2},
     "bilstm": {"type": "bilstm", "units": 8},
     "gru": {"type": "gru", "units": 8, "bidirectional": True, "merge": "sum"},

@@ -10,9 +10,9 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from kbuild.blocks import recurrent, transformer  # noqa: F401  (registration side effect)
-from kbuild.blocks.base import BLOCKS, BlockConfig, BuildContext
+from kbuild.blocks import recurrent, transformer, transformer_decoder  # noqa: F401  (registration side effect)
+from kbuild.blocks.base import BLOCKS, BlockConfig, BlockDecoder, BuildContext
 
 BlockSpec = Annotated[Union[tuple(cls for _, cls in BLOCKS.items())], Field(discriminator="type")]  # noqa: UP007
 
-__all__ = ["BLOCKS", "BlockConfig", "BlockSpec", "BuildContext"]
+__all__ = ["BLOCKS", "BlockConfig", "BlockDecoder", "BlockSpec", "BuildContext"]

@@ -42,3 +42,31 @@ class BlockConfig(StrictModel):
 
     def output_dim(self, input_dim: int) -> int:
         return input_dim
+
+    def not_causal_reason(self) -> str | None:
+        """Why a position's output may depend on later positions (None when it cannot): a
+        language model refuses such blocks."""
+        return f"`{self.type}` attends to every position, later ones included"
+
+    def decoder(self, model: Any, ctx: BuildContext) -> BlockDecoder:
+        """A `BlockDecoder` over this block's trained layers in `model` (generation)."""
+        raise NotImplementedError(f"block `{self.type}` cannot generate step by step")
+
+
+class BlockDecoder:
+    """Runs one trained block a few tokens at a time, carrying a state between calls: a key/value
+    cache for attention, (h, c) for an LSTM. Generation calls `step` once per new token.
+    Backend-neutral (keras.ops)."""
+
+    bounded: bool = False
+    """True when the state has a fixed length (an attention cache): generation then slides."""
+
+    def initial_state(self, batch: int, length: int) -> tuple:
+        """Empty state for `batch` sequences of at most `length` tokens."""
+        raise NotImplementedError
+
+    def step(self, x: Any, state: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
+        """(outputs [batch, t, dim'], new state) for inputs [batch, t, dim] at positions
+        index..index+t-1. A recurrent state must skip the steps where `mask` [batch, t] is False;
+        a positional cache may ignore `mask`."""
+        raise NotImplementedError

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from kbuild.blocks.base import BLOCKS, BlockConfig, BuildContext
+from kbuild.blocks.base import BLOCKS, BlockConfig, BlockDecoder, BuildContext
 
 
 class _RecurrentBlock(BlockConfig):
@@ -24,6 +24,17 @@ class _RecurrentBlock(BlockConfig):
         both = self.bidirectional and self.merge == "concat"
         return self.units * (2 if both else 1)
 
+    def not_causal_reason(self) -> str | None:
+        if self.bidirectional:
+            return f"`{self.type}` is bidirectional (its backward pass reads later tokens); set bidirectional: false"
+        return None
+
+    def layer_name(self, ctx: BuildContext, i: int) -> str:
+        return f"{ctx.name}_{self.cell.lower()}{i}"
+
+    def decoder(self, model: Any, ctx: BuildContext) -> BlockDecoder:
+        return RecurrentDecoder([model.get_layer(self.layer_name(ctx, i)) for i in range(self.layers)])
+
     def build(self, x: Any, ctx: BuildContext) -> Any:
         import keras
 
@@ -34,7 +45,7 @@ class _RecurrentBlock(BlockConfig):
                 return_sequences=True,
                 dropout=self.dropout,
                 seed=ctx.seed + i,
-                name=f"{ctx.name}_{self.cell.lower()}{i}",
+                name=self.layer_name(ctx, i),
             )
             if self.bidirectional:
                 rnn = keras.layers.Bidirectional(
@@ -42,6 +53,32 @@ class _RecurrentBlock(BlockConfig):
                 )
             x = rnn(x)
         return x
+
+
+class RecurrentDecoder(BlockDecoder):
+    """Carries each layer's recurrent state (LSTM: h and c; GRU: h) from one call to the next, so
+    a new token costs one cell step per layer, whatever came before."""
+
+    def __init__(self, layers: list[Any]):
+        self.layers = layers
+
+    def initial_state(self, batch: int, length: int) -> tuple:
+        from keras import ops
+
+        states = []
+        for layer in self.layers:
+            sizes = layer.cell.state_size if isinstance(layer.cell.state_size, (list, tuple)) else [layer.cell.state_size]
+            states.append(tuple(ops.zeros((batch, size), layer.compute_dtype) for size in sizes))
+        return tuple(states)
+
+    def step(self, x: Any, state: tuple, index: Any, mask: Any = None) -> tuple[Any, tuple]:
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            # The layer's own loop over just these tokens, from the carried state; Keras RNNs
+            # carry the state unchanged through masked steps.
+            _, x, states = layer.inner_loop(sequences=x, initial_state=list(layer_state), mask=mask, training=False)
+            new_state.append(tuple(states) if isinstance(states, (list, tuple)) else (states,))
+        return x, tuple(new_state)
 
 
 @BLOCKS.register("lstm")

@@ -7,7 +7,6 @@ encodes exactly as training did and never refits on other data.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import tensorflow as tf
 
 from kbuild.data.example import Example, ReadResult
 from kbuild.data.labels import load_labels, save_labels
-from kbuild.data.pipeline import Features, encode_all, features_dataset, labelled_dataset
+from kbuild.data.pipeline import Features, features_dataset
 from kbuild.data.splits import SPLITS, read_splits
 from kbuild.data.tokenizers import Tokenizer, make_tokenizer
 from kbuild.tasks import TASKS
@@ -32,12 +31,13 @@ class DataBundle:
 
     Args:
         tokenizer: fitted (or loaded) tokenizer; `tokenizer.vocabulary_size` sizes the embedding.
-        labels: the train labels (the task orders them); a label's id is its index.
-        datasets: split -> batches of `(features, label ids)`: features are ids int32
-            `[batch, length]` (or a dict with `char_ids` too), label ids int32 `[batch]` (or
-            `[batch, length]` for tagging); only `train` is shuffled (and bucketed, when
-            `preprocess.bucketing` is on).
-        counts: split -> number of examples.
+        labels: the train labels (the task orders them); a label's id is its index (empty for
+            tasks without labels, such as a language model).
+        datasets: split -> batches of `(inputs, targets)` as the task builds them; for
+            classification, ids int32 `[batch, length]` (or a dict with `char_ids` too) and label
+            ids int32 `[batch]` (`[batch, length]` for tagging, next-token ids for a language
+            model); only `train` is shuffled (and bucketed, when `preprocess.bucketing` is on).
+        counts: split -> number of examples in one pass (rows, or windows for a language model).
         skipped: split -> rows dropped under `data.on_error: skip`.
         examples: split -> the examples, in dataset order for valid and test.
         sources: split -> the file (or built-in name) the examples came from.
@@ -51,7 +51,8 @@ class DataBundle:
     examples: dict[str, list[Example]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     features: dict[str, Features] = field(default_factory=dict)
-    """split -> the encoded inputs, in example order (see `features_dataset`)."""
+    """split -> the encoded inputs, in example order (see `features_dataset`); only for tasks
+    whose examples are rows."""
     factories: dict[str, Callable[[], tf.data.Dataset]] = field(default_factory=dict)
     """split -> a function building that split's dataset anew (see `fresh_dataset`)."""
 
@@ -72,7 +73,8 @@ class DataBundle:
     def save_assets(self, assets_dir: str | Path) -> None:
         """Write the tokenizer vocabulary and the label list into a run's `assets/` folder."""
         self.tokenizer.save(assets_dir)
-        save_labels(assets_dir, self.labels)
+        if self.labels:
+            save_labels(assets_dir, self.labels)
 
 
 def tokenizer_for(spec: Spec) -> Tokenizer:
@@ -107,8 +109,9 @@ def build(
     splits = tuple(splits)
     read = _read(spec, {"train", *splits})
     train = read["train"]
-    tokenizer = tokenizer_for(spec).fit([example.text for example in train.examples])
-    bundle = DataBundle(tokenizer, TASKS.get(spec.task).label_vocabulary(train))
+    task = TASKS.get(spec.task)
+    tokenizer = tokenizer_for(spec).fit(task.texts(train))
+    bundle = DataBundle(tokenizer, task.label_vocabulary(train))
     if assets_dir is not None:
         bundle.save_assets(assets_dir)
     return _fill(bundle, spec, {split: read[split] for split in splits if split in read})
@@ -129,32 +132,23 @@ def load_bundle(
         files: split -> file replacing the spec's (`kbuild evaluate --data FILE`).
     """
     tokenizer = tokenizer_for(spec).load(assets_dir)
-    bundle = DataBundle(tokenizer, load_labels(assets_dir))
+    labels = load_labels(assets_dir) if TASKS.get(spec.task).uses_labels else []
+    bundle = DataBundle(tokenizer, labels)
     read = _read(spec, splits, files) if tuple(splits) else {}
     return _fill(bundle, spec, read)
 
 
 def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBundle:
-    """Encode each split and add its dataset, counts and examples to `bundle`."""
+    """Encode each split (as the task shapes its examples) and add its dataset, counts and
+    examples to `bundle`."""
     task = TASKS.get(spec.task)
     for split, result in read.items():
-        ids_of_labels = task.encode_labels(result, bundle.labels, f"data.{split}", spec)
-        features = encode_all(bundle.tokenizer, [example.text for example in result.examples])
-        train = split == "train"
-        bundle.factories[split] = functools.partial(
-            labelled_dataset,
-            features,
-            ids_of_labels,
-            spec.train.batch_size,
-            shuffle=train,
-            seed=spec.seed,
-            shuffle_buffer=spec.train.shuffle_buffer,
-            bucketing=train and spec.preprocess.bucketing,
-            label_padding=task.label_padding,
-        )
-        bundle.datasets[split] = bundle.factories[split]()
-        bundle.features[split] = features
-        bundle.counts[split] = len(result.examples)
+        made = task.make_dataset(bundle.tokenizer, result, bundle.labels, spec, f"data.{split}", split == "train")
+        bundle.factories[split] = made.factory
+        bundle.datasets[split] = made.factory()
+        bundle.counts[split] = made.count
+        if made.features is not None:
+            bundle.features[split] = made.features
         bundle.skipped[split] = result.skipped
         bundle.examples[split] = result.examples
         bundle.sources[split] = result.source

@@ -59,13 +59,16 @@ def read_splits(
         elif spec_files[split] is not None:
             read[split] = read_examples(spec_files[split], data, f"data.{split}")
     if holding_out:
-        read["train"], read["valid"] = hold_out(read["train"], data.valid_fraction, seed)
+        read["train"], read["valid"] = hold_out(read["train"], data.valid_fraction, seed, data.holdout)
     return {split: read[split] for split in SPLITS if split in wanted and split in read}
 
 
-def hold_out(train: ReadResult, fraction: float, seed: int) -> tuple[ReadResult, ReadResult]:
-    """(rest of train, held-out valid): a seeded random `fraction` of the rows, both kept in file
-    order so line numbers and any later error still read naturally."""
+def hold_out(
+    train: ReadResult, fraction: float, seed: int, mode: str = "random"
+) -> tuple[ReadResult, ReadResult]:
+    """(rest of train, held-out valid): a seeded random `fraction` of the rows (`mode="random"`)
+    or the last rows (`"tail"`), both kept in file order so line numbers and any later error
+    still read naturally."""
     count = len(train.examples)
     size = round(count * fraction)
     if size < 1 or size >= count:
@@ -74,7 +77,10 @@ def hold_out(train: ReadResult, fraction: float, seed: int) -> tuple[ReadResult,
             "use more data or another fraction",
             train.source,
         )
-    held = set(random.Random(seed).sample(range(count), size))
+    if mode == "tail":
+        held = set(range(count - size, count))
+    else:
+        held = set(random.Random(seed).sample(range(count), size))
     valid = [e for i, e in enumerate(train.examples) if i in held]
     rest = [e for i, e in enumerate(train.examples) if i not in held]
     return ReadResult(rest, train.skipped, train.source), ReadResult(valid, 0, train.source)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kbuild import __version__
 from kbuild.exporter.layout import METADATA, publish_version
-from kbuild.exporter.serving import INPUT_NAME, Servable
+from kbuild.exporter.serving import Servable
 
 
 def write_savedmodel(servable: Servable, model_root: Path) -> Path:
@@ -24,7 +24,8 @@ def save_to(servable: Servable, folder: Path) -> None:
     # Track every resource explicitly: untracked lookup tables break the saved graph.
     for trackable in servable.trackables():
         archive.track(trackable)
-    archive.add_endpoint("serving_default", servable.function)
+    for name, function in servable.functions.items():
+        archive.add_endpoint(name, function)
     archive.write_out(str(folder), verbose=False)
     write_metadata(folder, metadata(servable, fmt="savedmodel"))
 
@@ -41,10 +42,7 @@ def metadata(servable: Servable, fmt: str, **extra) -> dict:
         "labels": servable.labels,
         "max_length": servable.spec.preprocess.max_length,
         "batch_limit": servable.spec.export.batch_limit,
-        "signature": {"serving_default": {
-            "inputs": {INPUT_NAME: "tf.string [batch]"},
-            "outputs": sorted(servable.function.get_concrete_function().structured_outputs),
-        }},
+        "signature": {name: _signature(function) for name, function in servable.functions.items()},
         "metrics": results.get("metrics", {}),
         **extra,
         "spec": servable.spec.resolved(),
@@ -53,6 +51,12 @@ def metadata(servable: Servable, fmt: str, **extra) -> dict:
 
 def write_metadata(folder: Path, data: dict) -> None:
     (folder / METADATA).write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _signature(function) -> dict:
+    concrete = function.get_concrete_function()
+    inputs = {spec.name: f"tf.{spec.dtype.name} {list(spec.shape)}" for spec in concrete.structured_input_signature[0]}
+    return {"inputs": inputs, "outputs": sorted(concrete.structured_outputs)}
 
 
 def read_metadata(export_dir: Path) -> dict:

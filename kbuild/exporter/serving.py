@@ -11,29 +11,31 @@ from typing import Any
 
 from kbuild.spec import Spec, load_spec
 from kbuild.tasks import TASKS
+from kbuild.tasks.base import TEXT_INPUT as INPUT_NAME  # noqa: F401  (the input's name, for callers)
 from kbuild.training.run_folder import RunFolder, open_run
-
-INPUT_NAME = "text"
 
 
 @dataclass
 class Servable:
-    """A trained run ready to serve: spec, tokenizer, labels, model and the serving tf.function."""
+    """A trained run ready to serve: spec, tokenizer, labels, model and the task's tf.functions."""
 
     folder: RunFolder
     spec: Spec
     tokenizer: Any
     labels: list[str]
     model: Any
-    function: Any
+    functions: dict[str, Any]
+    """Signature name -> tf.function; `serving_default` takes raw strings."""
+
+    @property
+    def function(self) -> Any:
+        return self.functions["serving_default"]
 
     def trackables(self) -> list[Any]:
         return [self.model, *self.tokenizer.trackables()]
 
 
 def load_servable(run: str) -> Servable:
-    import tensorflow as tf
-
     from kbuild.data import load_bundle
     from kbuild.training.fit import load_trained_model
 
@@ -42,10 +44,5 @@ def load_servable(run: str) -> Servable:
     assets = load_bundle(spec, folder.assets, splits=())
     tokenizer, labels = assets.tokenizer, assets.labels
     model = load_trained_model(folder)
-    task = TASKS.get(spec.task)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
-    def serve(text):
-        return task.serve(text, tokenizer, model, labels, spec)
-
-    return Servable(folder, spec, tokenizer, labels, model, serve)
+    functions = TASKS.get(spec.task).serving_functions(model, tokenizer, spec, labels)
+    return Servable(folder, spec, tokenizer, labels, model, functions)

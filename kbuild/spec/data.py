@@ -32,6 +32,9 @@ class DataSpec(StrictModel):
     """Hold out this share of train as the valid split when no valid file is given."""
     label_separator: str = Field(default=",", min_length=1)
     """multilabel: the separator between an example's labels in the label column."""
+    holdout: Literal["random", "tail"] = "random"
+    """Which rows `valid_fraction` holds out: a seeded random sample, or the last rows of the file
+    (the convention for running text, where a random sample of lines would leak context)."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
 

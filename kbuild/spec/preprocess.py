@@ -27,6 +27,8 @@ class WordTokenizerSpec(_TokenizerBase):
 
     type: Literal["word"] = "word"
     min_frequency: int = Field(default=1, ge=1)
+    newlines: bool = False
+    """Keep each line break as a token (`␤`) instead of treating it as a space (language models)."""
 
 
 class CharTokenizerSpec(_TokenizerBase):
@@ -36,6 +38,8 @@ class CharTokenizerSpec(_TokenizerBase):
     lowercase: bool = False
     vocab_size: int = Field(default=6000, ge=8)
     min_frequency: int = Field(default=1, ge=1)
+    newlines: bool = False
+    """Keep each line break as a token (`␤`) instead of treating it as a space (language models)."""
 
 
 class WhitespaceTokenizerSpec(_TokenizerBase):

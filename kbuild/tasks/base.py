@@ -1,13 +1,15 @@
 """The task interface: everything that differs between classification, tagging, generation, ...
 
 A task is a stateless object looked up by name in `TASKS`. Data building, training, evaluation and
-export call these hooks; there is one data pipeline, one training loop and one exporter for all
-tasks. The defaults implement one label per example (classification).
+export call these hooks; there is one data bundle, one training loop and one exporter for all
+tasks. The defaults implement one label per example read row by row (classification); a language
+model overrides the data hooks (windows over running text) and the serving functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbuild.registry import Registry
@@ -20,10 +22,33 @@ if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
 
+TEXT_INPUT = "text"
+"""Name of the raw-strings input of every `serving_default` signature."""
+
+
+@dataclass
+class SplitData:
+    """What a task makes of one split for the data bundle.
+
+    Args:
+        factory: builds the split's batched `(inputs, targets)` dataset anew (see
+            `DataBundle.fresh_dataset`).
+        count: examples in one pass (rows, or windows for a language model).
+        features: the encoded inputs in example order, when examples are rows (for predictions
+            that line up with the examples); None otherwise.
+    """
+
+    factory: Callable[[], Any]
+    count: int
+    features: Any = None
+
+
 class Task:
     name: str = ""
     label_padding: int | None = None
     """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
+    uses_labels: bool = True
+    """Whether the task learns a label list from the train split (saved as assets/labels.txt)."""
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""
@@ -33,6 +58,10 @@ class Task:
     def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
         """The examples as the task trains on them (e.g. tags converted to the spec's scheme)."""
         return split
+
+    def texts(self, split: ReadResult) -> list[str]:
+        """The texts the model reads from a split: what the tokenizer is fitted on."""
+        return [example.text for example in split.examples]
 
     def label_vocabulary(self, train: ReadResult) -> list[str]:
         """The labels, learned from the train split; an id is a position in this list."""
@@ -48,8 +77,32 @@ class Task:
 
         return np.asarray(label_ids(split, labels, key), np.int32)
 
+    def make_dataset(self, tokenizer: Any, split: ReadResult, labels: list[str], spec: Spec,
+                     key: str, train: bool) -> SplitData:
+        """One split's dataset: each row encoded, paired with `encode_labels`; `train` asks for
+        the shuffled (and, under `preprocess.bucketing`, bucketed) variant; `key` names the split
+        in errors."""
+        import functools
+
+        from kbuild.data.pipeline import encode_all, labelled_dataset
+
+        ids_of_labels = self.encode_labels(split, labels, key, spec)
+        features = encode_all(tokenizer, self.texts(split))
+        factory = functools.partial(
+            labelled_dataset,
+            features,
+            ids_of_labels,
+            spec.train.batch_size,
+            shuffle=train,
+            seed=spec.seed,
+            shuffle_buffer=spec.train.shuffle_buffer,
+            bucketing=train and spec.preprocess.bucketing,
+            label_padding=self.label_padding,
+        )
+        return SplitData(factory, len(split.examples), features)
+
     # --- model (Keras; each task imports it lazily) --------------------------------------------
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         raise NotImplementedError
 
     def loss(self, spec: Spec) -> Any:
@@ -68,6 +121,17 @@ class Task:
         return {name: float(value) for name, value in metrics.items()}
 
     # --- serving (TensorFlow graph) ------------------------------------------------------------
+    def serving_functions(self, model: Any, tokenizer: Any, spec: Spec, labels: list[str]) -> dict[str, Any]:
+        """Signature name -> tf.function of the SavedModel (and of `kbuild predict` on a run).
+        `serving_default` always takes raw strings `text` [batch]; by default it is `serve`."""
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        def serving_default(text):
+            return self.serve(text, tokenizer, model, labels, spec)
+
+        return {"serving_default": serving_default}
+
     def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """Raw strings `[batch]` -> the named tensors of the SavedModel's `serving_default`."""
         return self.serving_outputs(model(tokenizer.encode(text), training=False), labels)

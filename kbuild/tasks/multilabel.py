@@ -86,7 +86,7 @@ class MultiLabelTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         import keras
 
         x = pooled_head(features, spec)

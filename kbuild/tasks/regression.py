@@ -63,7 +63,7 @@ class RegressionTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool, run the dense head, end in one float32 linear unit per text."""
         import keras
 

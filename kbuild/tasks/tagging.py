@@ -100,7 +100,7 @@ class TaggingTask(Task):
         return ids
 
     # --- model ---------------------------------------------------------------------------------
-    def build_outputs(self, features: Any, spec: Spec, labels: list[str]) -> Any:
+    def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Per-token dense layers, then a float32 softmax over the tags or a CRF over emissions."""
         import keras
 

@@ -120,6 +120,33 @@ class Tokenizer(ABC):
             ids = tf.concat([tf.RaggedTensor.from_tensor(starts), ids], axis=1)
         return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
 
+    joiner: str = " "
+    """What `detokenize` puts between tokens (`""` for characters)."""
+
+    def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        """int ids `[batch, (length)]` (dense or ragged) -> strings `[batch]`: padding and `[CLS]`
+        dropped, tokens joined by `joiner`, then `postprocess`ed. TF ops only, so it also runs in
+        an export."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
+        ids = tf.ragged.boolean_mask(ids, (ids != PAD_ID) & (ids != CLS_ID))
+        tokens = tf.gather(tf.constant(self.vocabulary, tf.string), tf.cast(ids, tf.int32))
+        return self.postprocess(tf.strings.reduce_join(tokens, axis=-1, separator=self.joiner))
+
+    def postprocess(self, texts: tf.Tensor) -> tf.Tensor:
+        """Joined tokens -> text (undo subword marks, restore line breaks); none by default."""
+        return texts
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Python twin of `detokenize` for one sequence of ids."""
+        return self.detokenize(tf.constant([list(ids)], tf.int32))[0].numpy().decode("utf-8")
+
+    def unknown_tokens(self, text: str) -> list[str]:
+        """The pieces of `text` that map to `[UNK]` (whitespace-separated words by default)."""
+        words = text.split()
+        ids = self.token_ids(tf.constant(words or [""], tf.string))
+        return [word for word, row in zip(words, ids.numpy(), strict=False) if UNK_ID in row.tolist()]
+
     @abstractmethod
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Strings `[batch]` -> ragged int32 ids `[batch, (tokens)]`, no special tokens added."""

@@ -20,6 +20,10 @@ _COUNT_BATCH = 8192
 WHITESPACE = r"[\s\p{Z}]+"
 """Any run of whitespace, Unicode spaces included (RE2's `\\s` alone is ASCII only)."""
 
+NEWLINE_TOKEN = "\u2424"
+"""`␤` (SYMBOL FOR NEWLINE): stands for a line break under `newlines: true`, so the vocabulary
+file, one token per line, can still hold it."""
+
 
 class LookupTokenizer(Tokenizer):
     """Base of tokenizers that split text into string tokens, then look each one up."""
@@ -31,6 +35,23 @@ class LookupTokenizer(Tokenizer):
     @abstractmethod
     def split(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Strings `[batch]` -> ragged string tokens `[batch, (tokens)]`, normalised (lowercase)."""
+
+    def mark_newlines(self, texts: tf.Tensor) -> tf.Tensor:
+        """Line breaks -> `␤` when the spec keeps them (`newlines: true`); unchanged otherwise."""
+        if not getattr(self.spec, "newlines", False):
+            return texts
+        return tf.strings.regex_replace(texts, r"\r?\n", NEWLINE_TOKEN)
+
+    def postprocess(self, texts: tf.Tensor) -> tf.Tensor:
+        if not getattr(self.spec, "newlines", False):
+            return texts
+        return tf.strings.regex_replace(texts, f" ?{NEWLINE_TOKEN} ?", "\n")
+
+    def unknown_tokens(self, text: str) -> list[str]:
+        """The tokens of `text` outside the vocabulary, exactly as `split` cuts them."""
+        tokens = self.split(tf.constant([text]))[0].numpy().tolist()
+        ids = self._table.lookup(tf.constant(tokens, tf.string, shape=[len(tokens)])).numpy().tolist()
+        return [t.decode("utf-8") for t, i in zip(tokens, ids, strict=True) if i == UNK_ID]
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         tokens = self.split(texts)

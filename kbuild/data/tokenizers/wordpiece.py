@@ -26,6 +26,10 @@ class WordPieceTokenizer(Tokenizer):
         self._layer: keras_hub.tokenizers.WordPieceTokenizer | None = None
         self._tokenize: Any = None
 
+    def postprocess(self, texts: tf.Tensor) -> tf.Tensor:
+        # "play ##ing" -> "playing": continuation pieces attach to the piece before them.
+        return tf.strings.regex_replace(texts, " ##", "")
+
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         return self._tokenize(texts)
 
