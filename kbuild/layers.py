@@ -407,3 +407,45 @@ class MultiLabelF1(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.thresholds, "average": self.average}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MaskedTokenAccuracy(keras.metrics.Metric):
+    """Share of target tokens (id != 0) whose highest-scoring prediction is right; padding never
+    counts (Keras's SparseCategoricalAccuracy would count every padded position as a guess)."""
+
+    def __init__(self, name="token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable((), initializer="zeros", name="correct")
+        self.total = self.add_variable((), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        real = ops.cast(ops.not_equal(y_true, 0), "float32")
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+        self.correct.assign_add(ops.sum(hits * real))
+        self.total.assign_add(ops.sum(real))
+
+    def result(self):
+        return self.correct / ops.maximum(self.total, 1.0)
+
+    def reset_state(self):
+        self.correct.assign(0.0)
+        self.total.assign(0.0)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DropMask(keras.layers.Layer):
+    """Passes its input through without Keras's implicit mask, for tensors whose padding is given
+    explicitly downstream (a mask carried as well makes keras_hub warn and ignore one of them)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x, mask=None):
+        # A new tensor: eager tensors carry their mask as an attribute, which `x` itself keeps.
+        return ops.copy(x)
+
+    def compute_mask(self, inputs, mask=None):
+        return None

@@ -111,7 +111,7 @@ def summarize(spec: Spec) -> str:
     from kbuild.data import build as build_data
 
     bundle = build_data(spec, splits=("train",))
-    model = build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
+    model = TASKS.get(spec.task).build_model(spec, bundle)
     lines: list[str] = []
     model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=100)
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -59,6 +60,12 @@ def init_tensorflow(debug: bool = False, before_start: Callable[[], None] | None
     if "tensorflow" in sys.modules and before_start is None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not debug:
+        # kbuild's attention layers (keras_hub's and its own) take padding masks explicitly; Keras
+        # still warns, once per traced call, that their inner projections "destroy" the implicit
+        # mask. Every model and decoding loop would print it: noise, not news.
+        warnings.filterwarnings("ignore", message=r".*does not support masking and will therefore destroy",
+                                category=UserWarning)
     with contextlib.nullcontext() if debug else filtered_native_stderr():
         import tensorflow as tf
 

@@ -55,6 +55,13 @@ class DataBundle:
     whose examples are rows."""
     factories: dict[str, Callable[[], tf.data.Dataset]] = field(default_factory=dict)
     """split -> a function building that split's dataset anew (see `fresh_dataset`)."""
+    target_tokenizer: Tokenizer | None = None
+    """seq2seq with separate vocabularies: the target side's tokenizer (see `target`)."""
+
+    @property
+    def target(self) -> Tokenizer:
+        """The tokenizer of target texts: its own, or the shared one."""
+        return self.target_tokenizer or self.tokenizer
 
     def fresh_dataset(self, split: str) -> tf.data.Dataset:
         """The split's dataset built anew, its shuffle back at the first epoch's order.
@@ -73,8 +80,20 @@ class DataBundle:
     def save_assets(self, assets_dir: str | Path) -> None:
         """Write the tokenizer vocabulary and the label list into a run's `assets/` folder."""
         self.tokenizer.save(assets_dir)
+        if self.target_tokenizer is not None:
+            self.target_tokenizer.save(Path(assets_dir) / TARGET_ASSETS)
         if self.labels:
             save_labels(assets_dir, self.labels)
+
+
+TARGET_ASSETS = "target"
+"""Sub-folder of `assets/` holding a separate target vocabulary."""
+
+
+def target_tokenizer_for(spec: Spec) -> Tokenizer | None:
+    """An unfitted target tokenizer when the task gives targets their own vocabulary."""
+    target = TASKS.get(spec.task).target_tokenizer_spec(spec)
+    return None if target is None else make_tokenizer(target, spec.preprocess.max_length)
 
 
 def tokenizer_for(spec: Spec) -> Tokenizer:
@@ -110,8 +129,13 @@ def build(
     read = _read(spec, {"train", *splits})
     train = read["train"]
     task = TASKS.get(spec.task)
-    tokenizer = tokenizer_for(spec).fit(task.texts(train))
-    bundle = DataBundle(tokenizer, task.label_vocabulary(train))
+    target = target_tokenizer_for(spec)
+    texts, target_texts = task.texts(train), task.target_texts(train)
+    # Without a target tokenizer of their own, target texts share the one vocabulary.
+    tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts)
+    if target is not None:
+        target.fit(target_texts)
+    bundle = DataBundle(tokenizer, task.label_vocabulary(train), target_tokenizer=target)
     if assets_dir is not None:
         bundle.save_assets(assets_dir)
     return _fill(bundle, spec, {split: read[split] for split in splits if split in read})
@@ -133,7 +157,10 @@ def load_bundle(
     """
     tokenizer = tokenizer_for(spec).load(assets_dir)
     labels = load_labels(assets_dir) if TASKS.get(spec.task).uses_labels else []
-    bundle = DataBundle(tokenizer, labels)
+    target = target_tokenizer_for(spec)
+    if target is not None:
+        target.load(Path(assets_dir) / TARGET_ASSETS)
+    bundle = DataBundle(tokenizer, labels, target_tokenizer=target)
     read = _read(spec, splits, files) if tuple(splits) else {}
     return _fill(bundle, spec, read)
 
@@ -143,7 +170,7 @@ def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBu
     examples to `bundle`."""
     task = TASKS.get(spec.task)
     for split, result in read.items():
-        made = task.make_dataset(bundle.tokenizer, result, bundle.labels, spec, f"data.{split}", split == "train")
+        made = task.make_dataset(bundle, result, spec, f"data.{split}", split == "train")
         bundle.factories[split] = made.factory
         bundle.datasets[split] = made.factory()
         bundle.counts[split] = made.count

@@ -31,8 +31,12 @@ class Servable:
     def function(self) -> Any:
         return self.functions["serving_default"]
 
+    target_tokenizer: Any = None
+    """seq2seq with separate vocabularies: the target side's tokenizer."""
+
     def trackables(self) -> list[Any]:
-        return [self.model, *self.tokenizer.trackables()]
+        extra = self.target_tokenizer.trackables() if self.target_tokenizer is not None else []
+        return [self.model, *self.tokenizer.trackables(), *extra]
 
 
 def load_servable(run: str) -> Servable:
@@ -44,5 +48,5 @@ def load_servable(run: str) -> Servable:
     assets = load_bundle(spec, folder.assets, splits=())
     tokenizer, labels = assets.tokenizer, assets.labels
     model = load_trained_model(folder)
-    functions = TASKS.get(spec.task).serving_functions(model, tokenizer, spec, labels)
-    return Servable(folder, spec, tokenizer, labels, model, functions)
+    functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
+    return Servable(folder, spec, tokenizer, labels, model, functions, assets.target_tokenizer)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from kbuild.spec.base import StrictModel
 
-DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll"]
+DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll", "parallel"]
 
 
 class DataSpec(StrictModel):
@@ -30,6 +30,9 @@ class DataSpec(StrictModel):
     """Cap on rows read per split, for quick runs."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     """Hold out this share of train as the valid split when no valid file is given."""
+    target_suffix: str | None = Field(default=None, min_length=1)
+    """`format: parallel`: the extension of the aligned target file beside each split's source
+    file (`train.en` with `.de` reads `train.de`)."""
     label_separator: str = Field(default=",", min_length=1)
     """multilabel: the separator between an example's labels in the label column."""
     holdout: Literal["random", "tail"] = "random"

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from kbuild.blocks import BlockSpec
 from kbuild.blocks.pooling import POOLINGS
+from kbuild.seq2seq.decoders import DecoderSpec
 from kbuild.spec.base import StrictModel
 
 PoolingName = Literal[POOLINGS.names()]  # type: ignore[valid-type]
@@ -83,6 +84,9 @@ class ModelSpec(StrictModel):
     blocks: list[BlockSpec] = Field(default_factory=list)
     pooling: PoolingName = "mean"
     head: HeadSpec = Field(default_factory=HeadSpec)
+    decoder: DecoderSpec | None = None
+    """seq2seq: the target-side decoder (`transformer` with cross-attention, or `lstm`/`gru` with
+    `luong` or `bahdanau` attention) and how it decodes (`search: greedy | beam`, `beams`)."""
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
 
     def issues(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -92,3 +96,6 @@ class ModelSpec(StrictModel):
             for loc, message in block.check(dim):
                 yield ("blocks", i, *loc), message
             dim = block.output_dim(dim)
+        if self.decoder is not None:
+            for loc, message in self.decoder.check(self.embedding.dim):
+                yield ("decoder", *loc), message

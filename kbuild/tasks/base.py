@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
+    from kbuild.spec.preprocess import TokenizerSpec
     from kbuild.spec.root import Spec
 
 
@@ -63,6 +64,15 @@ class Task:
         """The texts the model reads from a split: what the tokenizer is fitted on."""
         return [example.text for example in split.examples]
 
+    def target_tokenizer_spec(self, spec: Spec) -> TokenizerSpec | None:
+        """A second tokenizer for target texts (seq2seq with separate vocabularies); None when
+        the task has no target texts, or shares `preprocess.tokenizer` with them."""
+        return None
+
+    def target_texts(self, split: ReadResult) -> list[str]:
+        """Target texts (seq2seq): fitted into the target tokenizer, or into the shared one."""
+        return []
+
     def label_vocabulary(self, train: ReadResult) -> list[str]:
         """The labels, learned from the train split; an id is a position in this list."""
         from kbuild.data.labels import label_vocabulary
@@ -77,8 +87,7 @@ class Task:
 
         return np.asarray(label_ids(split, labels, key), np.int32)
 
-    def make_dataset(self, tokenizer: Any, split: ReadResult, labels: list[str], spec: Spec,
-                     key: str, train: bool) -> SplitData:
+    def make_dataset(self, bundle: DataBundle, split: ReadResult, spec: Spec, key: str, train: bool) -> SplitData:
         """One split's dataset: each row encoded, paired with `encode_labels`; `train` asks for
         the shuffled (and, under `preprocess.bucketing`, bucketed) variant; `key` names the split
         in errors."""
@@ -86,8 +95,8 @@ class Task:
 
         from kbuild.data.pipeline import encode_all, labelled_dataset
 
-        ids_of_labels = self.encode_labels(split, labels, key, spec)
-        features = encode_all(tokenizer, self.texts(split))
+        ids_of_labels = self.encode_labels(split, bundle.labels, key, spec)
+        features = encode_all(bundle.tokenizer, self.texts(split))
         factory = functools.partial(
             labelled_dataset,
             features,
@@ -102,6 +111,12 @@ class Task:
         return SplitData(factory, len(split.examples), features)
 
     # --- model (Keras; each task imports it lazily) --------------------------------------------
+    def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
+        """The whole model: by default embedding -> `model.blocks` -> `build_outputs`."""
+        from kbuild.model import build_model
+
+        return build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
+
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         raise NotImplementedError
 
@@ -121,10 +136,13 @@ class Task:
         return {name: float(value) for name, value in metrics.items()}
 
     # --- serving (TensorFlow graph) ------------------------------------------------------------
-    def serving_functions(self, model: Any, tokenizer: Any, spec: Spec, labels: list[str]) -> dict[str, Any]:
+    def serving_functions(self, model: Any, assets: DataBundle, spec: Spec) -> dict[str, Any]:
         """Signature name -> tf.function of the SavedModel (and of `kbuild predict` on a run).
-        `serving_default` always takes raw strings `text` [batch]; by default it is `serve`."""
+        `serving_default` always takes raw strings `text` [batch]; by default it is `serve`.
+        `assets` holds the run's tokenizers and labels."""
         import tensorflow as tf
+
+        tokenizer, labels = assets.tokenizer, assets.labels
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
         def serving_default(text):

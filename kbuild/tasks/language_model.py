@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kbuild.tasks.base import TASKS, SplitData, Task
 
 if TYPE_CHECKING:
+    from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
     from kbuild.spec import Spec
 
@@ -39,15 +40,14 @@ class LanguageModelTask(Task):
     def label_vocabulary(self, train: ReadResult) -> list[str]:
         return []
 
-    def make_dataset(self, tokenizer: Any, split: ReadResult, labels: list[str], spec: Spec,
-                     key: str, train: bool) -> SplitData:
+    def make_dataset(self, bundle: DataBundle, split: ReadResult, spec: Spec, key: str, train: bool) -> SplitData:
         """Windows of `preprocess.max_length` tokens over the split's text (random offsets for
         train, in-order tiling otherwise)."""
         import functools
 
         from kbuild.data.windows import token_stream, window_count, window_dataset
 
-        stream = token_stream(tokenizer, self.texts(split))
+        stream = token_stream(bundle.tokenizer, self.texts(split))
         count = window_count(stream, spec.preprocess.max_length, f"{key} ({split.source})")
         factory = functools.partial(
             window_dataset, stream, spec.preprocess.max_length, spec.train.batch_size,
@@ -76,7 +76,7 @@ class LanguageModelTask(Task):
 
         return [keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
 
-    def serving_functions(self, model: Any, tokenizer: Any, spec: Spec, labels: list[str]) -> dict[str, Any]:
+    def serving_functions(self, model: Any, assets: DataBundle, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;
         `generate(prompt, max_new_tokens)`: the same with the length as an input."""
         import keras_hub
@@ -86,6 +86,7 @@ class LanguageModelTask(Task):
         from kbuild.generation.stepper import LanguageModelStepper
         from kbuild.tasks.base import TEXT_INPUT
 
+        tokenizer = assets.tokenizer
         stepper = LanguageModelStepper(model, spec)
         sampler = keras_hub.samplers.GreedySampler()
 

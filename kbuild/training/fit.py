@@ -21,7 +21,6 @@ import keras
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
 from kbuild.errors import Interrupted, TrainingError
-from kbuild.model import build_model
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 from kbuild.training.callbacks import (
@@ -110,7 +109,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
 
     task = TASKS.get(spec.task)
     with placement.strategy.scope():
-        model = build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
+        model = task.build_model(spec, bundle)
         model.compile(
             optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
             loss=task.loss(spec),

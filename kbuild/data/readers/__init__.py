@@ -1,5 +1,5 @@
 """File readers, one module per format, looked up by name in `READERS` (tsv, csv, jsonl, text,
-conll).
+conll, parallel).
 
 `read_examples` is the entry point: it finds the file, picks the format (the spec's, or the one the
 extension implies) and applies the spec's columns, limit and on_error policy. Plain Python only:
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from kbuild.data.example import Example, ReadResult
 from kbuild.data.paths import expand_data_path
-from kbuild.data.readers import conll, delimited, jsonl, text  # noqa: F401  (registration side effect)
+from kbuild.data.readers import conll, delimited, jsonl, parallel, text  # noqa: F401  (registration side effect)
 from kbuild.data.readers.base import READERS, Reader, ReadOptions, register_reader
 from kbuild.errors import DataError
 

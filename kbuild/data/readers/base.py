@@ -38,6 +38,7 @@ class ReadOptions:
         header: whether csv/tsv files start with a header row.
         limit: keep at most this many examples (`None`: all).
         on_error: `fail` raises on the first bad row; `skip` drops it and counts it.
+        target_suffix: `parallel` files: the extension of the aligned target file.
     """
 
     key: str
@@ -46,6 +47,7 @@ class ReadOptions:
     header: bool = True
     limit: int | None = None
     on_error: Literal["fail", "skip"] = "fail"
+    target_suffix: str | None = None
 
     @classmethod
     def from_spec(cls, data: DataSpec, key: str, labelled: bool = True) -> ReadOptions:
@@ -74,6 +76,7 @@ class ReadOptions:
             header=data.header,
             limit=data.limit,
             on_error=data.on_error,
+            target_suffix=data.target_suffix,
         )
 
 
