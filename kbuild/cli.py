@@ -160,7 +160,7 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal or the input has >= 10,000 lines).")
-@click.option("--explain", is_flag=True, help="Add each token's attention weight (models with model.pooling: attention).")
+@click.option("--explain", is_flag=True, help="Add each token's attention weight (attention pooling, or the last Transformer layer's attention).")
 def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, progress: bool | None,
             explain: bool) -> None:
     """Predict for each line of text; write one JSON object per line, streaming in batches."""

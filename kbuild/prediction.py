@@ -16,26 +16,27 @@ from kbuild.tasks import TASKS
 class Predictor:
     """Calls a serving function (strings in, named tensors out) batch by batch."""
 
-    def __init__(self, function: Any, task: str, labels: list[str]):
+    def __init__(self, function: Any, task: str, labels: list[str], explainer: Any = None):
         self.function, self.task, self.labels = function, TASKS.get(task), labels
+        self.explainer = explainer
+        """The `explain` signature (strings in, outputs plus `tokens` and `attention` out), if any."""
 
     def predict(self, texts: Iterable[str], batch_size: int = 64, explain: bool = False) -> Iterator[dict]:
         """One JSON-ready row per text, in order; `texts` is consumed lazily, `batch_size` at a
-        time. `explain` adds each token's attention weight (models with `model.pooling:
-        attention`), which rows otherwise leave out."""
+        time. `explain` adds each token's attention weight (classifiers with attention pooling or
+        a Transformer encoder)."""
         import numpy as np
         import tensorflow as tf
 
+        if explain and self.explainer is None:
+            raise KbuildError("--explain needs a classifier with attention: model.pooling: attention, or a "
+                              "transformer_encoder block")
+        function = self.explainer if explain else self.function
         texts = iter(texts)
         while batch := list(itertools.islice(texts, batch_size)):
-            outputs = self.function(tf.constant(batch, dtype=tf.string))
+            outputs = function(tf.constant(batch, dtype=tf.string))
             numpy = {name: np.asarray(value) for name, value in outputs.items()}
-            if explain and "attention" not in numpy:
-                raise KbuildError("--explain needs a model whose pooling is attention (model.pooling: attention)")
-            for row in self.task.to_rows(batch, numpy, self.labels):
-                if not explain:
-                    row.pop("attention", None)
-                yield row
+            yield from self.task.to_rows(batch, numpy, self.labels)
 
 
 def load_predictor(path: str | os.PathLike) -> Predictor:
@@ -48,7 +49,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
         from kbuild.exporter.serving import load_servable
 
         servable = load_servable(str(path))
-        return Predictor(servable.function, servable.spec.task, servable.labels)
+        return Predictor(servable.function, servable.spec.task, servable.labels, servable.functions.get("explain"))
     try:
         version = resolve_version(path)
     except NotAnExport:
@@ -69,8 +70,9 @@ def _from_savedmodel(path: Path) -> Predictor:
     if not metadata:
         raise KbuildError(f"{path}: no metadata.json; was this exported by kbuild?")
     loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-    return Predictor(lambda texts: serve(text=texts), metadata["task"], metadata["labels"])
+    serve, explain = loaded.signatures["serving_default"], loaded.signatures.get("explain")
+    return Predictor(lambda texts: serve(text=texts), metadata["task"], metadata["labels"],
+                     None if explain is None else (lambda texts: explain(text=texts)))
 
 
 def _from_tflite(path: Path) -> Predictor:

@@ -63,3 +63,13 @@ def test_validate_and_help_do_not_import_tensorflow(tiny_spec_file):
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
+
+
+def test_a_field_only_another_task_reads_is_an_error_not_silently_ignored(tiny_spec_file):
+    result = _run("validate", str(tiny_spec_file), "--set", "model.head.threshold=0.7",
+                  "--set", "data.label_separator=;", "--set", "preprocess.tag_scheme=bioes")
+    assert result.exit_code == 2
+    assert "model.head.threshold: only task multilabel reads this field" in result.output
+    assert "data.label_separator" in result.output and "preprocess.tag_scheme: only task tagging" in result.output
+    # Fields left at their defaults (as every run folder's resolved spec.yaml holds them) are fine.
+    assert _run("validate", str(tiny_spec_file), "--set", "model.head.threshold=0.5").exit_code == 0

@@ -33,7 +33,21 @@ def test_explain_gives_attention_over_the_tokens_from_run_and_export(tiny_spec_f
     assert "attention" not in plain and plain["label"] == row["label"]
 
 
-def test_explain_without_attention_pooling_is_a_clear_error(tiny_spec_file, tmp_path):
-    run = kbuild.train(kbuild.load_spec(tiny_spec_file), run_dir=tmp_path / "run")
+def test_explain_shows_the_last_transformer_layers_attention_in_its_own_signature(tiny_spec_file, tmp_path):
+    run = kbuild.train(kbuild.load_spec(tiny_spec_file), run_dir=tmp_path / "run")  # transformer_encoder, mean pooling
+    export = kbuild.export(run.path, tmp_path / "export")
+    metadata = json.loads((export / "metadata.json").read_text())
+    assert metadata["signature"]["serving_default"]["outputs"] == ["label", "probabilities"]
+    assert metadata["signature"]["explain"]["outputs"] == ["attention", "label", "probabilities", "tokens"]
+    rows = [list(load_predictor(source).predict(["a truly great film", "dull"], explain=True)) for source in (run.path, export)]
+    assert rows[0] == rows[1]
+    weights = [weight for _, weight in rows[0][0]["attention"]]
+    assert len(weights) == 4 and sum(weights) == pytest.approx(1.0, abs=1e-4) and all(w > 0 for w in weights)
+    assert rows[0][1]["attention"] == [["dull", pytest.approx(1.0)]]
+
+
+def test_explain_without_attention_is_a_clear_error(tiny_spec_file, tmp_path):
+    spec = kbuild.load_spec(tiny_spec_file, ["model.blocks=[{type: gru, units: 8}]"])
+    run = kbuild.train(spec, run_dir=tmp_path / "run")
     result = CliRunner().invoke(cli, ["predict", str(run.path), "--explain"], input="a film\n")
-    assert result.exit_code == 1 and "model.pooling: attention" in result.output
+    assert result.exit_code == 1 and "model.pooling: attention" in result.output and "transformer_encoder" in result.output

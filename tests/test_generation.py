@@ -173,3 +173,27 @@ def test_predict_on_an_exported_language_model_returns_completions(runs, tmp_pat
     export = kbuild.export(runs["gpt"], tmp_path / "export")
     rows = kbuild.predict(export, ["the quick"])
     assert rows[0]["prompt"] == "the quick" and rows[0]["completion"].startswith(" brown fox")
+
+
+def test_kbuild_serve_answers_both_language_model_signatures(runs, tmp_path):
+    """TF Serving's REST API over an exported language model: `serving_default` with row-format
+    instances, `generate` by `signature_name` with columnar inputs (its length is a scalar)."""
+    from starlette.testclient import TestClient
+
+    import kbuild
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    kbuild.export(runs["gpt"], tmp_path / "exports" / "lm")
+    app = create_app(load_repository(tmp_path / "exports"), ServerSettings(max_batch_size=4))
+    with TestClient(app) as client:
+        default = client.post("/v1/models/lm:predict", json={"instances": ["the quick"]})
+        generated = client.post("/v1/models/lm:predict", json={
+            "signature_name": "generate", "inputs": {"prompt": ["the quick"], "max_new_tokens": 6}})
+        rows = client.post("/v1/models/lm:predict", json={
+            "signature_name": "generate", "instances": [{"prompt": "the quick", "max_new_tokens": 6}]})
+    assert rows.status_code == 400 and "columnar format" in rows.json()["error"]
+    assert default.status_code == 200, default.text
+    assert default.json()["predictions"][0]["completion"].startswith(" brown fox")
+    assert generated.status_code == 200, generated.text
+    outputs = generated.json()["outputs"]
+    assert outputs["completion"][0].startswith(" brown") and len(outputs["completion"][0]) <= 12

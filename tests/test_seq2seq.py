@@ -157,3 +157,18 @@ def _nearly(translation: str, expected: str) -> bool:
     """At most one word of `expected` missing or wrong (the tiny models train for seconds)."""
     words = translation.split()
     return sum(1 for w in set(expected.split()) if w not in words) <= 1 and abs(len(words) - len(expected.split())) <= 1
+
+
+def test_kbuild_serve_translates_over_the_rest_api(trained, tmp_path):
+    from starlette.testclient import TestClient
+
+    from kbuild.prediction import load_predictor
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    assert _cli("export", trained, "--out", tmp_path / "exports" / "translate").exit_code == 0
+    sentences = ["a man rides a bike", "the big cat"]
+    expected = [row["translation"] for row in load_predictor(trained).predict(sentences)]
+    with TestClient(create_app(load_repository(tmp_path / "exports"), ServerSettings(max_batch_size=4))) as client:
+        response = client.post("/v1/models/translate:predict", json={"instances": sentences})
+    assert response.status_code == 200, response.text
+    assert [row["translation"] if isinstance(row, dict) else row for row in response.json()["predictions"]] == expected

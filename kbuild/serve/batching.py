@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kbuild.serve.codec import batch_size
+
 Batch = dict[str, np.ndarray]
 RunFn = Callable[[Batch], Batch]
 
@@ -26,12 +28,13 @@ class _Pending:
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.size = len(next(iter(self.batch.values())))
+        self.size = batch_size(self.batch)
 
     @property
     def key(self) -> tuple:
-        """Requests merge only when every input has the same per-example shape."""
-        return tuple((name, value.shape[1:]) for name, value in sorted(self.batch.items()))
+        """Requests merge only when every input has the same per-example shape and every scalar
+        input (one value for the whole request) the same value."""
+        return tuple((name, value.shape[1:] if value.ndim else value.item()) for name, value in sorted(self.batch.items()))
 
 
 class Batcher:
@@ -85,7 +88,9 @@ class Batcher:
 
     async def _run_group(self, group: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
-        merged = {name: np.concatenate([p.batch[name] for p in group]) for name in group[0].batch}
+        # Scalar inputs are equal across the group (see `_Pending.key`): pass the first one.
+        merged = {name: np.concatenate([p.batch[name] for p in group]) if value.ndim else value
+                  for name, value in group[0].batch.items()}
         self.calls += 1
         try:
             outputs = await loop.run_in_executor(self._executor, self._run, merged)

@@ -30,7 +30,13 @@ class PredictRequest:
 
     @property
     def size(self) -> int:
-        return len(next(iter(self.batch.values())))
+        return batch_size(self.batch)
+
+
+def batch_size(batch: dict[str, np.ndarray]) -> int:
+    """Instances in a batch: the length of its batched inputs (scalar inputs, such as a language
+    model's `max_new_tokens`, apply to the whole request)."""
+    return next((len(value) for value in batch.values() if value.ndim > 0), 1)
 
 
 def parse_body(body: bytes) -> dict:
@@ -58,9 +64,13 @@ def decode_predict(data: dict, signature: Signature, max_batch_size: int) -> Pre
     if ("instances" in data) == ("inputs" in data):
         raise BadRequest("send exactly one of \"instances\" (row format) or \"inputs\" (columnar format)")
     rows = "instances" in data
+    scalars = [name for name, info in signature.inputs.items() if info.shape == ()]
+    if rows and scalars:
+        raise BadRequest(f"input {scalars[0]!r} is one value for the whole request, not one per instance: "
+                         "send the request in the columnar format (\"inputs\")")
     columns = _columns_from_rows(data["instances"], signature) if rows else _columns(data["inputs"], signature)
     batch = {name: _array(name, values, signature.inputs[name]) for name, values in columns.items()}
-    sizes = {len(a) for a in batch.values()}
+    sizes = {len(a) for a in batch.values() if a.ndim > 0}
     if len(sizes) != 1:
         raise BadRequest(f"inputs have different batch sizes: {sorted(sizes)}")
     size = sizes.pop()
@@ -105,6 +115,10 @@ _LEAF_TYPES = {
 
 def _array(name: str, values: Any, info: TensorInfo) -> np.ndarray:
     """`values` as an array of the input's dtype and shape, or a BadRequest saying what is wrong."""
+    if info.shape == ():
+        if isinstance(values, list) or not _accepts(info.dtype, values):
+            raise BadRequest(f"input {name!r}: expected one {info.dtype} value; received {json.dumps(values)[:80]}")
+        return np.array(values, dtype=object if info.dtype == "string" else info.dtype)
     if not isinstance(values, list):
         raise BadRequest(f"input {name!r}: expected a list (the batch); received {type(values).__name__}")
     shape = _shape(name, values)

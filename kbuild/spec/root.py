@@ -47,6 +47,25 @@ class Spec(StrictModel):
             yield ("model", *loc), message
         task = TASKS.get(self.task)
         yield from task.spec_issues(self)
+        yield from self._unused_task_fields()
+
+    def _unused_task_fields(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """A field that only other tasks read, set away from its default, would be silently
+        ignored: say so instead (each task declares the fields it owns in `Task.owned_fields`)."""
+        owners: dict[tuple[str, ...], list[str]] = {}
+        for name, other in TASKS.items():
+            for path in other.owned_fields:
+                owners.setdefault(path, []).append(name)
+        for path, tasks in owners.items():
+            if self.task in tasks:
+                continue
+            section: StrictModel = self
+            for key in path[:-1]:
+                section = getattr(section, key)
+            field = type(section).model_fields[path[-1]]
+            if getattr(section, path[-1]) != field.get_default(call_default_factory=True):
+                yield path, (f"only task {' or '.join(sorted(tasks))} reads this field; it would have no effect "
+                             f"with task {self.task}: remove it")
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""

@@ -50,6 +50,9 @@ class Task:
     """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
     uses_labels: bool = True
     """Whether the task learns a label list from the train split (saved as assets/labels.txt)."""
+    owned_fields: tuple[tuple[str, ...], ...] = ()
+    """Spec fields only this task (and others that list them) reads; another task's spec that sets
+    one away from its default is an error, not a silently ignored setting."""
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""

@@ -47,20 +47,32 @@ class ClassificationTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
-        """As the default, plus `tokens` and `attention` (each token's pooling weight) when the
-        model pools by attention, so `kbuild predict --explain` can show which words decided."""
-        if _attention_pooling(model) is None:
-            return super().serve(text, tokenizer, model, labels, spec)
+    def serving_functions(self, model: Any, assets: Any, spec: Spec) -> dict[str, Any]:
+        """The default `serving_default`, plus `explain(text)` when the model has attention to
+        show (attention pooling, or a Transformer encoder): its outputs and `tokens`, `attention`
+        (each token's weight), for `kbuild predict --explain`. A second signature keeps
+        `serving_default` lean: explaining costs an extra attention pass."""
         import tensorflow as tf
 
-        ids = tokenizer.encode(text)
-        probabilities, weights = _explainer(model)(ids, training=False)
-        outputs = self.serving_outputs(probabilities, labels)
+        from kbuild.tasks.base import TEXT_INPUT
+
+        functions = super().serving_functions(model, assets, spec)
+        if _attention_pooling(model) is None and _last_transformer(model) is None:
+            return functions
+        tokenizer, labels = assets.tokenizer, assets.labels
+        explainer = _explainer(model)
         vocabulary = tf.constant(tokenizer.vocabulary)
-        outputs["tokens"] = tf.where(ids != 0, tf.gather(vocabulary, ids), "")
-        outputs["attention"] = tf.cast(weights, tf.float32)
-        return outputs
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+        def explain(text):
+            ids = tokenizer.encode(text)
+            probabilities, weights = explainer(ids, training=False)
+            outputs = self.serving_outputs(probabilities, labels)
+            outputs["tokens"] = tf.where(ids != 0, tf.gather(vocabulary, ids), "")
+            outputs["attention"] = tf.cast(weights, tf.float32)
+            return outputs
+
+        return {**functions, "explain": explain}
 
     def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
         """Graph-side post-processing for the SavedModel: probabilities and the winning label."""
@@ -97,15 +109,28 @@ def _attention_pooling(model: Any) -> Any:
     return next((layer for layer in model.layers if isinstance(layer, AttentionPooling)), None)
 
 
-def _explainer(model: Any) -> Any:
-    """The same network with a second output: the attention pooling's weights `[batch, time]`.
+def _last_transformer(model: Any) -> Any:
+    from kbuild.layers import TransformerEncoder
 
-    Built on the trained model's own layers and tensors, so the encoder runs once for both outputs.
+    return next((layer for layer in reversed(model.layers) if isinstance(layer, TransformerEncoder)), None)
+
+
+def _explainer(model: Any) -> Any:
+    """The same network with a second output: per-token weights `[batch, time]` summing to 1.
+
+    With attention pooling, its weights. Otherwise the last Transformer encoder layer's attention:
+    the attention each token receives, averaged over heads and over the (non-padding) tokens that
+    attend, as a distribution over tokens. Built on the trained model's own layers and tensors, so
+    the encoder runs once for both outputs.
     """
     import keras
-    from keras import ops
 
     pooling = _attention_pooling(model)
+    if pooling is None:
+        return keras.Model(model.input, [model.output, _received_attention(model.input, _last_transformer(model))],
+                           name=f"{model.name}_explained")
+    from keras import ops
+
     ids = model.input
     features = pooling.input
     # The pooling's recorded input holds its padding mask too when one flowed into it.
@@ -114,6 +139,19 @@ def _explainer(model: Any) -> Any:
     scores = ops.where(ops.not_equal(ids, 0), ops.cast(scores, "float32"), -1e9)
     weights = ops.softmax(scores, axis=-1)
     return keras.Model(ids, [model.output, weights], name=f"{model.name}_explained")
+
+
+def _received_attention(ids: Any, layer: Any) -> Any:
+    from keras import ops
+
+    x = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+    real = ops.not_equal(ids, 0)
+    h = layer.attention_norm(x) if layer.norm_first else x
+    _, scores = layer.attention(h, h, attention_mask=ops.expand_dims(real, 1), return_attention_scores=True)
+    queries = ops.cast(ops.expand_dims(real, -1), "float32")  # [batch, queries, 1]
+    received = ops.sum(ops.mean(ops.cast(scores, "float32"), axis=1) * queries, axis=1)  # [batch, keys]
+    received = ops.where(real, received, 0.0)
+    return received / ops.maximum(ops.sum(received, axis=-1, keepdims=True), 1e-9)
 
 
 TASKS.register("classification")(ClassificationTask())

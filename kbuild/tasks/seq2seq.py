@@ -24,6 +24,7 @@ DECODE_BATCH = 128
 
 class Seq2SeqTask(Task):
     name = "seq2seq"
+    owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"))
     uses_labels = False
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -34,6 +34,7 @@ TAG_SCORES = "tag_scores"
 
 class TaggingTask(Task):
     name = "tagging"
+    owned_fields = (("preprocess", "tag_scheme"),)
     label_padding = PADDING_TAG
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
