@@ -35,9 +35,11 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check kbuild tests examples benchmarks
 
+# kbuild bench on the built-in data, so it runs without ../shared; JSON in benchmarks/out/.
 bench: install
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/cli_latency.py
+	$(KBUILD) bench specs/quickstart.yaml --steps 30 --out benchmarks/out/bench_quickstart.json
 
 clean:
 	rm -rf runs export build dist *.egg-info .pytest_cache

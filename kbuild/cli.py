@@ -140,6 +140,42 @@ def launch(spec: str, workers: int, overrides: tuple[str, ...], run_dir: str | N
 
 
 @cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--steps", default=30, show_default=True, type=click.IntRange(1), help="Timed steps per configuration.")
+@click.option("--warmup", default=5, show_default=True, type=click.IntRange(1),
+              help="Untimed steps first (the first one traces and compiles).")
+@click.option("--configs", "config_texts", multiple=True, metavar="CONFIG",
+              help="STRATEGY[:DEVICES]/PRECISION/jit|nojit|autojit[/speN], e.g. cpu/mixed_bfloat16/jit or "
+                   "mirrored:2/float32/nojit; comma-separated or repeated (default: a matrix for this machine).")
+@click.option("--in-process", is_flag=True,
+              help="Run configurations in this process (faster start; RSS peak is then the process's, not each one's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Also write the JSON report to this file.")
+def bench(spec: str, overrides: tuple[str, ...], steps: int, warmup: int, config_texts: tuple[str, ...],
+          in_process: bool, as_json: bool, out_path: str | None) -> None:
+    """Time SPEC's training step under several strategy / precision / XLA settings, and its input
+    pipeline alone; print samples/s, ms/step and peak memory per configuration."""
+    _load(spec, overrides)  # spec errors exit 2 before anything starts
+    from kbuild.benchmark import BenchOptions, format_report, parse_configs, run_bench
+
+    configs = parse_configs(config_texts)
+    _tensorflow()
+
+    def progress(index: int, total: int, row) -> None:
+        result = f"{row.samples_per_s:,.1f} samples/s" if row.ok else f"error: {row.error}"
+        click.echo(f"[kbuild] bench {index}/{total} {row.config}: {result}", err=True)
+
+    options = BenchOptions(steps=steps, warmup=warmup, isolate=not in_process)
+    report = run_bench(spec, overrides, configs, options, on_row=progress)
+    if out_path:
+        os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+        with open(out_path, "w", encoding="utf-8") as out:
+            json.dump(report.to_dict(), out, indent=2)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+
+
+@cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="valid", show_default=True, help="train, valid or test.")
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), help="Evaluate on this file instead.")

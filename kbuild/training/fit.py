@@ -36,6 +36,7 @@ from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_c
 from kbuild.training.optimizers import build_optimizer
 from kbuild.training.run_folder import RunFolder, prepare_run
 from kbuild.training.strategy import (
+    Placement,
     is_chief,
     prepare_devices,
     prepare_model_for_strategy,
@@ -90,8 +91,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         tf.config.experimental.enable_op_determinism()
 
     placement = resolve_strategy(spec.train)
-    recurrent = any(isinstance(b, _RecurrentBlock) for b in spec.model.blocks)
-    precision = resolve_precision(spec.train.mixed_precision, recurrent)
+    precision = training_precision(spec)
     keras.mixed_precision.set_global_policy(precision)
 
     started = time.perf_counter()
@@ -107,17 +107,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    task = TASKS.get(spec.task)
-    with placement.strategy.scope():
-        model = task.build_model(spec, bundle)
-        model.compile(
-            optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
-            loss=task.loss(spec),
-            metrics=task.metrics(spec, bundle.labels),
-            jit_compile=spec.train.jit_compile,
-            steps_per_execution=spec.train.steps_per_execution,
-        )
-        prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
+    model = compile_model(spec, bundle, placement, total_steps)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
@@ -202,6 +192,34 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
     return Run(folder.path, results)
+
+
+def training_precision(spec: Spec) -> str:
+    """The dtype policy `train.mixed_precision` resolves to for this spec's model."""
+    recurrent = any(isinstance(b, _RecurrentBlock) for b in spec.model.blocks)
+    return resolve_precision(spec.train.mixed_precision, recurrent)
+
+
+def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int) -> keras.Model:
+    """The task's model, built and compiled in the strategy's scope exactly as training runs it
+    (`kbuild bench` times this same model).
+
+    Set the global dtype policy first: layers take it when they are created. Under
+    mixed_float16, Keras's `compile` wraps the optimizer in a LossScaleOptimizer itself, because
+    the model's dtype policy is mixed_float16 (tests/test_mixed_precision.py checks it).
+    """
+    task = TASKS.get(spec.task)
+    with placement.strategy.scope():
+        model = task.build_model(spec, bundle)
+        model.compile(
+            optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
+            loss=task.loss(spec),
+            metrics=task.metrics(spec, bundle.labels),
+            jit_compile=spec.train.jit_compile,
+            steps_per_execution=spec.train.steps_per_execution,
+        )
+        prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
+    return model
 
 
 def _train_stream(dataset, skip: int):
