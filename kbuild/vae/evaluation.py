@@ -19,7 +19,9 @@ ACTIVE_VARIANCE = 0.01
 
 def elbo_metrics(model: Any, dataset: Any) -> dict:
     """`elbo`, `reconstruction`, `kl` (nats per sentence), `perplexity` (per target token, the
-    end `[CLS]` included) and `active_units` of `model` over the batches of `dataset`."""
+    end `[CLS]` included), `active_units`, `token_accuracy` (teacher-forced, from the mean) and
+    `loss` (= -elbo, what `model.evaluate` reports) of `model` over the batches of `dataset`, in one
+    pass: the train split is large, and a second pass for the compiled metrics would double it."""
     import tensorflow as tf
     from keras import ops
 
@@ -35,22 +37,27 @@ def elbo_metrics(model: Any, dataset: Any) -> dict:
     def terms(features, targets):
         mean, log_var = encoder(features[SOURCE_IDS], training=False)
         logits = decoder([features[TARGET_IDS], mean], training=False)
-        tokens = ops.sum(ops.cast(ops.not_equal(targets, 0), "float32"))
-        return sentence_cross_entropy(targets, logits), ops.sum(gaussian_kl(mean, log_var), axis=-1), tokens, mean
+        real = ops.not_equal(targets, 0)
+        hits = real & ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets)
+        counts = ops.stack([ops.sum(ops.cast(real, "float32")), ops.sum(ops.cast(hits, "float32"))])
+        return sentence_cross_entropy(targets, logits), ops.sum(gaussian_kl(mean, log_var), axis=-1), counts, mean
 
-    reconstruction = kl = tokens = 0.0
+    reconstruction = kl = tokens = correct = 0.0
     means = []
     for features, targets in dataset:
         r, k, t, m = terms(features, targets)
         reconstruction += float(np.sum(r))
         kl += float(np.sum(k))
-        tokens += float(t)
+        tokens += float(t[0])
+        correct += float(t[1])
         means.append(np.asarray(m))
     count = sum(len(m) for m in means)
     if not count:
         return {}
     variance = np.var(np.concatenate(means), axis=0)
     return {
+        "loss": (reconstruction + kl) / count,
+        "token_accuracy": correct / max(tokens, 1.0),
         "elbo": -(reconstruction + kl) / count,
         "reconstruction": reconstruction / count,
         "kl": kl / count,
