@@ -258,30 +258,47 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
 
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--prompt", required=True, help="Text to continue (\\n stands for a line break).")
+@click.option("--prompt", help="language_model: text to continue (\\n stands for a line break).")
+@click.option("--samples", type=int, help="vae: decode this many codes drawn from the prior N(0, I).")
+@click.option("--interpolate", nargs=2, metavar="A B", help="vae: decode points between two sentences' codes.")
+@click.option("--steps", default=5, show_default=True, help="vae: points strictly between A and B (--interpolate).")
 @click.option("--max-new-tokens", default=200, show_default=True, help="Tokens to add (1..100000).")
-@click.option("--sampler", default="top_p", show_default=True, help="greedy, top_k, top_p or beam.")
+@click.option("--sampler", default=None, help="greedy, top_k, top_p or beam [default: top_p for a language model, "
+                                              "greedy for a vae].")
 @click.option("--temperature", default=1.0, show_default=True)
 @click.option("--top-k", default=10, show_default=True, help="Candidates kept by top_k.")
 @click.option("--top-p", default=0.9, show_default=True, help="Probability mass kept by top_p.")
 @click.option("--num-beams", default=4, show_default=True, help="Beams of the beam sampler.")
-@click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text).")
+@click.option("--seed", type=int, default=None, help="Seed of the sampler and of vae codes (same seed, same text).")
 @click.option("--stop", multiple=True, help="A token that ends generation (e.g. \\n). Repeatable.")
 @click.option("--no-cache", is_flag=True, help="Re-run the whole window per token (for comparison).")
 @click.option("--no-jit", is_flag=True, help="Skip XLA compilation (slower tokens, faster start).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes).")
-def generate(run: str, prompt: str, max_new_tokens: int, sampler: str, temperature: float, top_k: int,
-             top_p: float, num_beams: int, seed: int | None, stop: tuple[str, ...], no_cache: bool,
-             no_jit: bool, as_json: bool) -> None:
-    """Continue --prompt with the language model trained in RUN; print prompt and continuation."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes; vae: texts, notes).")
+def generate(run: str, prompt: str | None, samples: int | None, interpolate: tuple[str, str] | None, steps: int,
+             max_new_tokens: int, sampler: str | None, temperature: float, top_k: int, top_p: float, num_beams: int,
+             seed: int | None, stop: tuple[str, ...], no_cache: bool, no_jit: bool, as_json: bool) -> None:
+    """Continue --prompt with the language model trained in RUN; or, for a vae run, decode
+    --samples N sentences from the prior or --interpolate between two sentences."""
     from kbuild.generation.options import GenerationOptions
+    from kbuild.generation.requests import check_request
 
+    request = check_request(run, prompt=prompt, samples=samples, interpolate=interpolate)
     options = GenerationOptions(
-        max_new_tokens=max_new_tokens, sampler=sampler, temperature=temperature, top_k=top_k,
-        top_p=top_p, num_beams=num_beams, seed=seed, stop=tuple(_unescape(s) for s in stop),
+        max_new_tokens=max_new_tokens, sampler=sampler or request.default_sampler, temperature=temperature,
+        top_k=top_k, top_p=top_p, num_beams=num_beams, seed=seed, stop=tuple(_unescape(s) for s in stop),
         use_cache=not no_cache, jit_compile=not no_jit,
     )
     _tensorflow()
+    if request.task == "vae":
+        from kbuild.vae.generator import load_vae_generator
+
+        generator = load_vae_generator(run)
+        texts = (generator.sample(samples, options) if request.kind == "samples"
+                 else generator.interpolate(*interpolate, steps, options))
+        for note in texts.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(json.dumps(texts.as_dict(), ensure_ascii=False) if as_json else "\n".join(texts.texts))
+        return
     from kbuild.generation.generator import load_generator
 
     result = load_generator(run).generate(_unescape(prompt), options)

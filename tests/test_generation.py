@@ -131,6 +131,11 @@ def test_generate_command_reports_bad_input_without_traceback(runs):
     assert result.exit_code == 2 and "max_new_tokens" in result.output and "Traceback" not in result.output
 
 
+def test_generate_command_refuses_vae_requests_on_a_language_model(runs):
+    result = CliRunner().invoke(cli, ["generate", str(runs["gpt"]), "--samples", "3"])
+    assert result.exit_code == 2 and "--samples needs a vae run" in result.output and "takes --prompt" in result.output
+
+
 FRESH_PROCESS = """
 import json, sys
 import tensorflow as tf

@@ -11,6 +11,7 @@ from kbuild.blocks import BlockSpec
 from kbuild.blocks.pooling import POOLINGS
 from kbuild.seq2seq.decoders import DecoderSpec
 from kbuild.spec.base import StrictModel
+from kbuild.vae.config import LatentSpec
 
 PoolingName = Literal[POOLINGS.names()]  # type: ignore[valid-type]
 
@@ -87,6 +88,9 @@ class ModelSpec(StrictModel):
     decoder: DecoderSpec | None = None
     """seq2seq: the target-side decoder (`transformer` with cross-attention, or `lstm`/`gru` with
     `luong` or `bahdanau` attention) and how it decodes (`search: greedy | beam`, `beams`)."""
+    latent: LatentSpec | None = None
+    """vae: the latent code (`dim`), the KL schedule (`kl_anneal_steps`, `free_bits`), decoder
+    word dropout and the recurrent decoder (`decoder: {type: gru | lstm, units}`)."""
     regularization: RegularizationSpec = Field(default_factory=RegularizationSpec)
 
     def issues(self) -> Iterator[tuple[tuple[str | int, ...], str]]:

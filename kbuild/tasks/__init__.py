@@ -7,6 +7,7 @@ from kbuild.tasks import (  # noqa: F401  (registration side effect)
     regression,
     seq2seq,
     tagging,
+    vae,
 )
 from kbuild.tasks.base import TASKS, SplitData, Task
 

@@ -280,6 +280,7 @@ def round_metrics(metrics: dict) -> dict:
 def load_trained_model(folder: RunFolder) -> keras.Model:
     import kbuild.layers  # noqa: F401  (registers kbuild's layers for deserialisation)
     import kbuild.training.optimizers  # noqa: F401
+    import kbuild.vae.layers  # noqa: F401  (the vae task's posterior, word dropout and loss)
 
     return keras.saving.load_model(folder.model, safe_mode=True)
 

@@ -1,0 +1,69 @@
+"""Decoding latent codes into sentences with keras_hub samplers, and the TensorFlow-graph codec
+(`TextVae`) that evaluation, `kbuild generate` and the export share.
+
+The code z rides along as the sampler's `cache`, which the sampler never changes (as the encoder
+output does in kbuild.seq2seq.decode). Each step re-runs the decoder over the prefix buffer and
+reads the logits at the step's position: sentences are short, and the decoder stays one Keras
+model. `[CLS]` starts every sentence and a row is finished once it produces `[CLS]` again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras import ops
+
+from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
+from kbuild.seq2seq.decode import finished_mask
+from kbuild.vae.model import DECODER, ENCODER
+
+
+def decode_ids(model: Any, sampler: Any, z: Any, max_length: int) -> Any:
+    """Token ids [batch, max_length] for latent codes z [batch, dim]: `[CLS]`, the sentence, then
+    `[CLS]` and anything after it (keep the sentence with `finished_mask`)."""
+    decoder = model.get_layer(DECODER)
+    batch = ops.shape(z)[0]
+    buffer = ops.concatenate(
+        [ops.full((batch, 1), CLS_ID, "int32"), ops.zeros((batch, max_length - 1), "int32")], axis=1)
+    prompt_mask = ops.concatenate(
+        [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1)
+    vocab = decoder.output_shape[-1]
+    # Padding and [UNK] are never worth emitting.
+    banned = ops.convert_to_tensor([-1e9 if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
+
+    def next_token(prompt, cache, index):
+        logits = decoder([prompt, cache], training=False)
+        return ops.take(logits, index - 1, axis=1) + banned, None, cache
+
+    return sampler(next_token, buffer, cache=ops.cast(z, "float32"), index=1, mask=prompt_mask,
+                   stop_token_ids=(CLS_ID,))
+
+
+def posterior_mean(model: Any, source_ids: Any) -> Any:
+    """The encoder's posterior means [batch, dim] (the codes reconstructions decode)."""
+    mean, _ = model.get_layer(ENCODER)(source_ids, training=False)
+    return mean
+
+
+class TextVae:
+    """Strings <-> latent codes in the TensorFlow graph.
+
+    Args:
+        model: a trained vae model (see kbuild.vae.model).
+        tokenizer: the run's tokenizer.
+        max_length: `preprocess.max_length`: the longest sentence decoded, `[CLS]`s included.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+
+    def encode(self, text: Any) -> Any:
+        """Strings [batch] -> posterior means [batch, dim]."""
+        return posterior_mean(self.model, self.tokenizer.encode(text))
+
+    def decode(self, z: Any, sampler: Any) -> Any:
+        """Latent codes [batch, dim] -> strings [batch]."""
+        import tensorflow as tf
+
+        ids = decode_ids(self.model, sampler, z, self.max_length)
+        return self.tokenizer.detokenize(tf.ragged.boolean_mask(ids, finished_mask(ids)))
