@@ -29,6 +29,7 @@ SAMPLED_TEXT = "text"
 
 class VaeTask(Task):
     name = "vae"
+    owned_fields = (("model", "latent"),)
     uses_labels = False
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
