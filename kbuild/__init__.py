@@ -10,7 +10,7 @@ The public API is deliberately small and every name is imported lazily, so `impo
 
 from __future__ import annotations
 
-import importlib
+from kbuild.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -28,11 +28,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'kbuild' has no attribute {name!r}")
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -172,3 +172,10 @@ def test_kbuild_serve_translates_over_the_rest_api(trained, tmp_path):
         response = client.post("/v1/models/translate:predict", json={"instances": sentences})
     assert response.status_code == 200, response.text
     assert [row["translation"] if isinstance(row, dict) else row for row in response.json()["predictions"]] == expected
+
+
+def test_tflite_export_of_a_translator_is_a_clear_usage_error(trained, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(trained), "--format", "tflite", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2
+    assert "covers the tasks whose outputs are one model call (classification, regression)" in result.output
+    assert "export it as a SavedModel" in result.output and not (tmp_path / "t").exists()

@@ -11,7 +11,7 @@ spec must not pay for the TensorFlow import that tokenizers and pipelines need.
 
 from __future__ import annotations
 
-import importlib
+from kbuild.lazy import lazy_getattr
 
 # public name -> "module:attribute"
 _LAZY = {
@@ -33,11 +33,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'kbuild.data' has no attribute {name!r}")
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

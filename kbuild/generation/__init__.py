@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from kbuild.lazy import lazy_getattr
 
 _LAZY = {
     "GenerationOptions": "kbuild.generation.options:GenerationOptions",
@@ -20,11 +20,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'kbuild.generation' has no attribute {name!r}")
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -16,7 +16,7 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
-from kbuild.seq2seq.model import DECODER, ENCODER
+from kbuild.seq2seq.model import DECODER, ENCODER, LOGITS
 
 
 def make_sampler(search: str, beams: int) -> Any:
@@ -32,22 +32,42 @@ def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int) -> An
     anything after it (see `finished_mask`)."""
     encoder, decoder = model.get_layer(ENCODER), model.get_layer(DECODER)
     encoded = encoder(source_ids, training=False)
-    batch = ops.shape(source_ids)[0]
+    buffer, prompt_mask = start_buffer(ops.shape(source_ids)[0], max_length)
+    banned = banned_logits(decoder.output_shape[-1])
+    features, project = split_projection(decoder)
+
+    def next_token(prompt, cache, index):
+        encoded, source = cache
+        # Project only the step's position onto the vocabulary: the projection over every
+        # position of the buffer would cost more than the decoder layers themselves.
+        hidden = ops.take(features([prompt, encoded, source], training=False), index - 1, axis=1)
+        return project(hidden) + banned, None, cache
+
+    return sampler(next_token, buffer, cache=(encoded, source_ids), index=1, mask=prompt_mask,
+                   stop_token_ids=(CLS_ID,))
+
+
+def split_projection(decoder: Any) -> tuple[Any, Any]:
+    """(the decoder up to its output layer, that output layer): the same weights, called apart."""
+    import keras
+
+    project = decoder.get_layer(LOGITS)
+    return keras.Model(decoder.inputs, project.input, name=f"{decoder.name}_features"), project
+
+
+def start_buffer(batch: Any, max_length: int) -> tuple[Any, Any]:
+    """(ids, prompt mask) [batch, max_length] for a sampler: `[CLS]` at 0 as the prompt, the rest
+    to fill."""
     buffer = ops.concatenate(
         [ops.full((batch, 1), CLS_ID, "int32"), ops.zeros((batch, max_length - 1), "int32")], axis=1)
     prompt_mask = ops.concatenate(
         [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1)
-    vocab = decoder.output_shape[-1]
-    # Padding and [UNK] are never worth emitting.
-    banned = ops.convert_to_tensor([-1e9 if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
+    return buffer, prompt_mask
 
-    def next_token(prompt, cache, index):
-        encoded, source = cache
-        logits = decoder([prompt, encoded, source], training=False)
-        return ops.take(logits, index - 1, axis=1) + banned, None, cache
 
-    return sampler(next_token, buffer, cache=(encoded, source_ids), index=1, mask=prompt_mask,
-                   stop_token_ids=(CLS_ID,))
+def banned_logits(vocab: int) -> Any:
+    """Added to each step's logits: padding and [UNK] are never worth emitting."""
+    return ops.convert_to_tensor([-1e9 if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
 
 
 def finished_mask(ids: Any) -> Any:

@@ -50,6 +50,9 @@ class Task:
     """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
     uses_labels: bool = True
     """Whether the task learns a label list from the train split (saved as assets/labels.txt)."""
+    tflite: bool = False
+    """Whether `kbuild export --format tflite` can convert it: one model call from token ids to
+    `serving_outputs` (no decoding loop or in-graph post-processing beyond it)."""
     owned_fields: tuple[tuple[str, ...], ...] = ()
     """Spec fields only this task (and others that list them) reads; another task's spec that sets
     one away from its default is an error, not a silently ignored setting."""

@@ -17,6 +17,7 @@ PROBABILITIES = "probabilities"
 
 class ClassificationTask(Task):
     name = "classification"
+    tflite = True
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool the sequence, run the dense head, end in float32 softmax over the labels."""

@@ -13,8 +13,8 @@ from typing import Any
 
 from keras import ops
 
-from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
-from kbuild.seq2seq.decode import finished_mask
+from kbuild.data.tokenizers.base import CLS_ID
+from kbuild.seq2seq.decode import banned_logits, finished_mask, start_buffer
 from kbuild.vae.model import DECODER, ENCODER
 
 
@@ -22,14 +22,8 @@ def decode_ids(model: Any, sampler: Any, z: Any, max_length: int) -> Any:
     """Token ids [batch, max_length] for latent codes z [batch, dim]: `[CLS]`, the sentence, then
     `[CLS]` and anything after it (keep the sentence with `finished_mask`)."""
     decoder = model.get_layer(DECODER)
-    batch = ops.shape(z)[0]
-    buffer = ops.concatenate(
-        [ops.full((batch, 1), CLS_ID, "int32"), ops.zeros((batch, max_length - 1), "int32")], axis=1)
-    prompt_mask = ops.concatenate(
-        [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1)
-    vocab = decoder.output_shape[-1]
-    # Padding and [UNK] are never worth emitting.
-    banned = ops.convert_to_tensor([-1e9 if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
+    buffer, prompt_mask = start_buffer(ops.shape(z)[0], max_length)
+    banned = banned_logits(decoder.output_shape[-1])
 
     def next_token(prompt, cache, index):
         logits = decoder([prompt, cache], training=False)
