@@ -14,7 +14,7 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID
-from kbuild.seq2seq.decode import banned_logits, finished_mask, start_buffer
+from kbuild.seq2seq.decode import banned_logits, finished_mask, split_projection, start_buffer
 from kbuild.vae.model import DECODER, ENCODER
 
 
@@ -24,10 +24,11 @@ def decode_ids(model: Any, sampler: Any, z: Any, max_length: int) -> Any:
     decoder = model.get_layer(DECODER)
     buffer, prompt_mask = start_buffer(ops.shape(z)[0], max_length)
     banned = banned_logits(decoder.output_shape[-1])
+    features, project = split_projection(decoder)
 
     def next_token(prompt, cache, index):
-        logits = decoder([prompt, cache], training=False)
-        return ops.take(logits, index - 1, axis=1) + banned, None, cache
+        hidden = ops.take(features([prompt, cache], training=False), index - 1, axis=1)
+        return project(hidden) + banned, None, cache
 
     return sampler(next_token, buffer, cache=ops.cast(z, "float32"), index=1, mask=prompt_mask,
                    stop_token_ids=(CLS_ID,))
