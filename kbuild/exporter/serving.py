@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kbuild.spec import Spec, load_spec
+from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 from kbuild.tasks.base import TEXT_INPUT as INPUT_NAME  # noqa: F401  (the input's name, for callers)
-from kbuild.training.run_folder import RunFolder, open_run
+from kbuild.training.run_folder import RunFolder
 
 
 @dataclass
@@ -40,13 +40,8 @@ class Servable:
 
 
 def load_servable(run: str) -> Servable:
-    from kbuild.data import load_bundle
-    from kbuild.training.fit import load_trained_model
+    from kbuild.training.fit import load_trained_run
 
-    folder = open_run(run)
-    spec = load_spec(folder.spec)
-    assets = load_bundle(spec, folder.assets, splits=())
-    tokenizer, labels = assets.tokenizer, assets.labels
-    model = load_trained_model(folder)
+    folder, spec, assets, model = load_trained_run(run)
     functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
-    return Servable(folder, spec, tokenizer, labels, model, functions, assets.target_tokenizer)
+    return Servable(folder, spec, assets.tokenizer, assets.labels, model, functions, assets.target_tokenizer)

@@ -167,17 +167,14 @@ def _compile(function: Any, jit_compile: bool) -> Any:
 
 def load_generator(run: str | os.PathLike) -> Generator:
     """A `Generator` over the best model of a trained language-model run folder."""
-    from kbuild.data import load_bundle
-    from kbuild.spec import load_spec
-    from kbuild.training.fit import load_trained_model
-    from kbuild.training.run_folder import open_run
+    from kbuild.training.fit import load_trained_run
 
-    folder = open_run(run)
-    spec = load_spec(folder.spec)
-    if spec.task != "language_model":
-        raise GenerationError(f"{run}: generation needs a language_model run; this run's task is {spec.task}")
-    bundle = load_bundle(spec, folder.assets, splits=())
-    return Generator(load_trained_model(folder), spec, bundle.tokenizer)
+    def check(spec: Any) -> None:
+        if spec.task != "language_model":
+            raise GenerationError(f"{run}: generation needs a language_model run; this run's task is {spec.task}")
+
+    loaded = load_trained_run(run, check)
+    return Generator(loaded.model, loaded.spec, loaded.assets.tokenizer)
 
 
 def generate(run: str | os.PathLike, prompt: str, options: GenerationOptions | None = None) -> Generation:

@@ -10,11 +10,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 
@@ -275,6 +275,31 @@ def round_metrics(metrics: dict) -> dict:
         name: round_metrics(value) if isinstance(value, dict) else value if isinstance(value, int) else round(float(value), 6)
         for name, value in metrics.items()
     }
+
+
+class TrainedRun(NamedTuple):
+    """A trained run folder, loaded: its spec, saved assets (tokenizers and labels; no data) and
+    best model."""
+
+    folder: RunFolder
+    spec: Spec
+    assets: Any
+    model: keras.Model
+
+
+def load_trained_run(run: str | os.PathLike, check: Callable[[Spec], None] | None = None) -> TrainedRun:
+    """Load `run` for serving or generation; `check(spec)` may refuse it (by raising) before the
+    assets and the model are read."""
+    from kbuild.data import load_bundle
+    from kbuild.spec import load_spec
+    from kbuild.training.run_folder import open_run
+
+    folder = open_run(run)
+    spec = load_spec(folder.spec)
+    if check is not None:
+        check(spec)
+    assets = load_bundle(spec, folder.assets, splits=())
+    return TrainedRun(folder, spec, assets, load_trained_model(folder))
 
 
 def load_trained_model(folder: RunFolder) -> keras.Model:

@@ -117,14 +117,11 @@ def _strings(texts: list[str]) -> Any:
 
 def load_vae_generator(run: str | os.PathLike) -> VaeGenerator:
     """A `VaeGenerator` over the best model of a trained vae run folder."""
-    from kbuild.data import load_bundle
-    from kbuild.spec import load_spec
-    from kbuild.training.fit import load_trained_model
-    from kbuild.training.run_folder import open_run
+    from kbuild.training.fit import load_trained_run
 
-    folder = open_run(run)
-    spec = load_spec(folder.spec)
-    if spec.task != "vae":
-        raise GenerationError(f"{run}: sampling and interpolation need a vae run; this run's task is {spec.task}")
-    bundle = load_bundle(spec, folder.assets, splits=())
-    return VaeGenerator(load_trained_model(folder), spec, bundle.tokenizer)
+    def check(spec: Any) -> None:
+        if spec.task != "vae":
+            raise GenerationError(f"{run}: sampling and interpolation need a vae run; this run's task is {spec.task}")
+
+    loaded = load_trained_run(run, check)
+    return VaeGenerator(loaded.model, loaded.spec, loaded.assets.tokenizer)
