@@ -208,7 +208,7 @@ def decode_tags(outputs, mask, num_tags: int, crf: bool, argmax_only: bool = Fal
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class TagDecoder(keras.layers.Layer):
-    """(model outputs, token ids) -> int32 tag ids `[batch, time]`, -1 on padding (token id 0).
+    """(model outputs, token ids or word starts) -> int32 tag ids `[batch, time]`, -1 on padding (id 0).
 
     Args:
         num_tags: int.
@@ -219,6 +219,12 @@ class TagDecoder(keras.layers.Layer):
     def __init__(self, num_tags, crf=False, argmax_only=False, **kwargs):
         super().__init__(**kwargs)
         self.num_tags, self.crf, self.argmax_only = num_tags, crf, argmax_only
+        # Padding is read from the token ids (and marked -1 in the output), so an incoming Keras
+        # mask carries nothing new; accepting it keeps Keras from warning that it is dropped.
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def call(self, outputs, token_ids):
         return decode_tags(outputs, ops.not_equal(token_ids, 0), self.num_tags, self.crf, self.argmax_only)

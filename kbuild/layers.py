@@ -160,6 +160,36 @@ def _float_mask(mask, x):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class FirstSubtoken(keras.layers.Layer):
+    """`[sub-token features [batch, time, dim], word_starts [batch, words]]` -> each word's first
+    sub-token's features `[batch, words, dim]`, masked where `word_starts` is 0 (no word: position 0
+    holds `[CLS]`). This is how a tagger over subwords labels words (Devlin et al. 2019, sec. 5.3).
+
+    Examples:
+    >>> x = keras.ops.reshape(keras.ops.arange(12.0), (1, 6, 2))
+    >>> keras.ops.convert_to_numpy(FirstSubtoken()([x, keras.ops.convert_to_tensor([[1, 4, 0]])]))[0, :, 0].tolist()
+    [2.0, 8.0, 0.0]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        x, starts = inputs
+        index = ops.cast(starts, "int32")[:, :, None]
+        index = ops.broadcast_to(index, (ops.shape(index)[0], ops.shape(index)[1], ops.shape(x)[-1]))
+        return ops.take_along_axis(x, index, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return ops.not_equal(inputs[1], 0)
+
+    def compute_output_shape(self, input_shape):
+        features, starts = input_shape
+        return (*starts, features[-1])
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class MaskedPooling(keras.layers.Layer):
     """[batch, time, dim] -> [batch, dim] that ignores padding positions.
 

@@ -19,14 +19,16 @@ if TYPE_CHECKING:
 
 TOKEN_IDS = "token_ids"
 CHAR_IDS = "char_ids"
-"""Model input names; a model with char features takes a dict of both."""
+WORD_STARTS = "word_starts"
+"""Model input names; a model with char features (or a tagger over subwords) takes a dict."""
 
 
 def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     """The model for `spec`: int32 token ids [batch, time] (0 = padding) -> task outputs.
 
     With `model.embedding.chars`, the input is a dict: `token_ids` and `char_ids` [batch, time,
-    chars], as the `whitespace` tokenizer encodes them.
+    chars], as the `whitespace` tokenizer encodes them. A word-aligned task (a tagger over
+    subwords) takes `token_ids` and `word_starts` [batch, words], and its outputs are per word.
 
     Args:
         spec: the validated spec.
@@ -49,7 +51,14 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
         x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
     for block, ctx in block_contexts(spec):
         x = block.build(x, ctx)
-    outputs = TASKS.get(spec.task).build_outputs(x, spec, labels, vocab_size)
+    task = TASKS.get(spec.task)
+    if task.word_aligned(spec):
+        from kbuild.layers import FirstSubtoken
+
+        starts = keras.Input(shape=(None,), dtype="int32", name=WORD_STARTS)
+        inputs = {TOKEN_IDS: ids, WORD_STARTS: starts}
+        x = FirstSubtoken(name="first_subtoken")([x, starts])
+    outputs = task.build_outputs(x, spec, labels, vocab_size)
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model

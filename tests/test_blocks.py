@@ -118,3 +118,16 @@ def test_warmup_cosine_schedule_shape():
     assert values[0] == pytest.approx(0.1) and values[1] == pytest.approx(1.0)
     assert values[2] == pytest.approx(1.0) and values[3] == pytest.approx(0.55)
     assert values[4] == pytest.approx(0.1) and values[5] == pytest.approx(0.1)
+
+
+def test_first_subtoken_gathers_each_words_first_piece_and_masks_missing_words():
+    from kbuild.layers import FirstSubtoken
+
+    x = keras.ops.reshape(keras.ops.arange(24.0), (2, 6, 2))
+    starts = keras.ops.convert_to_tensor([[1, 4, 0], [1, 2, 3]])
+    layer = FirstSubtoken()
+    words = keras.ops.convert_to_numpy(layer([x, starts]))
+    assert words[0].tolist() == [[2.0, 3.0], [8.0, 9.0], [0.0, 1.0]]
+    assert words[1].tolist() == [[14.0, 15.0], [16.0, 17.0], [18.0, 19.0]]
+    mask = keras.ops.convert_to_numpy(layer.compute_mask([x, starts]))
+    assert mask.tolist() == [[True, True, False], [True, True, True]]

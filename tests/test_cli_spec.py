@@ -73,3 +73,7 @@ def test_a_field_only_another_task_reads_is_an_error_not_silently_ignored(tiny_s
     assert "data.label_separator" in result.output and "preprocess.tag_scheme: only task tagging" in result.output
     # Fields left at their defaults (as every run folder's resolved spec.yaml holds them) are fine.
     assert _run("validate", str(tiny_spec_file), "--set", "model.head.threshold=0.5").exit_code == 0
+    chars = _run("validate", str(tiny_spec_file), "--set", "model.embedding.chars.dim=8")
+    assert "model.embedding.chars: only task tagging reads this field" in chars.output
+    weights = _run("validate", str(tiny_spec_file), "--set", "task=regression", "--set", "train.class_weight=balanced")
+    assert "train.class_weight: only task classification reads this field" in weights.output

@@ -144,6 +144,43 @@ def test_wordpiece_tokenizer_splits_chinese_into_characters():
     assert tokens(tokenizer, ["房间"]) == [["房", "间"]]
 
 
+@pytest.mark.parametrize("kind", ["word", "char", "wordpiece"])
+def test_word_starts_point_at_each_words_first_piece_and_stop_at_max_length(kind):
+    tokenizer = make_tokenizer(SPECS[kind], max_length=9, start_token=True, word_starts=True).fit(CORPUS)
+    encoded = tokenizer.encode(tf.constant(["the acting , great", "U.S. film", "", "the  film  was great film"]))
+    token_ids, starts = encoded["token_ids"].numpy(), encoded["word_starts"].numpy()
+    assert starts.shape == token_ids.shape == (4, 9) and (token_ids[:, 0] == CLS_ID).all()
+    for row, text in enumerate(["the acting , great", "U.S. film", "", "the  film  was great film"]):
+        words = text.split()
+        kept = [int(s) for s in starts[row] if s]
+        # Each word alone, tokenised, is what sits between its start and the next word's.
+        next_start = 1
+        for word, start in zip(words, kept, strict=False):
+            alone = tokenizer.token_ids(tf.constant([word]))[0].numpy().tolist() or [UNK_ID]
+            assert start == next_start
+            assert token_ids[row, start : start + len(alone)].tolist() == alone[: 9 - start]
+            next_start = start + len(alone)
+        # Words are kept while their first piece fits; the rest are cut.
+        assert len(kept) == len(words) or next_start >= 9
+        assert (starts[row, len(kept):] == 0).all()
+    assert starts[2].tolist() == [0] * 9
+
+
+def test_a_word_that_tokenises_to_nothing_still_gets_a_position():
+    tokenizer = make_tokenizer(SPECS["wordpiece"], max_length=6, start_token=True, word_starts=True).fit(CORPUS)
+    # BERT's normaliser deletes control characters: "\x07" alone is no token at all.
+    assert tokenizer.token_ids(tf.constant(["\x07"]))[0].numpy().tolist() == []
+    encoded = tokenizer.encode(tf.constant(["a \x07 film"]))
+    assert tokenizer.token_ids(tf.constant(["a"]))[0].numpy().tolist() == [tokenizer.vocabulary.index("a")]
+    assert encoded["word_starts"].numpy()[0, :3].tolist() == [1, 2, 3]
+    assert encoded["token_ids"].numpy()[0, 2] == UNK_ID
+
+
+def test_word_starts_need_the_start_token():
+    with pytest.raises(ValueError, match="start_token=True"):
+        make_tokenizer(SPECS["word"], max_length=6, word_starts=True)
+
+
 def test_encode_before_fit_or_load_says_what_to_do():
     tokenizer = make_tokenizer(WordTokenizerSpec(), max_length=4)
     with pytest.raises(RuntimeError, match="call fit\\(\\) or load\\(\\)"):

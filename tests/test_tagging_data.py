@@ -100,7 +100,7 @@ def test_bundle_converts_tags_pads_with_minus_one_and_truncates(tagging_spec, ca
     assert set(features) == {"token_ids", "char_ids"} and tuple(features["char_ids"].shape) == (2, 3, 5)
     labels = np.concatenate([y.numpy() for _, y in bundle.datasets["train"]])
     assert sorted(map(tuple, labels.tolist())) == [(1, 2, -1), (4, 0, 3)]
-    assert "1 sentence(s) longer than preprocess.max_length (3) were truncated" in capsys.readouterr().err
+    assert "1 sentence(s) did not fit in preprocess.max_length (3 words)" in capsys.readouterr().err
 
 
 def test_whitespace_tokenizer_maps_words_one_to_one_with_case_in_the_chars(tagging_spec):
@@ -128,7 +128,7 @@ def test_bucketed_tagging_batches_cut_labels_with_the_tokens(tagging_spec):
         assert ((features["token_ids"].numpy() == 0) == (labels.numpy() == -1)).all()
 
 
-def test_tagging_spec_rejects_subword_tokenizers_and_pooling(write_spec):
+def test_tagging_spec_rejects_char_features_over_subwords_and_pooling(write_spec):
     from kbuild.errors import SpecError
     from kbuild.spec import load_spec
 
@@ -137,12 +137,41 @@ def test_tagging_spec_rejects_subword_tokenizers_and_pooling(write_spec):
         task: tagging
         data: {train: x.txt, format: conll}
         preprocess: {tokenizer: {type: wordpiece}}
-        model: {pooling: max}
+        model: {pooling: max, embedding: {chars: {dim: 4}}}
         """)
     with pytest.raises(SpecError) as error:
         load_spec(path)
     message = str(error.value)
-    assert "type: whitespace" in message and "model.pooling" in message
+    assert "model.embedding.chars" in message and "wordpiece tokenizer already sees inside words" in message
+    assert "model.pooling" in message
+
+
+def test_subword_labels_sit_on_words_and_words_cut_by_the_subword_budget_are_masked(tagging_spec, capsys):
+    pytest.importorskip("tensorflow")
+    from kbuild.data import build
+
+    spec = tagging_spec("preprocess.tokenizer.type=wordpiece", "preprocess.tokenizer.vocab_size=40",
+                        "model.embedding.chars=null", "preprocess.max_length=9")
+    bundle = build(spec, splits=("train",))
+    features = bundle.features["train"]
+    assert set(features) == {"token_ids", "word_starts"}
+    vocabulary = bundle.tokenizer.vocabulary
+    for ids, starts, example in zip(features["token_ids"], features["word_starts"], bundle.examples["train"], strict=True):
+        assert ids[0] == 2  # [CLS] at 0, so a start of 0 means "no word"
+        words = [w.lower() for w in example.text.split()]
+        kept = [s for s in starts if s]
+        # Each kept word's first piece begins it, and its pieces (## marks) spell it.
+        for word, start, end in zip(words, kept, [*kept[1:], None], strict=False):
+            pieces = [vocabulary[i] for i in ids[start:end] if i] if end else [vocabulary[ids[start]]]
+            assert not pieces[0].startswith("##") and word.startswith(pieces[0])
+            if end:
+                assert "".join(p.removeprefix("##") for p in pieces) == word
+    labels = np.concatenate([y.numpy() for _, y in bundle.datasets["train"]])
+    starts = np.concatenate([x["word_starts"].numpy() for x, _ in bundle.datasets["train"]])
+    assert ((starts == 0) == (labels == -1)).all()  # a tag only where a word was kept
+    cut = [len(e.text.split()) > int((s != 0).sum()) for e, s in zip(bundle.examples["train"], features["word_starts"], strict=True)]
+    assert any(cut)  # max_length 9 cannot hold "EU rejects German call" in a 40-piece vocabulary
+    assert "did not fit in preprocess.max_length (9 sub-tokens, [CLS] included)" in capsys.readouterr().err
 
 
 def test_classification_rejects_a_crf_head_with_its_line(tiny_spec_file):

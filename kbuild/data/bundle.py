@@ -98,10 +98,14 @@ def target_tokenizer_for(spec: Spec) -> Tokenizer | None:
 
 def tokenizer_for(spec: Spec) -> Tokenizer:
     """An unfitted tokenizer as the spec asks: type, max_length, a start token when the task
-    reads one (`cls` pooling), and each word's characters when the model has char features."""
-    start_token = TASKS.get(spec.task).needs_start_token(spec)
+    reads one (`cls` pooling), each word's characters when the model has char features, and where
+    each word starts when the task labels words over sub-tokens."""
+    task = TASKS.get(spec.task)
+    start_token = task.needs_start_token(spec)
     chars = spec.model.embedding.chars
     options = {} if chars is None else {"char_length": chars.max_chars, "char_buckets": chars.buckets}
+    if task.word_aligned(spec):
+        options["word_starts"] = True
     return make_tokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, start_token, **options)
 
 

@@ -97,16 +97,21 @@ class Task:
         """One split's dataset: each row encoded, paired with `encode_labels`; `train` asks for
         the shuffled (and, under `preprocess.bucketing`, bucketed) variant; `key` names the split
         in errors."""
-        import functools
-
-        from kbuild.data.pipeline import encode_all, labelled_dataset
+        from kbuild.data.pipeline import encode_all
 
         ids_of_labels = self.encode_labels(split, bundle.labels, key, spec)
-        features = encode_all(bundle.tokenizer, self.texts(split))
+        return self.row_data(encode_all(bundle.tokenizer, self.texts(split)), ids_of_labels, spec, train)
+
+    def row_data(self, features: Any, label_ids: np.ndarray, spec: Spec, train: bool) -> SplitData:
+        """A split whose examples are rows: encoded inputs paired with their label ids."""
+        import functools
+
+        from kbuild.data.pipeline import labelled_dataset
+
         factory = functools.partial(
             labelled_dataset,
             features,
-            ids_of_labels,
+            label_ids,
             spec.train.batch_size,
             shuffle=train,
             seed=spec.seed,
@@ -114,7 +119,7 @@ class Task:
             bucketing=train and spec.preprocess.bucketing,
             label_padding=self.label_padding,
         )
-        return SplitData(factory, len(split.examples), features)
+        return SplitData(factory, len(label_ids), features)
 
     # --- model (Keras; each task imports it lazily) --------------------------------------------
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
@@ -134,6 +139,12 @@ class Task:
 
     def needs_start_token(self, spec: Spec) -> bool:
         """Whether the tokenizer must prepend [CLS] (e.g. for `cls` pooling)."""
+        return False
+
+    def word_aligned(self, spec: Spec) -> bool:
+        """Whether the model reads sub-tokens but predicts per whitespace-separated word (a tagger
+        over subwords): the tokenizer then also encodes `word_starts`, and the model keeps each
+        word's first sub-token after its blocks."""
         return False
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:

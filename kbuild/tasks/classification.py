@@ -18,6 +18,7 @@ PROBABILITIES = "probabilities"
 class ClassificationTask(Task):
     name = "classification"
     tflite = True
+    owned_fields = (("train", "class_weight"),)
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool the sequence, run the dense head, end in float32 softmax over the labels."""
@@ -30,8 +31,6 @@ class ClassificationTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), f"{spec.model.head.type!r} heads are for tagging; classification uses softmax"
-        if spec.model.embedding.chars is not None:
-            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
 
     def loss(self, spec: Spec) -> Any:
         import keras

@@ -40,10 +40,6 @@ class MultiLabelTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), "multilabel ends in one sigmoid per label; leave model.head.type unset"
-        if spec.model.embedding.chars is not None:
-            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
-        if spec.train.class_weight is not None:
-            yield ("train", "class_weight"), "class weights apply to classification, not to multilabel"
         setting = spec.model.head.threshold
         for label, value in (setting.items() if isinstance(setting, dict) else [(None, setting)]):
             if not 0.0 <= value <= 1.0:

@@ -31,10 +31,6 @@ class RegressionTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), "regression ends in a linear output; leave model.head.type unset"
-        if spec.model.embedding.chars is not None:
-            yield ("model", "embedding", "chars"), "char features are for tagging (task: tagging) for now"
-        if spec.train.class_weight is not None:
-            yield ("train", "class_weight"), "class weights apply to classification, not to regression"
 
     def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
         for example in split.examples:

@@ -31,8 +31,6 @@ class Seq2SeqTask(Task):
         if spec.model.decoder is None:
             yield ("model", "decoder"), ("seq2seq needs a decoder, e.g. decoder: {type: transformer, layers: 2, "
                                          "heads: 4, ff_dim: 512} or {type: lstm, units: 256, attention: luong}")
-        if spec.model.embedding.chars is not None:
-            yield ("model", "embedding", "chars"), "char features are for tagging"
         if spec.model.embedding.pretrained is not None:
             yield ("model", "embedding", "pretrained"), "pretrained vectors are not supported for seq2seq yet"
         if spec.preprocess.bucketing:

@@ -1,5 +1,10 @@
 """Sequence labelling (NER, chunking, POS): one tag per whitespace-separated word.
 
+Words are read one id per word (`whitespace` tokenizer, optionally with char features) or as
+subwords (`wordpiece`, `word`, `char`): the tokenizer then also encodes where each word starts, the
+model keeps each word's first sub-token after its blocks, and from there on (labels, loss, CRF,
+decoding, scoring, serving) everything is per word, as with the whitespace tokenizer.
+
 Examples carry the tuple of their tags (the `conll` reader); tags are converted to the spec's
 `preprocess.tag_scheme` on load, their vocabulary comes from train, and label sequences are padded
 with -1, which the loss, the metrics and the CRF all mask. The head is a per-token softmax, or a
@@ -19,7 +24,7 @@ from kbuild.data.tag_schemes import OUTSIDE, convert
 from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
 from kbuild.tasks import conlleval
-from kbuild.tasks.base import TASKS, Task
+from kbuild.tasks.base import TASKS, SplitData, Task
 from kbuild.tasks.head import dense_head
 
 if TYPE_CHECKING:
@@ -32,20 +37,36 @@ PADDING_TAG = -1
 TAG_SCORES = "tag_scores"
 
 
+def word_positions(features: Any) -> Any:
+    """The input whose non-zero entries are the words a tagger labels: `word_starts` over
+    subwords, else the token ids (one per word). Works on arrays, tensors and Keras inputs."""
+    from kbuild.model import TOKEN_IDS, WORD_STARTS
+
+    if not isinstance(features, dict):
+        return features
+    return features[WORD_STARTS] if WORD_STARTS in features else features[TOKEN_IDS]
+
+
 class TaggingTask(Task):
     name = "tagging"
-    owned_fields = (("preprocess", "tag_scheme"),)
+    owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"))
     label_padding = PADDING_TAG
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        if spec.preprocess.tokenizer.type != "whitespace":
-            yield (("preprocess", "tokenizer", "type"),
-                   f"tagging needs one id per labelled word: use type: whitespace; received {spec.preprocess.tokenizer.type!r}")
+        if self.word_aligned(spec) and spec.model.embedding.chars is not None:
+            yield (("model", "embedding", "chars"),
+                   "char features need one id per word (tokenizer type: whitespace); a "
+                   f"{spec.preprocess.tokenizer.type} tokenizer already sees inside words: remove chars")
         # The resolved spec of a run writes the default back, so only a changed pooling is a mistake.
         if spec.model.pooling != type(spec.model).model_fields["pooling"].default:
             yield ("model", "pooling"), "tagging labels every token and pools nothing; remove model.pooling"
-        if spec.train.class_weight is not None:
-            yield ("train", "class_weight"), "class weights apply to classification, not to tagging"
+
+    def word_aligned(self, spec: Spec) -> bool:
+        # `whitespace` gives one id per word; any other tokenizer may cut a word into several.
+        return spec.preprocess.tokenizer.type != "whitespace"
+
+    def needs_start_token(self, spec: Spec) -> bool:
+        return self.word_aligned(spec)
 
     # --- data ----------------------------------------------------------------------------------
     def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
@@ -76,29 +97,43 @@ class TaggingTask(Task):
         return [OUTSIDE, *sorted(tags - {OUTSIDE})]
 
     def encode_labels(self, split: ReadResult, labels: list[str], key: str, spec: Spec) -> np.ndarray:
-        """int32 `[examples, max_length]` tag ids, -1 past each sentence's end (truncated to
-        max_length, with a warning count); a tag train never had fails naming its line."""
+        """int32 `[examples, max_length]` tag ids, -1 past each sentence's end (or its last word
+        that fits); a tag train never had fails naming its line."""
         import numpy as np
 
         index = {tag: i for i, tag in enumerate(labels)}
         length = spec.preprocess.max_length
         ids = np.full((len(split.examples), length), PADDING_TAG, np.int32)
-        truncated = 0
         for row, example in enumerate(split.examples):
             if example.label is None:
                 raise DataError(f"{key}: the examples have no tags", split.source)
-            truncated += len(example.label) > length
             for position, tag in enumerate(example.label[:length]):
                 tag_id = index.get(tag)
                 if tag_id is None:
                     raise DataError(f"tag {tag!r} does not occur in the train split{did_you_mean(tag, labels)}; "
                                     f"known tags: {', '.join(labels)}", split.source, example.line)
                 ids[row, position] = tag_id
-        if truncated:
-            print(f"[kbuild] warning: {key}: {truncated} sentence(s) longer than preprocess.max_length "
-                  f"({length}) were truncated; their extra words count as tagged O when scoring",
-                  file=sys.stderr, flush=True)
         return ids
+
+    def make_dataset(self, bundle: DataBundle, split: ReadResult, spec: Spec, key: str, train: bool) -> SplitData:
+        """The rows' dataset, labels kept only for the words the encoding kept (the first
+        max_length words, or, over subwords, those whose first sub-token fits), with a warning
+        counting the sentences cut."""
+        import numpy as np
+
+        from kbuild.data.pipeline import encode_all
+
+        label_ids = self.encode_labels(split, bundle.labels, key, spec)
+        features = encode_all(bundle.tokenizer, self.texts(split))
+        kept = (np.asarray(word_positions(features)) != 0).sum(axis=1)
+        label_ids[np.arange(label_ids.shape[1])[None, :] >= kept[:, None]] = PADDING_TAG
+        words = np.array([len(example.text.split()) for example in split.examples], np.int64)
+        if (cut := int((words > kept).sum())):
+            budget = "sub-tokens, [CLS] included" if self.word_aligned(spec) else "words"
+            print(f"[kbuild] warning: {key}: {cut} sentence(s) did not fit in preprocess.max_length "
+                  f"({spec.preprocess.max_length} {budget}) and were truncated; their words past it "
+                  "count as tagged O when scoring", file=sys.stderr, flush=True)
+        return self.row_data(features, label_ids, spec, train)
 
     # --- model ---------------------------------------------------------------------------------
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
@@ -132,11 +167,9 @@ class TaggingTask(Task):
         import keras
 
         from kbuild.crf import TagDecoder
-        from kbuild.model import TOKEN_IDS
 
-        token_ids = model.inputs[0] if len(model.inputs) == 1 else model.input[TOKEN_IDS]
         crf = spec.model.head.type == "crf"
-        tags = TagDecoder(len(labels), crf=crf, argmax_only=argmax_only, name="decode")(model.output, token_ids)
+        tags = TagDecoder(len(labels), crf=crf, argmax_only=argmax_only, name="decode")(model.output, word_positions(model.input))
         return keras.Model(model.input, tags, name=f"{model.name}_decoder")
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
@@ -166,18 +199,18 @@ class TaggingTask(Task):
         import tensorflow as tf
 
         from kbuild.crf import CRF, decode_tags
-        from kbuild.model import TOKEN_IDS
 
         features = tokenizer.encode(text)
-        ids = features[TOKEN_IDS] if isinstance(features, dict) else features
         outputs = model(features, training=False)
         crf = isinstance(model.layers[-1], CRF)
-        tag_ids = decode_tags(outputs, tf.not_equal(ids, 0), len(labels), crf)
-        words = tokenizer.words(text)[:, : tokenizer.max_length]
-        tokens = words.to_tensor("")
+        tag_ids = decode_tags(outputs, tf.not_equal(word_positions(features), 0), len(labels), crf)
+        # Words past what the encoding kept have no tag: they are cut from `tokens` too.
+        tokens = tokenizer.words(text)[:, : tokenizer.max_length].to_tensor("")
         tag_ids = tag_ids[:, : tf.shape(tokens)[1]]
+        length = tf.reduce_sum(tf.cast(tag_ids >= 0, tf.int32), axis=1)
+        tokens = tf.where(tag_ids >= 0, tokens, "")
         tags = tf.where(tag_ids >= 0, tf.gather(tf.constant(labels), tf.maximum(tag_ids, 0)), "")
-        return {"tokens": tokens, "tags": tags, "length": tf.cast(words.row_lengths(), tf.int32)}
+        return {"tokens": tokens, "tags": tags, "length": length}
 
     def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
         """One row per sentence: its tokens, their tags and the entities they form."""

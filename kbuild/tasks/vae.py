@@ -38,8 +38,6 @@ class VaeTask(Task):
                                         "free_bits: 0.25, decoder: {type: gru, units: 256}}")
         if spec.model.decoder is not None:
             yield ("model", "decoder"), "model.decoder is for seq2seq; a vae's decoder is model.latent.decoder"
-        if spec.model.embedding.chars is not None:
-            yield ("model", "embedding", "chars"), "char features are for tagging"
         if spec.model.embedding.pretrained is not None:
             yield ("model", "embedding", "pretrained"), "pretrained vectors are not supported for vae yet"
         if spec.preprocess.bucketing:

@@ -9,6 +9,11 @@ A tokenizer has two halves with different homes:
 
 Ids 0, 1 and 2 are always `[PAD]`, `[UNK]` and `[CLS]` in every vocabulary, so padding, masking and
 the optional start token never depend on the tokenizer type.
+
+With `word_starts`, `encode` also says where each whitespace-separated word begins among the ids
+(for taggers over subwords, which label a word by its first sub-token): every word is tokenised on
+its own, so no sub-token ever spans two words, and a word the tokenizer drops entirely (a lone
+control character) still gets one `[UNK]`, so every word keeps a position.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from kbuild.errors import DataError
+from kbuild.model import TOKEN_IDS, WORD_STARTS
 
 if TYPE_CHECKING:
     from kbuild.spec.preprocess import TokenizerSpec
@@ -28,6 +34,9 @@ if TYPE_CHECKING:
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
 PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
 VOCABULARY_FILE = "vocab.txt"
+
+WHITESPACE = r"[\s\p{Z}]+"
+"""Any run of whitespace, Unicode spaces included (RE2's `\\s` alone is ASCII only)."""
 
 
 class Tokenizer(ABC):
@@ -37,6 +46,9 @@ class Tokenizer(ABC):
         spec: the spec's `preprocess.tokenizer` section (type, vocab_size, lowercase, ...).
         max_length: tokens per example after truncation, the start token included.
         start_token: prepend `[CLS]` to every example (for `pooling: cls`).
+        word_starts: `encode` returns a dict: `token_ids` and `word_starts`, int32 `[batch,
+            max_length]`, the position of each word's first sub-token, 0 past the last word that
+            fits (needs `start_token`: `[CLS]` holds position 0, so 0 can mean "no word").
 
     Examples:
         >>> tokenizer = make_tokenizer(WordTokenizerSpec(), max_length=8)
@@ -44,14 +56,17 @@ class Tokenizer(ABC):
         >>> tokenizer.encode(tf.constant(["a fine day"]))  # [[3, 6, 1, 0, 0, 0, 0, 0]]
     """
 
-    def __init__(self, spec: TokenizerSpec, max_length: int, start_token: bool = False):
+    def __init__(self, spec: TokenizerSpec, max_length: int, start_token: bool = False, word_starts: bool = False):
         if max_length < (2 if start_token else 1):
             raise ValueError(
                 f"Expected max_length >= {2 if start_token else 1}; received {max_length}"
             )
+        if word_starts and not start_token:
+            raise ValueError("Expected start_token=True with word_starts=True ([CLS] holds position 0)")
         self.spec = spec
         self.max_length = max_length
         self.start_token = start_token
+        self.word_starts = word_starts
         self._vocabulary: list[str] | None = None
 
     # --- vocabulary (Python) -------------------------------------------------------------------
@@ -108,17 +123,47 @@ class Tokenizer(ABC):
         self._build(vocabulary)
 
     # --- encoding (TensorFlow graph) -----------------------------------------------------------
-    def encode(self, texts: tf.Tensor | Sequence[str]) -> tf.Tensor:
+    def encode(self, texts: tf.Tensor | Sequence[str]) -> tf.Tensor | dict[str, tf.Tensor]:
         """Strings `[batch]` -> int32 ids `[batch, max_length]`: `[CLS]` first when `start_token`,
-        truncated to `max_length`, padded with 0. TF ops only, so it runs eagerly, in tf.data and
-        in an exported serving function alike."""
+        truncated to `max_length`, padded with 0 (and the `word_starts` with them, when asked).
+        TF ops only, so it runs eagerly, in tf.data and in an exported serving function alike."""
         self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
         texts = tf.convert_to_tensor(texts, tf.string)
-        ids = self.token_ids(texts)
+        if not self.word_starts:
+            return self._pad(self.token_ids(texts))
+        pieces = self.word_pieces(texts)
+        ids = pieces.merge_dims(1, 2)
+        # Each word starts after the pieces of the words before it, and after [CLS].
+        lengths = pieces.row_lengths(axis=2).to_tensor(0)
+        starts = tf.math.cumsum(lengths, axis=1, exclusive=True) + 1
+        fits = tf.sequence_mask(pieces.row_lengths(), tf.shape(starts)[1]) & (starts < self.max_length)
+        starts = tf.cast(tf.where(fits, starts, 0), tf.int32)
+        starts = tf.pad(starts, [[0, 0], [0, self.max_length]])[:, : self.max_length]
+        return {TOKEN_IDS: self._pad(ids), WORD_STARTS: tf.ensure_shape(starts, [None, self.max_length])}
+
+    def _pad(self, ids: tf.RaggedTensor) -> tf.Tensor:
         if self.start_token:
             starts = tf.fill([ids.nrows(), 1], tf.constant(CLS_ID, tf.int32))
             ids = tf.concat([tf.RaggedTensor.from_tensor(starts), ids], axis=1)
         return ids.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+
+    def words(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Strings `[batch]` -> ragged whitespace-separated words `[batch, (words)]`, case kept,
+        not truncated: the units a tagger labels."""
+        texts = tf.convert_to_tensor(texts, tf.string)
+        return tf.strings.split(tf.strings.strip(tf.strings.regex_replace(texts, WHITESPACE, " ")))
+
+    def word_pieces(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Strings `[batch]` -> ids `[batch, (words), (pieces)]`: each word tokenised on its own,
+        at least one id per word."""
+        words = self.words(texts)
+        pieces = self.token_ids(words.flat_values)
+        empty = tf.equal(pieces.row_lengths(), 0)
+        unknown = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], tf.constant(UNK_ID, pieces.dtype)),
+            tf.cast(empty, pieces.row_splits.dtype),
+        )
+        return words.with_flat_values(tf.concat([pieces, unknown], axis=1))
 
     joiner: str = " "
     """What `detokenize` puts between tokens (`""` for characters)."""

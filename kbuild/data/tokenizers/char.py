@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kbuild.data.tokenizers.lookup import NEWLINE_TOKEN, WHITESPACE, LookupTokenizer
+from kbuild.data.tokenizers.base import WHITESPACE
+from kbuild.data.tokenizers.lookup import NEWLINE_TOKEN, LookupTokenizer
 from kbuild.data.tokenizers.registry import TOKENIZERS
 
 

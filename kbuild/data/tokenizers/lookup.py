@@ -17,9 +17,6 @@ from kbuild.data.tokenizers.base import SPECIAL_TOKENS, UNK_ID, Tokenizer
 
 _COUNT_BATCH = 8192
 
-WHITESPACE = r"[\s\p{Z}]+"
-"""Any run of whitespace, Unicode spaces included (RE2's `\\s` alone is ASCII only)."""
-
 NEWLINE_TOKEN = "\u2424"
 """`␤` (SYMBOL FOR NEWLINE): stands for a line break under `newlines: true`, so the vocabulary
 file, one token per line, can still hold it."""

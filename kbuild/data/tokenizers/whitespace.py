@@ -19,7 +19,7 @@ from typing import Any
 import tensorflow as tf
 
 from kbuild.data.tokenizers.base import PAD_ID
-from kbuild.data.tokenizers.lookup import WHITESPACE, LookupTokenizer
+from kbuild.data.tokenizers.lookup import LookupTokenizer
 from kbuild.data.tokenizers.registry import TOKENIZERS
 from kbuild.model import CHAR_IDS, TOKEN_IDS
 
@@ -39,11 +39,6 @@ class WhitespaceTokenizer(LookupTokenizer):
         if char_length is not None and char_length < 1:
             raise ValueError(f"Expected char_length >= 1; received {char_length}")
         self.char_length, self.char_buckets = char_length, char_buckets
-
-    def words(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """Strings `[batch]` -> ragged words `[batch, (words)]`, case kept, not truncated."""
-        texts = tf.convert_to_tensor(texts, tf.string)
-        return tf.strings.split(tf.strings.strip(tf.strings.regex_replace(texts, WHITESPACE, " ")))
 
     def split(self, texts: tf.Tensor) -> tf.RaggedTensor:
         words = self.words(texts)

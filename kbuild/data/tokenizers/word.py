@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kbuild.data.tokenizers.lookup import WHITESPACE, LookupTokenizer
+from kbuild.data.tokenizers.base import WHITESPACE
+from kbuild.data.tokenizers.lookup import LookupTokenizer
 from kbuild.data.tokenizers.registry import TOKENIZERS
 
 # Each punctuation mark, symbol and CJK ideograph is a token of its own, as in BERT's basic
