@@ -87,21 +87,90 @@ def convert(servable: Servable, configure) -> bytes:
         tf.saved_model.save(holder, staging, signatures={"serving_default": infer.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(staging)
         configure(converter)
-        return strip_tensor_names(converter.convert())
+        return tidy_flatbuffer(converter.convert())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def strip_tensor_names(flatbuffer: bytes) -> bytes:
-    """Drop the internal tensor names (callers address tensors through the signature, which keeps
-    its own input and output names). An unrolled int8 graph carries ~0.9 MB of them for SST-2."""
+def tidy_flatbuffer(flatbuffer: bytes) -> bytes:
+    """The converted model with two fixes applied to its flatbuffer (see each helper)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    requantize_copy_inputs(model)
+    strip_tensor_names(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+COPYING_OPS = ("REVERSE_V2",)
+"""Ops whose int8 kernel copies bytes, so their input must share their output's scale and zero point."""
+
+
+def requantize_copy_inputs(model: Any) -> int:
+    """Put a QUANTIZE (int8 -> int8 rescale) before each copying op whose input is quantised
+    differently from its output; returns how many were inserted.
+
+    TF 2.21's converter gives a REVERSE_V2 output (the backward half of a BiLSTM, flipped back into
+    time order) the scale its consumer, a concatenation, needs, and its input another, without the
+    rescale between them, while the int8 kernel only moves bytes: every value downstream was read
+    on the wrong scale (SST-2 BiLSTM: an average error of 0.25 on a 0.9-wide range, 70 quantisation
+    steps, and 1.3 points of accuracy). The inserted op is the rescale the converter left out.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    copying = {getattr(schema.BuiltinOperator, name) for name in COPYING_OPS}
+    codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes]
+    inserted = 0
+    for subgraph in model.subgraphs:
+        for position in reversed(range(len(subgraph.operators))):
+            op = subgraph.operators[position]
+            if codes[op.opcodeIndex] not in copying:
+                continue
+            source, target = subgraph.tensors[op.inputs[0]], subgraph.tensors[op.outputs[0]]
+            if not (_quantized(source) and _quantized(target)) or _same_quantization(source, target):
+                continue
+            rescaled = schema.TensorT()
+            rescaled.shape, rescaled.shapeSignature, rescaled.type = source.shape, source.shapeSignature, source.type
+            rescaled.buffer = 0  # the empty buffer: an activation, not a constant
+            rescaled.quantization = schema.QuantizationParametersT()
+            rescaled.quantization.scale = list(target.quantization.scale)
+            rescaled.quantization.zeroPoint = list(target.quantization.zeroPoint)
+            subgraph.tensors.append(rescaled)
+            quantize = schema.OperatorT()
+            quantize.opcodeIndex = _opcode(model, codes, schema.BuiltinOperator.QUANTIZE)
+            quantize.inputs, quantize.outputs = [op.inputs[0]], [len(subgraph.tensors) - 1]
+            op.inputs[0] = len(subgraph.tensors) - 1
+            subgraph.operators.insert(position, quantize)
+            inserted += 1
+    return inserted
+
+
+def _quantized(tensor: Any) -> bool:
+    return tensor.quantization is not None and tensor.quantization.scale is not None and len(tensor.quantization.scale) > 0
+
+
+def _same_quantization(a: Any, b: Any) -> bool:
+    return list(a.quantization.scale) == list(b.quantization.scale) and list(a.quantization.zeroPoint) == list(b.quantization.zeroPoint)
+
+
+def _opcode(model: Any, codes: list[int], builtin: int) -> int:
+    """Index of `builtin` among the model's operator codes, added (and to `codes`) when missing."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if builtin not in codes:
+        code = schema.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 2
+        model.operatorCodes.append(code)
+        codes.append(builtin)
+    return codes.index(builtin)
+
+
+def strip_tensor_names(model: Any) -> None:
+    """Drop the internal tensor names (callers address tensors through the signature, which keeps
+    its own input and output names). An unrolled int8 graph carries ~0.9 MB of them for SST-2."""
     for subgraph in model.subgraphs:
         for tensor in subgraph.tensors:
             tensor.name = None
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def save_tokenizer(servable: Servable, folder: Path) -> None:
