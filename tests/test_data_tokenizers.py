@@ -137,6 +137,19 @@ def test_wordpiece_tokenizer_splits_unseen_words_into_known_subwords():
     assert len(pieces) > 1 and all(p.startswith("##") for p in pieces[1:])
 
 
+def test_wordpiece_learns_keras_hubs_vocabulary_by_default_and_more_with_a_lower_min_frequency():
+    import keras_hub
+
+    corpus = [f"the film{i % 7} was great{i % 11} and moving" for i in range(40)] + ["rare words appear once"]
+    default = make_tokenizer(WordPieceTokenizerSpec(vocab_size=200), max_length=8).fit(corpus).vocabulary
+    data = tf.data.Dataset.from_tensor_slices(tf.constant(corpus)).batch(16)
+    reference = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        data, vocabulary_size=200, lowercase=True, reserved_tokens=list(SPECIAL_TOKENS))
+    assert default == reference
+    rare = make_tokenizer(WordPieceTokenizerSpec(vocab_size=200, min_frequency=1), max_length=8).fit(corpus)
+    assert "rare" in rare.vocabulary and "rare" not in default and len(rare.vocabulary) > len(default)
+
+
 def test_wordpiece_tokenizer_splits_chinese_into_characters():
     tokenizer = make_tokenizer(WordPieceTokenizerSpec(vocab_size=30), max_length=6).fit(
         ["房间很干净"]

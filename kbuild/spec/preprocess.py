@@ -20,6 +20,9 @@ class WordPieceTokenizerSpec(_TokenizerBase):
 
     type: Literal["wordpiece"] = "wordpiece"
     vocab_size: int = Field(default=8000, ge=8)
+    min_frequency: int = Field(default=10, ge=1)
+    """Pieces counted fewer times than this in train are not learned, so a small corpus may give
+    fewer than `vocab_size` of them; 10 is keras_hub's (and tf-text's) fixed default."""
 
 
 class WordTokenizerSpec(_TokenizerBase):

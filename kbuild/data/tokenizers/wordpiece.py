@@ -38,14 +38,23 @@ class WordPieceTokenizer(Tokenizer):
         return [self._layer]
 
     def _learn_tokens(self, texts: list[str]) -> list[str]:
-        # A batched dataset: keras_hub reads a plain list as file names.
+        # keras_hub's compute_word_piece_vocabulary, with tf-text's `lower_thresh` exposed as
+        # `min_frequency` (keras_hub fixes it at 10, which caps CoNLL-2003's vocabulary at 3.7k
+        # pieces whatever vocab_size asks): the same split as encoding, counts and learner.
+        from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
+        from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
         data = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(_LEARN_BATCH)
-        return keras_hub.tokenizers.compute_word_piece_vocabulary(
-            data,
-            vocabulary_size=self.spec.vocab_size,
-            lowercase=self.spec.lowercase,
+        words = data.map(lambda text: pretokenize(text, self.spec.lowercase, False, True, True))
+        vocabulary = learner.learn(
+            learner.count_words(words),
+            vocab_size=self.spec.vocab_size,
             reserved_tokens=list(SPECIAL_TOKENS),
+            lower_thresh=self.spec.min_frequency,
+            include_joiner_token=True,
+            joiner="##",
         )
+        return vocabulary[: self.spec.vocab_size]
 
     def _build(self, vocabulary: list[str]) -> None:
         self._layer = keras_hub.tokenizers.WordPieceTokenizer(
