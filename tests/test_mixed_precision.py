@@ -11,7 +11,7 @@ import pytest
 
 import kbuild
 from kbuild.training import strategy
-from kbuild.training.fit import compile_model, training_precision
+from kbuild.training.fit import compile_model, global_policy_kept, training_precision
 from tests.conftest import TINY_SPEC
 
 
@@ -29,15 +29,14 @@ def tiny(tmp_path_factory):
 def compiled(tiny):
     """compiled(precision) -> a model built and compiled as `train` does, under that policy."""
     spec, bundle = tiny
-    previous = keras.mixed_precision.global_policy()
 
     def _compile(precision: str) -> keras.Model:
         keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(spec.seed)
         return compile_model(spec, bundle, strategy.resolve_strategy(spec.train), total_steps=4)
 
-    yield _compile
-    keras.mixed_precision.set_global_policy(previous)  # other tests build float32 models
+    with global_policy_kept():  # other tests build float32 models
+        yield _compile
 
 
 def _inner_compute_dtypes(model: keras.Model) -> set[str]:
@@ -97,3 +96,12 @@ def test_training_precision_sees_recurrent_blocks(monkeypatch, tmp_path):
     path.write_text(TINY_SPEC.replace("{type: transformer_encoder, layers: 1, heads: 2, ff_dim: 32}", "{type: lstm, units: 8}"))
     monkeypatch.setattr(strategy, "_gpus", lambda: ["GPU:0"])
     assert training_precision(kbuild.load_spec(path)) == "float32"
+
+
+def test_training_puts_the_callers_dtype_policy_back(tiny, tmp_path):
+    spec, _ = tiny
+    assert keras.mixed_precision.global_policy().name == "float32"
+    run = kbuild.train(spec.model_copy(update={"train": spec.train.model_copy(update={
+        "mixed_precision": "mixed_bfloat16", "max_steps": 2})}), run_dir=tmp_path / "run")
+    assert run.results["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -94,16 +94,15 @@ def measure_model(spec: Spec, config: BenchConfig, steps: int, warmup: int) -> B
     import keras
 
     from kbuild.data import build as build_data
-    from kbuild.training.fit import compile_model, training_precision
+    from kbuild.training.fit import compile_model, global_policy_kept, training_precision
     from kbuild.training.strategy import resolve_strategy
 
     placement = resolve_strategy(spec.train)
     precision = training_precision(spec)
     per_call = spec.train.steps_per_execution
     warm_calls, timed_calls = max(1, math.ceil(warmup / per_call)), math.ceil(steps / per_call)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)
-    try:
+    with global_policy_kept():
+        keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(spec.seed)
         bundle = build_data(spec, splits=("train",))
         model = compile_model(spec, bundle, placement, (warm_calls + timed_calls) * per_call)
@@ -111,8 +110,6 @@ def measure_model(spec: Spec, config: BenchConfig, steps: int, warmup: int) -> B
         _reset_gpu_peaks()
         model.fit(bundle.fresh_dataset("train").repeat(), epochs=1, steps_per_epoch=(warm_calls + timed_calls) * per_call,
                   callbacks=[timer], shuffle=False, verbose=0)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
     timed = timer.durations[warm_calls:]
     step_s = statistics.median(timed) / per_call
     return BenchRow(

@@ -69,13 +69,24 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
     # Before anything starts TensorFlow's runtime: logical CPUs, multi-worker collectives.
     prepare_devices(spec.train)
     chief = is_chief(spec.train.strategy)
-    if not chief:  # only the chief writes the run folder; other workers write to a scratch copy
-        scratch = tempfile.mkdtemp(prefix=f"kbuild-{spec.name}-worker-")
-        try:
-            return _train(spec, scratch, resume=False)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return _train(spec, run_dir, resume)
+    with global_policy_kept():  # the run's precision must not leak into the caller's next model
+        if not chief:  # only the chief writes the run folder; other workers write to a scratch copy
+            scratch = tempfile.mkdtemp(prefix=f"kbuild-{spec.name}-worker-")
+            try:
+                return _train(spec, scratch, resume=False)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return _train(spec, run_dir, resume)
+
+
+@contextmanager
+def global_policy_kept() -> Iterator[None]:
+    """Keras's global dtype policy, whatever the block sets it to, is put back when it ends."""
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
