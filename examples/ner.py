@@ -3,6 +3,7 @@ score it with conlleval's entity F1, export it, and tag raw sentences with the e
 
     python examples/ner.py                                    # the full run (about 12 minutes on 2 cores)
     python examples/ner.py --set data.limit=500 --set train.epochs=1     # a quick look
+    python examples/ner.py --spec specs/conll2003_wordpiece.yaml          # subwords, a word tagged by its first piece
 """
 
 from __future__ import annotations
