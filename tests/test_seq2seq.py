@@ -179,3 +179,20 @@ def test_tflite_export_of_a_translator_is_a_clear_usage_error(trained, tmp_path)
     assert result.exit_code == 2
     assert "covers the tasks whose outputs are one model call (classification, regression)" in result.output
     assert "export it as a SavedModel" in result.output and not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_cached_transformer_decoding_translates_as_rerunning_the_prefix(trained, search):
+    from kbuild.seq2seq.translator import Translator
+    from kbuild.training.fit import load_trained_run
+
+    loaded = load_trained_run(trained)
+    if loaded.spec.model.decoder.type != "transformer":
+        pytest.skip("only a Transformer decoder keeps key/value caches")
+    decoder = loaded.spec.model.decoder.model_copy(update={"search": search, "beams": 3})
+    spec = loaded.spec.model_copy(update={"model": loaded.spec.model.model_copy(update={"decoder": decoder})})
+    # Unseen sentences too, so the model is unsure and every step's logits matter.
+    sources = [source for source, _ in _pairs(40, 9)] + ["a b c", "", "w3 w1 w1 w7 w2 w9 w0 w4 w5 w6 w8"]
+    translate = {cached: Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, spec, use_cache=cached)
+                 for cached in (True, False)}
+    assert translate[True].translate(sources) == translate[False].translate(sources)

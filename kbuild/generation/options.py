@@ -96,6 +96,7 @@ def _top_p(options: GenerationOptions) -> Any:
 
 @SAMPLERS.register("beam")
 def _beam(options: GenerationOptions) -> Any:
-    import keras_hub
 
-    return keras_hub.samplers.BeamSampler(num_beams=options.num_beams, temperature=options.temperature)
+    from kbuild.beam import BeamSearch
+
+    return BeamSearch(num_beams=options.num_beams, temperature=options.temperature)

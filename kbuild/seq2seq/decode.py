@@ -1,11 +1,12 @@
 """Translation decoding with keras_hub samplers: greedy or beam search over the target side.
 
-The encoder runs once per batch. Its output rides along as the sampler's `cache`, which the
-sampler never changes but does expand per beam, so beam search needs nothing special. Each step
-re-runs the decoder over the target prefix buffer and reads the logits at the step's position;
-target sentences are short (tens of tokens), so this costs little and keeps every decoder type
-(Transformer or attentional RNN) on one path. The target's `[CLS]` is both the start and the end
-of a sentence: decoding starts from it and a row is finished once it produces it again.
+The encoder runs once per batch. Its output rides along in the sampler's `cache`, which the
+sampler expands per beam, so beam search needs nothing special. A Transformer decoder then runs
+one target position per step (`CachedTransformerDecoding`): each layer keeps its self-attention
+keys and values, and the cross-attention keys and values of the encoder output, computed once.
+Other decoders re-run over the target prefix buffer each step and read the logits at the step's
+position. The target's `[CLS]` is both the start and the end of a sentence: decoding starts from
+it and a row is finished once it produces it again.
 Backend-neutral (keras.ops); TensorFlow callers wrap `decode_ids` in a tf.function.
 """
 
@@ -16,24 +17,30 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
-from kbuild.seq2seq.model import DECODER, ENCODER, LOGITS
+from kbuild.seq2seq.model import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
 
 
 def make_sampler(search: str, beams: int) -> Any:
     import keras_hub
 
+    from kbuild.beam import BeamSearch
+
     if search == "beam":
-        return keras_hub.samplers.BeamSampler(num_beams=beams)
+        return BeamSearch(num_beams=beams)
     return keras_hub.samplers.GreedySampler()
 
 
-def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int) -> Any:
+def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decoder_spec: Any = None,
+               use_cache: bool = True) -> Any:
     """Target ids [batch, max_length]: `[CLS]` at 0, then the translation, ended by `[CLS]` and
-    anything after it (see `finished_mask`)."""
+    anything after it (see `finished_mask`). `decoder_spec` (the spec's `model.decoder`) lets a
+    Transformer decoder use its caches; `use_cache=False` re-runs the prefix (for comparisons)."""
     encoder, decoder = model.get_layer(ENCODER), model.get_layer(DECODER)
     encoded = encoder(source_ids, training=False)
     buffer, prompt_mask = start_buffer(ops.shape(source_ids)[0], max_length)
     banned = banned_logits(decoder.output_shape[-1])
+    if use_cache and getattr(decoder_spec, "type", None) == "transformer":
+        return CachedTransformerDecoding(decoder, decoder_spec).decode(sampler, encoded, source_ids, buffer, prompt_mask, banned)
     features, project = split_projection(decoder)
 
     def next_token(prompt, cache, index):
@@ -45,6 +52,60 @@ def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int) -> An
 
     return sampler(next_token, buffer, cache=(encoded, source_ids), index=1, mask=prompt_mask,
                    stop_token_ids=(CLS_ID,))
+
+
+class CachedTransformerDecoding:
+    """A trained Transformer decoder (see `TransformerDecoderSpec.build`) run one target position
+    per step, with keras_hub's caches: per layer, self-attention keys/values `[batch, 2,
+    max_length, heads, head_dim]` that each step extends at its position, and the encoder
+    output's cross-attention keys/values `[batch, 2, source, heads, head_dim]`, computed once."""
+
+    def __init__(self, decoder: Any, spec: Any):
+        self.embedding = decoder.get_layer(TARGET_EMBEDDING)
+        self.layers = [decoder.get_layer(f"decoder_layer{i}") for i in range(spec.layers)]
+        self.norm = decoder.get_layer("decoder_final_norm") if spec.norm == "pre" else None
+        self.project = decoder.get_layer(LOGITS)
+        self.heads = spec.heads
+
+    def run(self, token: Any, encoded: Any, source_ids: Any, caches: tuple, index: Any, fill_cross: bool) -> tuple:
+        """(logits [batch, vocab] of `token` [batch, 1] at position `index`, updated caches)."""
+        self_caches, cross_caches = caches
+        # A copy drops the padding mask Keras attached to the embedding: keras_hub would merge its
+        # [batch, 1] shape into the [batch, 1, cache length] causal mask. Decoded tokens are real.
+        x = ops.copy(self.embedding(token, start_index=index))
+        source_mask = ops.not_equal(source_ids, PAD_ID)
+        new_self, new_cross = [], []
+        for layer, self_cache, cross_cache in zip(self.layers, self_caches, cross_caches, strict=True):
+            x, self_cache, cross_cache = layer(
+                x, encoder_sequence=encoded, encoder_padding_mask=source_mask,
+                self_attention_cache=self_cache, self_attention_cache_update_index=index,
+                cross_attention_cache=cross_cache, cross_attention_cache_update_index=0 if fill_cross else None,
+                training=False)
+            new_self.append(self_cache)
+            new_cross.append(cross_cache)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.project(x[:, 0, :]), (tuple(new_self), tuple(new_cross))
+
+    def decode(self, sampler: Any, encoded: Any, source_ids: Any, buffer: Any, prompt_mask: Any, banned: Any) -> Any:
+        batch, length, source_length = ops.shape(buffer)[0], ops.shape(buffer)[1], ops.shape(encoded)[1]
+        head_dim = self.embedding.dim // self.heads
+        dtype = self.layers[0].compute_dtype
+        empty = (tuple(ops.zeros((batch, 2, length, self.heads, head_dim), dtype) for _ in self.layers),
+                 tuple(ops.zeros((batch, 2, source_length, self.heads, head_dim), dtype) for _ in self.layers))
+        # Prefill with the leading [CLS]: it computes every layer's cross-attention cache (the first
+        # step then recomputes position 0, writing the same keys and values again).
+        _, caches = self.run(buffer[:, :1], encoded, source_ids, empty, 0, fill_cross=True)
+
+        def next_token(prompt, cache, index):
+            caches, encoded, source_ids = cache
+            # The prompt's batch, not `batch`: beam search runs batch * beams rows.
+            token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
+            logits, caches = self.run(token, encoded, source_ids, caches, index - 1, fill_cross=False)
+            return logits + banned, None, (caches, encoded, source_ids)
+
+        return sampler(next_token, buffer, cache=(caches, encoded, source_ids), index=1, mask=prompt_mask,
+                       stop_token_ids=(CLS_ID,))
 
 
 def split_projection(decoder: Any) -> tuple[Any, Any]:

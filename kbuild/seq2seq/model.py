@@ -24,6 +24,7 @@ TARGET_IDS = "target_ids"
 LOGITS = "logits"
 ENCODER = "encoder"
 DECODER = "decoder"
+TARGET_EMBEDDING = "target_embedding"
 
 
 def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int) -> keras.Model:
@@ -51,7 +52,7 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int) -> ker
     encoded = keras.Input(shape=(None, dim), name="encoded")
     source_for_mask = keras.Input(shape=(None,), dtype="int32", name="source_mask_ids")
     y = TokenAndPositionEmbedding(target_vocab, embedding.dim, max_length, embedding.position,
-                                  name="target_embedding")(target)
+                                  name=TARGET_EMBEDDING)(target)
     if embedding.dropout:
         y = keras.layers.Dropout(embedding.dropout, name="target_embedding_dropout")(y)
     y = spec.model.decoder.build(y, ops.not_equal(target, 0), encoded, ops.not_equal(source_for_mask, 0))

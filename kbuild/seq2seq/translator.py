@@ -21,19 +21,22 @@ class Translator:
     """Args:
         model: a trained seq2seq model (see kbuild.seq2seq.model).
         source_tokenizer, target_tokenizer: the run's tokenizers (the same one when shared).
-        spec: the run's spec (`model.decoder.search`, `beams`; `preprocess.max_length`).
+        spec: the run's spec (`model.decoder`: its type, search and beams; `preprocess.max_length`).
+        use_cache: a Transformer decoder runs one position per step with key/value caches; False
+            re-runs the target prefix each step (the same translations, for speed comparisons).
     """
 
-    def __init__(self, model: Any, source_tokenizer: Any, target_tokenizer: Any, spec: Any):
+    def __init__(self, model: Any, source_tokenizer: Any, target_tokenizer: Any, spec: Any, use_cache: bool = True):
         self.model, self.source, self.target = model, source_tokenizer, target_tokenizer
-        decoder = spec.model.decoder
-        self.sampler = make_sampler(decoder.search, decoder.beams)
+        self.decoder_spec, self.use_cache = spec.model.decoder, use_cache
+        self.sampler = make_sampler(self.decoder_spec.search, self.decoder_spec.beams)
         self.max_length = spec.preprocess.max_length
         self._compiled = None
 
     def translate_graph(self, text: tf.Tensor) -> tf.Tensor:
         """Strings [batch] -> translations [batch] (TF ops only)."""
-        ids = decode_ids(self.model, self.sampler, self.source.encode(text), self.max_length)
+        ids = decode_ids(self.model, self.sampler, self.source.encode(text), self.max_length,
+                         self.decoder_spec, self.use_cache)
         return self.target.detokenize(tf.ragged.boolean_mask(ids, finished_mask(ids)))
 
     def translate(self, texts: Sequence[str], batch_size: int = BATCH) -> list[str]:
