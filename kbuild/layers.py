@@ -176,10 +176,14 @@ class FirstSubtoken(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
+        # One gather of rows from the flattened [batch * time, dim] features: under TensorFlow,
+        # `take_along_axis` builds a full [batch, words, dim] index and took 22.5 ms (forward and
+        # backward) against 3.8 ms for this, at CoNLL's batch 32 x 200 sub-tokens x 200 features.
         x, starts = inputs
-        index = ops.cast(starts, "int32")[:, :, None]
-        index = ops.broadcast_to(index, (ops.shape(index)[0], ops.shape(index)[1], ops.shape(x)[-1]))
-        return ops.take_along_axis(x, index, axis=1)
+        batch, time, dim = ops.shape(x)[0], ops.shape(x)[1], x.shape[-1]  # static dim: Dense needs it
+        rows = ops.arange(batch)[:, None] * time + ops.cast(starts, "int32")
+        words = ops.take(ops.reshape(x, (-1, dim)), ops.reshape(rows, (-1,)), axis=0)
+        return ops.reshape(words, (batch, ops.shape(starts)[1], dim))
 
     def compute_mask(self, inputs, mask=None):
         return ops.not_equal(inputs[1], 0)
