@@ -31,17 +31,16 @@ def export(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, fmt
         raise ExportUsageError("--quantize applies to --format tflite only (a SavedModel keeps float weights)")
 
     from kbuild.exporter.serving import load_servable
-    from kbuild.spec import load_spec
     from kbuild.tasks import TASKS
-    from kbuild.training.run_folder import open_run
 
-    if fmt == "tflite":
-        task = load_spec(open_run(run).spec).task
-        if not TASKS.get(task).tflite:
+    def tflite_covers(spec) -> None:
+        """Refuse a task TFLite cannot convert before its assets and model are loaded."""
+        if not TASKS.get(spec.task).tflite:
             able = ", ".join(name for name, candidate in TASKS.items() if candidate.tflite)
             raise ExportUsageError(f"--format tflite covers the tasks whose outputs are one model call ({able}); "
-                                   f"a {task} model decodes in a loop: export it as a SavedModel")
-    servable = load_servable(str(run))
+                                   f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+
+    servable = load_servable(str(run), tflite_covers if fmt == "tflite" else None)
     model_root = Path(out_dir) if out_dir else servable.folder.export
     if fmt == "tflite":
         from kbuild.exporter.tflite import write_tflite

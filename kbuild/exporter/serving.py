@@ -6,6 +6,7 @@ answer identically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +40,11 @@ class Servable:
         return [self.model, *self.tokenizer.trackables(), *extra]
 
 
-def load_servable(run: str) -> Servable:
+def load_servable(run: str, check: Callable[[Spec], None] | None = None) -> Servable:
+    """The run's best model with its serving functions; `check(spec)` may refuse the run (by
+    raising) before its assets and model are loaded."""
     from kbuild.training.fit import load_trained_run
 
-    folder, spec, assets, model = load_trained_run(run)
+    folder, spec, assets, model = load_trained_run(run, check)
     functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
     return Servable(folder, spec, assets.tokenizer, assets.labels, model, functions, assets.target_tokenizer)
