@@ -25,11 +25,14 @@ demo: install
 	printf '%s\n' "the story is moving and the acting is brilliant !" "although the cast is charming , the plot is dull and tedious ." \
 		| $(KBUILD) predict export/quickstart --input -
 
+# The import contracts (.importlinter) first: a change that makes a layer import upwards fails here.
 # pytest exits 5 when it collects nothing: that is a failure here, never a silent pass.
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 lint: install

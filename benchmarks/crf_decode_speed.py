@@ -26,14 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from kbuild.crf import TagDecoder  # noqa: E402
-from kbuild.data import load_bundle  # noqa: E402
+from kbuild.layers.crf import TagDecoder  # noqa: E402
 from kbuild.model import TOKEN_IDS  # noqa: E402
-from kbuild.spec import load_spec  # noqa: E402
+from kbuild.runs import (
+    load_trained_model,  # noqa: E402
+    open_run,  # noqa: E402
+)
 from kbuild.tasks import TASKS  # noqa: E402
+from kbuild.tasks.bundle import load_bundle  # noqa: E402
+from kbuild.tasks.checks import load_spec  # noqa: E402
 from kbuild.tasks.conlleval import score  # noqa: E402
-from kbuild.training.fit import load_trained_model  # noqa: E402
-from kbuild.training.run_folder import open_run  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -26,8 +26,8 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
 import kbuild  # noqa: E402
-from kbuild.data import build as build_data  # noqa: E402
-from kbuild.model import build_model  # noqa: E402
+from kbuild.tasks.bundle import build as build_data  # noqa: E402
+from kbuild.tasks.compose import build_model  # noqa: E402
 from kbuild.training.callbacks import MetricsLog, NanGuard, Throughput  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"

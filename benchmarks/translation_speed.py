@@ -30,8 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     init_tensorflow()
     from kbuild.data.splits import read_splits
-    from kbuild.seq2seq.translator import Translator, quiet_masks
-    from kbuild.training.fit import load_trained_run
+    from kbuild.decoding.translator import Translator, quiet_masks
+    from kbuild.runs import load_trained_run
 
     loaded = load_trained_run(args.run)
     if args.search:

@@ -11,7 +11,7 @@ import argparse
 
 import kbuild
 from kbuild.generation import GenerationOptions
-from kbuild.vae.generator import load_vae_generator
+from kbuild.generation.vae_generator import load_vae_generator
 
 
 def main() -> None:

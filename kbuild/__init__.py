@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"; resolved on first access (PEP 562).
 _LAZY = {
-    "load_spec": "kbuild.spec:load_spec",
+    "load_spec": "kbuild.tasks.checks:load_spec",
     "Spec": "kbuild.spec:Spec",
-    "build_model": "kbuild.model:build_model",
+    "build_model": "kbuild.tasks.compose:build_model",
     "train": "kbuild.training:train",
     "evaluate": "kbuild.evaluation:evaluate",
     "predict": "kbuild.prediction:predict",

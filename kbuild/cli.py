@@ -63,7 +63,7 @@ def _tensorflow(before_start=None) -> None:
 
 
 def _load(spec_path: str, overrides: tuple[str, ...]):
-    from kbuild.spec import load_spec
+    from kbuild.tasks.checks import load_spec
 
     return load_spec(spec_path, overrides)
 
@@ -81,8 +81,12 @@ def validate(spec: str, overrides: tuple[str, ...]) -> None:
 def schema() -> None:
     """Print the JSON Schema of a spec (point your editor's YAML plugin at it)."""
     from kbuild.spec import Spec
+    from kbuild.tasks import TASKS
 
-    click.echo(json.dumps(Spec.model_json_schema(), indent=2))
+    schema = Spec.model_json_schema()
+    # The spec layer knows no task; the registry's names make `task` an enum for editors.
+    schema["properties"]["task"]["enum"] = list(TASKS.names())
+    click.echo(json.dumps(schema, indent=2))
 
 
 @cli.command()
@@ -100,7 +104,7 @@ def init(task: str) -> None:
 def summary(spec: str, overrides: tuple[str, ...]) -> None:
     """Build the model of SPEC (vocabulary from the train split) and print its layers."""
     _tensorflow()
-    from kbuild.model import summarize
+    from kbuild.tasks.compose import summarize
 
     click.echo(summarize(_load(spec, overrides)))
 
@@ -217,9 +221,10 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, 
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Model folder; the export becomes its next numbered version (default RUN/export).")
-@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite"]), default="savedmodel", show_default=True)
-@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16", "int8"]), default="none", show_default=True,
-              help="TFLite only: dynamic-range, float16, or int8 calibrated on train-split examples.")
+@click.option("--format", "fmt", default="savedmodel", show_default=True,
+              help="An export format: savedmodel or tflite (kbuild.exporter.formats lists the registered ones).")
+@click.option("--quantize", default="none", show_default=True,
+              help="What the format takes; tflite: dynamic (dynamic-range), float16, or int8 calibrated on train-split examples.")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
     """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
     a TFLite model with its tokenizer as a pre-processing asset."""
@@ -290,7 +295,7 @@ def generate(run: str, prompt: str | None, samples: int | None, interpolate: tup
     )
     _tensorflow()
     if request.task == "vae":
-        from kbuild.vae.generator import load_vae_generator
+        from kbuild.generation.vae_generator import load_vae_generator
 
         generator = load_vae_generator(run)
         texts = (generator.sample(samples, options) if request.kind == "samples"

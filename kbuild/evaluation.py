@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 
 from kbuild.errors import KbuildError
-from kbuild.spec import load_spec
+from kbuild.runs import load_trained_model, open_run, round_metrics
 from kbuild.tasks import TASKS
-from kbuild.training.run_folder import open_run
+from kbuild.tasks.checks import load_spec
 
 SPLITS = ("train", "valid", "test")
 
 
 def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None = None) -> dict:
     """Metrics of the best model of `run` on `split`, or on `data_file` (same format and columns)."""
-    from kbuild.data import load_bundle
-    from kbuild.training.fit import load_trained_model, round_metrics
+    from kbuild.tasks.bundle import load_bundle
 
     if split not in SPLITS:
         raise KbuildError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")

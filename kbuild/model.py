@@ -1,15 +1,19 @@
-"""Compile a spec into a Keras model: embedding -> registered blocks -> the task's outputs.
+"""The backbone: token ids -> embedding (+ char features) -> registered blocks -> features.
 
-Builders are pure: they create layers and return a model; nothing here touches files.
+It knows no task: a task's `build_model` calls `build_backbone` and puts its outputs on the
+features (`Task.build_model`), and the encoder-decoder tasks build their encoders with it. This is
+the seam where a pretrained checkpoint plugs in instead of kbuild's own embedding and blocks.
+Builders are pure: they create layers and return tensors or models; nothing here reads files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks import BlockSpec, BuildContext
-from kbuild.tasks import TASKS
+from kbuild.names import CHAR_IDS, EMBEDDING, TOKEN_IDS, WORD_STARTS
 
 if TYPE_CHECKING:
     import keras
@@ -17,48 +21,69 @@ if TYPE_CHECKING:
     from kbuild.spec import Spec
     from kbuild.spec.model import CharFeaturesSpec, EmbeddingSpec, RegularizationSpec
 
-TOKEN_IDS = "token_ids"
-CHAR_IDS = "char_ids"
-WORD_STARTS = "word_starts"
-"""Model input names; a model with char features (or a tagger over subwords) takes a dict."""
+
+@dataclass(frozen=True)
+class Backbone:
+    """A built backbone: the model inputs and the features a task head reads.
+
+    Args:
+        inputs: one `keras.Input` (token ids), or a dict of them by name (`token_ids` with
+            `char_ids` or `word_starts`): what `keras.Model(inputs, ...)` takes.
+        features: [batch, time, dim] with Keras's padding mask (per word for a word-aligned
+            backbone).
+        dim: the features' size.
+    """
+
+    inputs: Any
+    features: Any
+    dim: int
 
 
-def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
-    """The model for `spec`: int32 token ids [batch, time] (0 = padding) -> task outputs.
+def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, word_aligned: bool = False) -> Backbone:
+    """Embedding -> `model.blocks` for `spec`: int32 token ids [batch, time] (0 = padding) in.
 
-    With `model.embedding.chars`, the input is a dict: `token_ids` and `char_ids` [batch, time,
-    chars], as the `whitespace` tokenizer encodes them. A word-aligned task (a tagger over
-    subwords) takes `token_ids` and `word_starts` [batch, words], and its outputs are per word.
+    With `model.embedding.chars`, the inputs are a dict: `token_ids` and `char_ids` [batch, time,
+    chars], as the `whitespace` tokenizer encodes them. A word-aligned backbone (a tagger over
+    subwords) takes `token_ids` and `word_starts` [batch, words] and keeps each word's first
+    sub-token after the blocks, so its features are per word.
 
     Args:
         spec: the validated spec.
         vocab_size: size of the tokenizer's vocabulary (ids 0..vocab_size-1).
-        labels: the label vocabulary (task-dependent; class names for classification).
+        input_name: the token-id input's name (`source_ids` for an encoder-decoder's encoder).
+        word_aligned: gather each word's first sub-token (see `Task.word_aligned`).
     """
     import keras
 
     keras.utils.set_random_seed(spec.seed)
-    ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
+    ids = keras.Input(shape=(None,), dtype="int32", name=input_name)
     inputs = ids
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
     chars = spec.model.embedding.chars
     if chars is not None:
         char_ids = keras.Input(shape=(None, chars.max_chars), dtype="int32", name=CHAR_IDS)
-        inputs = {TOKEN_IDS: ids, CHAR_IDS: char_ids}
+        inputs = {input_name: ids, CHAR_IDS: char_ids}
         x = add_char_features(x, char_ids, chars, spec.seed)
     if spec.model.embedding.dropout:
         # After the char features, so both parts of the word representation are regularised.
         x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
+    dim = spec.model.embedding.output_dim
     for block, ctx in block_contexts(spec):
         x = block.build(x, ctx)
-    task = TASKS.get(spec.task)
-    if task.word_aligned(spec):
+        dim = block.output_dim(dim)
+    if word_aligned:
         from kbuild.layers import FirstSubtoken
 
         starts = keras.Input(shape=(None,), dtype="int32", name=WORD_STARTS)
-        inputs = {TOKEN_IDS: ids, WORD_STARTS: starts}
+        inputs = {input_name: ids, WORD_STARTS: starts}
         x = FirstSubtoken(name="first_subtoken")([x, starts])
-    outputs = task.build_outputs(x, spec, labels, vocab_size)
+    return Backbone(inputs, x, dim)
+
+
+def assemble(spec: Spec, inputs: Any, outputs: Any) -> keras.Model:
+    """The whole model from its inputs and a task's outputs, with the spec's regularisation."""
+    import keras
+
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model
@@ -78,7 +103,7 @@ def build_embedding(ids, spec: EmbeddingSpec, vocab_size: int, max_length: int):
     from kbuild.layers import TokenAndPositionEmbedding
 
     return TokenAndPositionEmbedding(
-        vocab_size, spec.dim, max_length, spec.position, token_trainable=spec.trainable, name="embedding"
+        vocab_size, spec.dim, max_length, spec.position, token_trainable=spec.trainable, name=EMBEDDING
     )(ids)
 
 
@@ -97,7 +122,7 @@ def set_token_vectors(model: keras.Model, ids, vectors) -> None:
     the other rows keep their random start."""
     import keras
 
-    variable = model.get_layer("embedding").token.embeddings
+    variable = model.get_layer(EMBEDDING).token.embeddings
     table = keras.ops.convert_to_numpy(variable).copy()
     table[ids] = vectors
     variable.assign(table)
@@ -113,14 +138,3 @@ def apply_regularization(model: keras.Model, spec: RegularizationSpec) -> None:
     for variable in model.trainable_variables:
         if variable.path.endswith("kernel"):
             variable.regularizer = regularizer
-
-
-def summarize(spec: Spec) -> str:
-    """The layer table and parameter count of `spec`'s model, with the vocabulary fitted on train."""
-    from kbuild.data import build as build_data
-
-    bundle = build_data(spec, splits=("train",))
-    model = TASKS.get(spec.task).build_model(spec, bundle)
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=100)
-    return "\n".join(lines)

@@ -10,7 +10,7 @@ keras_hub = pytest.importorskip("keras_hub")
 
 from keras import ops  # noqa: E402
 
-from kbuild.beam import BeamSearch  # noqa: E402
+from kbuild.decoding.beam import BeamSearch  # noqa: E402
 
 VOCAB, LENGTH = 11, 9
 

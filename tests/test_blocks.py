@@ -8,11 +8,14 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from kbuild.blocks import BLOCKS  # noqa: E402
-from kbuild.layers import MaskedPooling, SparseMacroF1  # noqa: E402
-from kbuild.model import build_model  # noqa: E402
+from kbuild.layers import (  # noqa: E402
+    MaskedPooling,
+    SparseMacroF1,
+    WarmupSchedule,  # noqa: E402
+)
 from kbuild.spec import Spec  # noqa: E402
 from kbuild.tasks import TASKS  # noqa: E402
-from kbuild.training.optimizers import WarmupSchedule  # noqa: E402
+from kbuild.tasks.compose import build_model  # noqa: E402
 
 LABELS = ["neg", "pos", "neutral"]
 IDS = np.array([[5, 6, 7, 0, 0], [3, 4, 0, 0, 0], [9, 8, 7, 6, 5]], dtype="int32")

@@ -10,11 +10,11 @@ import pytest
 keras = pytest.importorskip("keras")
 from keras import ops  # noqa: E402
 
-from kbuild.crf import (  # noqa: E402
+from kbuild.layers import TokenAccuracy  # noqa: E402
+from kbuild.layers.crf import (  # noqa: E402
     CRF,
     CRFLoss,
     TagDecoder,
-    TokenAccuracy,
     crf_log_likelihood,
     unpack,
     viterbi_decode,

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kbuild.data import build, encode_texts, load_bundle, tokenizer_for
+from kbuild.data import encode_texts
 from kbuild.data.pipeline import bucket_lengths
 from kbuild.errors import DataError
 from kbuild.spec.root import Spec
+from kbuild.tasks.bundle import build, load_bundle, tokenizer_for
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WORDS = "good bad fine dull great awful nice poor film plot acting story".split()

@@ -12,9 +12,9 @@ import pytest
 
 from kbuild.data.builtin import load_builtin, sentiment
 from kbuild.data.example import Example
-from kbuild.data.paths import data_root, expand_data_path
 from kbuild.data.readers import READERS, infer_format, read_examples
 from kbuild.errors import DataError
+from kbuild.paths import data_root, expand_data_path
 from kbuild.spec.data import DataSpec
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -285,7 +285,7 @@ def test_kbuild_data_variable_overrides_the_data_root(monkeypatch, tmp_path):
 
 def test_readers_and_builtins_import_no_tensorflow():
     code = (
-        "import sys, kbuild.data, kbuild.data.paths, kbuild.data.readers, kbuild.data.builtin, "
+        "import sys, kbuild.data, kbuild.paths, kbuild.data.readers, kbuild.data.builtin, "
         "kbuild.data.splits, kbuild.data.labels; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )

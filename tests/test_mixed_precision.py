@@ -17,7 +17,7 @@ from tests.conftest import TINY_SPEC
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from kbuild.data import build as build_data
+    from kbuild.tasks.bundle import build as build_data
 
     path = tmp_path_factory.mktemp("mp") / "tiny.yaml"
     path.write_text(TINY_SPEC)

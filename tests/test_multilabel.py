@@ -57,7 +57,7 @@ def test_per_label_thresholds_decide_what_is_predicted(multilabel_spec, tmp_path
 
 def test_a_label_only_in_valid_names_its_line(multilabel_spec, tmp_path):
     (tmp_path / "valid.tsv").write_text("text\tlabel\nnews about goal\tsports\nnews about rain\tsports|weather\n")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     with pytest.raises(DataError, match=r"valid\.tsv:3: label 'weather' does not occur in the train split"):
         build(kbuild.load_spec(multilabel_spec))

@@ -54,8 +54,7 @@ def test_word2vec_binary_vectors_are_read(tmp_path):
 def test_training_starts_from_the_vectors_and_frozen_embeddings_keep_them(tiny_spec_file, tmp_path):
     pytest.importorskip("tensorflow")
     import kbuild
-    from kbuild.training.fit import load_trained_model
-    from kbuild.training.run_folder import open_run
+    from kbuild.runs import load_trained_model, open_run
 
     vectors = tmp_path / "vectors.txt"
     words = ["good", "bad", "film", "movie", "great"]

@@ -55,7 +55,7 @@ def test_regression_trains_reports_pearson_and_serves_values(regression_spec, tm
 
 def test_a_label_that_is_not_a_number_names_its_line(regression_spec, tmp_path):
     (tmp_path / "valid.tsv").write_text("text\tlabel\na fine film\t0.3\na film\thigh\n")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     with pytest.raises(DataError, match=r"valid\.tsv:3: .*finite number.*'high'"):
         build(kbuild.load_spec(regression_spec))

@@ -183,8 +183,8 @@ def test_tflite_export_of_a_translator_is_a_clear_usage_error(trained, tmp_path)
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_cached_transformer_decoding_translates_as_rerunning_the_prefix(trained, search):
-    from kbuild.seq2seq.translator import Translator
-    from kbuild.training.fit import load_trained_run
+    from kbuild.decoding.translator import Translator
+    from kbuild.runs import load_trained_run
 
     loaded = load_trained_run(trained)
     if loaded.spec.model.decoder.type != "transformer":

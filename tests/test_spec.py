@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from kbuild import load_spec
 from kbuild.errors import SpecError
-from kbuild.spec import Spec, load_spec
+from kbuild.spec import Spec
 from kbuild.spec.templates import starter_spec
 from tests.conftest import REPO, TINY_SPEC
 

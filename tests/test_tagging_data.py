@@ -64,7 +64,7 @@ def tagging_spec(tmp_path, write_spec):
     (tmp_path / "valid.txt").write_text("Paris NNP B-NP I-LOC\nis VBZ B-VP O\n")
 
     def _spec(*overrides):
-        from kbuild.spec import load_spec
+        from kbuild import load_spec
 
         path = write_spec(f"""\
             name: tagger
@@ -83,7 +83,7 @@ def tagging_spec(tmp_path, write_spec):
 
 def test_tags_unseen_in_train_are_a_data_error_naming_the_line(tagging_spec):
     pytest.importorskip("tensorflow")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     with pytest.raises(DataError, match=r"valid\.txt:1: tag 'S-LOC' does not occur in the train split"):
         build(tagging_spec())
@@ -91,7 +91,7 @@ def test_tags_unseen_in_train_are_a_data_error_naming_the_line(tagging_spec):
 
 def test_bundle_converts_tags_pads_with_minus_one_and_truncates(tagging_spec, capsys):
     pytest.importorskip("tensorflow")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     bundle = build(tagging_spec(), splits=("train",))
     assert bundle.labels == ["O", "B-PER", "E-PER", "S-MISC", "S-ORG"]
@@ -105,7 +105,7 @@ def test_bundle_converts_tags_pads_with_minus_one_and_truncates(tagging_spec, ca
 
 def test_whitespace_tokenizer_maps_words_one_to_one_with_case_in_the_chars(tagging_spec):
     pytest.importorskip("tensorflow")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     bundle = build(tagging_spec(), splits=())
     encoded = bundle.tokenizer.encode(["U.S.  rejects", "eu"])
@@ -120,7 +120,7 @@ def test_whitespace_tokenizer_maps_words_one_to_one_with_case_in_the_chars(taggi
 
 def test_bucketed_tagging_batches_cut_labels_with_the_tokens(tagging_spec):
     pytest.importorskip("tensorflow")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     bundle = build(tagging_spec("preprocess.bucketing=true", "preprocess.max_length=16"), splits=("train",))
     for features, labels in bundle.datasets["train"]:
@@ -129,8 +129,8 @@ def test_bucketed_tagging_batches_cut_labels_with_the_tokens(tagging_spec):
 
 
 def test_tagging_spec_rejects_char_features_over_subwords_and_pooling(write_spec):
+    from kbuild import load_spec
     from kbuild.errors import SpecError
-    from kbuild.spec import load_spec
 
     path = write_spec("""\
         name: t
@@ -148,12 +148,12 @@ def test_tagging_spec_rejects_char_features_over_subwords_and_pooling(write_spec
 
 def test_subword_labels_sit_on_words_and_words_cut_by_the_subword_budget_are_masked(tagging_spec, capsys):
     pytest.importorskip("tensorflow")
-    from kbuild.data import build
+    from kbuild.tasks.bundle import build
 
     spec = tagging_spec("preprocess.tokenizer.type=wordpiece", "preprocess.tokenizer.vocab_size=40",
                         "model.embedding.chars=null", "preprocess.max_length=9")
     bundle = build(spec, splits=("train",))
-    features = bundle.features["train"]
+    features = bundle.splits["train"].features
     assert set(features) == {"token_ids", "word_starts"}
     vocabulary = bundle.tokenizer.vocabulary
     for ids, starts, example in zip(features["token_ids"], features["word_starts"], bundle.examples["train"], strict=True):
@@ -175,8 +175,8 @@ def test_subword_labels_sit_on_words_and_words_cut_by_the_subword_budget_are_mas
 
 
 def test_classification_rejects_a_crf_head_with_its_line(tiny_spec_file):
+    from kbuild import load_spec
     from kbuild.errors import SpecError
-    from kbuild.spec import load_spec
 
     with pytest.raises(SpecError, match="model.head.type: 'crf' heads are for tagging"):
         load_spec(tiny_spec_file, ["model.head.type=crf"])

@@ -79,11 +79,11 @@ def test_init_vae_prints_a_template_that_validates(tmp_path):
 
 # --- the KL term -------------------------------------------------------------------------------
 def test_kl_weight_starts_at_zero_so_the_first_loss_is_the_reconstruction_and_free_bits_floor_it(tmp_path):
-    from kbuild.data import build as build_data
-    from kbuild.spec import load_spec
+    from kbuild import load_spec
+    from kbuild.layers.vae import gaussian_kl, sentence_cross_entropy
+    from kbuild.names import DECODER, ENCODER, POSTERIOR
     from kbuild.tasks import TASKS
-    from kbuild.vae.layers import gaussian_kl, sentence_cross_entropy
-    from kbuild.vae.model import DECODER, ENCODER, POSTERIOR
+    from kbuild.tasks.bundle import build as build_data
 
     spec = load_spec(str(_write(tmp_path, anneal=4, free_bits=0.5)))
     bundle = build_data(spec, splits=("train",))
@@ -160,7 +160,7 @@ def test_generate_samples_is_reproducible_with_a_seed(trained):
 
 
 def test_interpolation_starts_and_ends_with_the_reconstructions(trained):
-    from kbuild.vae.generator import load_vae_generator
+    from kbuild.generation.vae_generator import load_vae_generator
 
     a, b = "a gorgeous film is great", "a dull mess was a bore"
     result = _cli("generate", trained, "--interpolate", a, b, "--steps", 3)
@@ -216,6 +216,6 @@ def test_exported_vae_serves_in_a_fresh_process_equal_to_in_process(trained, tmp
     assert np.allclose(served["mean"], [row["mean"] for row in rows], atol=1e-5)
 
     from kbuild.generation.options import GenerationOptions
-    from kbuild.vae.generator import load_vae_generator
+    from kbuild.generation.vae_generator import load_vae_generator
 
     assert served["sample"] == load_vae_generator(trained).decode(np.asarray(z, np.float32), GenerationOptions())

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from kbuild.benchmark.configs import BenchConfig
 from kbuild.benchmark.report import BenchRow
 from kbuild.registry import Registry
-from kbuild.spec import Spec, load_spec
+from kbuild.spec import Spec
+from kbuild.tasks.checks import load_spec
 
 MEASURES: Registry[Callable[[Spec, BenchConfig, int, int], BenchRow]] = Registry("bench kind")
 
@@ -93,7 +94,7 @@ def measure_model(spec: Spec, config: BenchConfig, steps: int, warmup: int) -> B
     """
     import keras
 
-    from kbuild.data import build as build_data
+    from kbuild.tasks.bundle import build as build_data
     from kbuild.training.fit import compile_model, global_policy_kept, training_precision
     from kbuild.training.strategy import resolve_strategy
 
@@ -130,7 +131,7 @@ def measure_pipeline(spec: Spec, config: BenchConfig, steps: int, warmup: int) -
     """
     import tensorflow as tf
 
-    from kbuild.data import build as build_data
+    from kbuild.tasks.bundle import build as build_data
 
     bundle = build_data(spec, splits=("train",))
     batches = iter(bundle.fresh_dataset("train").repeat())

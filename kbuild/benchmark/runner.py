@@ -47,7 +47,7 @@ def run_bench(
             configuration's own.
         on_row: called as (index, total, row) after each row, for progress output.
     """
-    from kbuild.spec import load_spec
+    from kbuild.tasks.checks import load_spec
 
     load_spec(spec_path, overrides)  # a broken spec fails once, here, not as N error rows
     configs = list(configs) if configs else default_configs(_gpu_count())

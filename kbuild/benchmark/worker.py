@@ -27,7 +27,7 @@ def main() -> None:
 def _prepare(request: dict, config: BenchConfig) -> BenchRow | None:
     """Start TensorFlow with the devices this configuration needs; an error row if it cannot."""
     from kbuild.runtime import init_tensorflow
-    from kbuild.spec import load_spec
+    from kbuild.tasks.checks import load_spec
 
     try:
         spec = load_spec(request["spec"], [*request["overrides"], *config.overrides()])

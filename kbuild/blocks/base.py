@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from kbuild.config import StrictModel
 from kbuild.registry import Registry
-from kbuild.spec.base import StrictModel
 
 BLOCKS: Registry[type[BlockConfig]] = Registry("block")
 

@@ -7,7 +7,7 @@ generation computes one position per new token instead of re-running the whole w
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -42,32 +42,52 @@ class TransformerDecoderBlock(BlockConfig):
         return None
 
     def build(self, x: Any, ctx: BuildContext) -> Any:
-        import keras
-        import keras_hub
-
-        for i in range(self.layers):
-            layer = keras_hub.layers.TransformerDecoder(
-                intermediate_dim=self.ff_dim,
-                num_heads=self.heads,
-                dropout=self.dropout,
-                activation=self.activation,
-                layer_norm_epsilon=self.norm_epsilon,
-                normalize_first=self.norm == "pre",
-                name=f"{ctx.name}_layer{i}",
-            )
-            with warnings.catch_warnings():
-                # keras_hub reads the padding mask itself; Keras still warns that the inner
-                # query/key/value projections drop it, which is noise here.
-                warnings.filterwarnings("ignore", message=".*does not support masking.*")
-                x = layer(x)
-        if self.norm == "pre":
-            x = keras.layers.LayerNormalization(epsilon=self.norm_epsilon, name=f"{ctx.name}_final_norm")(x)
-        return x
+        return decoder_stack(x, self, ctx.name, self.norm_epsilon)
 
     def decoder(self, model: Any, ctx: BuildContext) -> BlockDecoder:
         layers = [model.get_layer(f"{ctx.name}_layer{i}") for i in range(self.layers)]
         norm = model.get_layer(f"{ctx.name}_final_norm") if self.norm == "pre" else None
         return TransformerDecoderCache(layers, norm, self.heads, ctx.dim // self.heads)
+
+
+class DecoderStackConfig(Protocol):
+    layers: int
+    heads: int
+    ff_dim: int
+    dropout: float
+    activation: str
+    norm: str
+
+
+def decoder_stack(x: Any, config: DecoderStackConfig, name: str, epsilon: float = 1e-5,
+                  encoded: Any = None, encoder_mask: Any = None) -> Any:
+    """`config.layers` keras_hub TransformerDecoder layers named `{name}_layer{i}` (then
+    `{name}_final_norm` for `norm: pre`): causal self-attention, and cross-attention over
+    `encoded` when given (an encoder-decoder's decoder; `encoder_mask` is its padding)."""
+    import keras
+    import keras_hub
+
+    for i in range(config.layers):
+        layer = keras_hub.layers.TransformerDecoder(
+            intermediate_dim=config.ff_dim,
+            num_heads=config.heads,
+            dropout=config.dropout,
+            activation=config.activation,
+            layer_norm_epsilon=epsilon,
+            normalize_first=config.norm == "pre",
+            name=f"{name}_layer{i}",
+        )
+        with warnings.catch_warnings():
+            # keras_hub reads the padding masks itself; Keras still warns that the inner
+            # query/key/value projections drop them, which is noise here.
+            warnings.filterwarnings("ignore", message=".*does not support masking.*")
+            if encoded is None:
+                x = layer(x)
+            else:
+                x = layer(x, encoder_sequence=encoded, encoder_padding_mask=encoder_mask)
+    if config.norm == "pre":
+        x = keras.layers.LayerNormalization(epsilon=epsilon, name=f"{name}_final_norm")(x)
+    return x
 
 
 class TransformerDecoderCache(BlockDecoder):

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kbuild.data.tokenizers import PAD_ID, Tokenizer
-from kbuild.model import TOKEN_IDS
+from kbuild.names import TOKEN_IDS
 
 ENCODE_BATCH = 4096
 """Texts per tokenizer call when encoding a split: large enough to amortise the call."""

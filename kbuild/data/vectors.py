@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kbuild.data.paths import expand_data_path
 from kbuild.errors import DataError
+from kbuild.paths import expand_data_path
 
 BINARY_EXTENSIONS = (".bin",)
 

@@ -10,8 +10,13 @@ import os
 from pathlib import Path
 
 from kbuild.errors import KbuildError
+from kbuild.exporter.formats import EXPORT_FORMATS
 
-FORMATS = ("savedmodel", "tflite")
+
+def _register_formats() -> None:
+    """Import each format's module (it registers itself). Not at package import: the server
+    imports `kbuild.exporter.layout`, and must not pull in the writers (and with them the tasks)."""
+    from kbuild.exporter import savedmodel, tflite  # noqa: F401
 
 
 class ExportUsageError(KbuildError):
@@ -21,34 +26,24 @@ class ExportUsageError(KbuildError):
 def export(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, fmt: str = "savedmodel",
            quantize: str = "none") -> Path:
     """Export the best model of `run` under `out_dir` (default RUN/export); returns the version folder."""
-    from kbuild.exporter.quantize import QUANTIZATIONS
-
-    if fmt not in FORMATS:
-        raise ExportUsageError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    if quantize not in QUANTIZATIONS:
-        raise ExportUsageError(f"unknown quantization {quantize!r}; expected one of: {', '.join(QUANTIZATIONS.names())}")
-    if fmt == "savedmodel" and quantize != "none":
-        raise ExportUsageError("--quantize applies to --format tflite only (a SavedModel keeps float weights)")
+    _register_formats()
+    if fmt not in EXPORT_FORMATS:
+        raise ExportUsageError(f"unknown export format {fmt!r}; expected one of: {', '.join(EXPORT_FORMATS.names())}")
+    writer = EXPORT_FORMATS.get(fmt)
+    if quantize not in writer.quantizations:
+        takes = [f"{name} ({', '.join(f.quantizations)})" for name, f in EXPORT_FORMATS.items()]
+        raise ExportUsageError(f"--format {fmt} does not take --quantize {quantize}; the formats take: {'; '.join(takes)}")
 
     from kbuild.exporter.serving import load_servable
-    from kbuild.tasks import TASKS
 
-    def tflite_covers(spec) -> None:
-        """Refuse a task TFLite cannot convert before its assets and model are loaded."""
-        if not TASKS.get(spec.task).tflite:
-            able = ", ".join(name for name, candidate in TASKS.items() if candidate.tflite)
-            raise ExportUsageError(f"--format tflite covers the tasks whose outputs are one model call ({able}); "
-                                   f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+    def refuse(spec) -> None:
+        """Refuse a run the format cannot write before its assets and model are loaded."""
+        reason = writer.refuse(spec)
+        if reason:
+            raise ExportUsageError(reason)
 
-    servable = load_servable(str(run), tflite_covers if fmt == "tflite" else None)
-    model_root = Path(out_dir) if out_dir else servable.folder.export
-    if fmt == "tflite":
-        from kbuild.exporter.tflite import write_tflite
-
-        return write_tflite(servable, model_root, quantize)
-    from kbuild.exporter.savedmodel import write_savedmodel
-
-    return write_savedmodel(servable, model_root)
+    servable = load_servable(str(run), refuse)
+    return writer.write(servable, Path(out_dir) if out_dir else servable.folder.export, quantize)
 
 
-__all__ = ["FORMATS", "export"]
+__all__ = ["EXPORT_FORMATS", "export"]

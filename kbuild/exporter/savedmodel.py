@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from kbuild import __version__
+from kbuild.exporter.formats import ExportFormat, register_format
 from kbuild.exporter.layout import METADATA, publish_version
 from kbuild.exporter.serving import Servable
 
@@ -62,3 +63,10 @@ def _signature(function) -> dict:
 def read_metadata(export_dir: Path) -> dict:
     path = export_dir / METADATA
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write(servable: Servable, model_root: Path, quantize: str) -> Path:
+    return write_savedmodel(servable, model_root)
+
+
+register_format("savedmodel", ExportFormat(_write))

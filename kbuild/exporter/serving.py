@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kbuild.names import TEXT_INPUT as INPUT_NAME  # noqa: F401  (the input's name, for callers)
+from kbuild.runs import RunFolder, load_trained_run
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
-from kbuild.tasks.base import TEXT_INPUT as INPUT_NAME  # noqa: F401  (the input's name, for callers)
-from kbuild.training.run_folder import RunFolder
 
 
 @dataclass
@@ -43,8 +43,6 @@ class Servable:
 def load_servable(run: str, check: Callable[[Spec], None] | None = None) -> Servable:
     """The run's best model with its serving functions; `check(spec)` may refuse the run (by
     raising) before its assets and model are loaded."""
-    from kbuild.training.fit import load_trained_run
-
     folder, spec, assets, model = load_trained_run(run, check)
     functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
     return Servable(folder, spec, assets.tokenizer, assets.labels, model, functions, assets.target_tokenizer)

@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from kbuild.exporter.formats import ExportFormat, register_format
 from kbuild.exporter.layout import TFLITE_MODEL, publish_version
 from kbuild.exporter.quantize import DEFAULT_DELEGATES, QUANTIZATIONS
 from kbuild.exporter.savedmodel import metadata, write_metadata
@@ -228,3 +229,17 @@ def load_tflite(version: Path, metadata: dict) -> Any:
         return runner(**{IDS_NAME: ids})
 
     return run
+
+
+def _refuse(spec: Any) -> str | None:
+    """A task that decodes in a loop has no single model call to convert."""
+    from kbuild.tasks import TASKS
+
+    if TASKS.get(spec.task).tflite:
+        return None
+    able = ", ".join(name for name, candidate in TASKS.items() if candidate.tflite)
+    return (f"--format tflite covers the tasks whose outputs are one model call ({able}); "
+            f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+
+
+register_format("tflite", ExportFormat(write_tflite, QUANTIZATIONS.names(), _refuse))

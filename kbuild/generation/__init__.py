@@ -14,7 +14,7 @@ _LAZY = {
     "Generator": "kbuild.generation.generator:Generator",
     "load_generator": "kbuild.generation.generator:load_generator",
     "generate": "kbuild.generation.generator:generate",
-    "LanguageModelStepper": "kbuild.generation.stepper:LanguageModelStepper",
+    "LanguageModelStepper": "kbuild.decoding.stepper:LanguageModelStepper",
 }
 
 __all__ = list(_LAZY)

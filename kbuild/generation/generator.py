@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from kbuild.data.tokenizers import UNK_ID
+from kbuild.decoding.stepper import LanguageModelStepper
 from kbuild.generation.options import GenerationError, GenerationOptions
-from kbuild.generation.stepper import LanguageModelStepper
 
 
 @dataclass
@@ -167,13 +167,9 @@ def _compile(function: Any, jit_compile: bool) -> Any:
 
 def load_generator(run: str | os.PathLike) -> Generator:
     """A `Generator` over the best model of a trained language-model run folder."""
-    from kbuild.training.fit import load_trained_run
+    from kbuild.runs import load_run_for
 
-    def check(spec: Any) -> None:
-        if spec.task != "language_model":
-            raise GenerationError(f"{run}: generation needs a language_model run; this run's task is {spec.task}")
-
-    loaded = load_trained_run(run, check)
+    loaded = load_run_for(run, "language_model", "generation", GenerationError)
     return Generator(loaded.model, loaded.spec, loaded.assets.tokenizer)
 
 

@@ -96,6 +96,6 @@ def _top_p(options: GenerationOptions) -> Any:
 
 @SAMPLERS.register("beam")
 def _beam(options: GenerationOptions) -> Any:
-    from kbuild.beam import BeamSearch
+    from kbuild.decoding.beam import BeamSearch
 
     return BeamSearch(num_beams=options.num_beams, temperature=options.temperature)

@@ -61,7 +61,7 @@ def check_request(run: str | os.PathLike, *, prompt: str | None = None, samples:
 
 
 def _run_task(run: str | os.PathLike) -> str:
-    from kbuild.spec import load_spec
-    from kbuild.training.run_folder import open_run
+    from kbuild.runs import open_run
+    from kbuild.tasks.checks import load_spec
 
     return load_spec(open_run(run).spec).task

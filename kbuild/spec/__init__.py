@@ -1,7 +1,9 @@
-"""Typed, validated specs. `load_spec(path, overrides)` is the only entry point most code needs.
+"""Typed, validated specs: one pydantic model per section, the YAML/JSON loader with line numbers,
+`extends:`, `--set` and `${ENV}`, and error formatting. Imports no task and no TensorFlow.
 
-Names resolve lazily so that block and task modules can import `kbuild.spec.base` without
-pulling in the loader (which imports them back).
+`kbuild.spec.load_spec` checks the spec's own fields and cross-field rules; `kbuild.load_spec`
+(`kbuild.tasks.checks`) adds what the tasks know (task names, a `crf` head on a classifier, ...).
+Names resolve lazily so that importing one section's module stays cheap.
 """
 
 from __future__ import annotations

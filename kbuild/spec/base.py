@@ -1,9 +1,6 @@
-"""Base class of every spec section: unknown keys are errors, defaults live in the class."""
+"""Base class of every spec section (defined on the ground floor, `kbuild.config`, so block
+configs below the spec share it)."""
 
-from __future__ import annotations
+from kbuild.config import StrictModel
 
-from pydantic import BaseModel, ConfigDict
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
+__all__ = ["StrictModel"]

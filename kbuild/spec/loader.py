@@ -16,6 +16,8 @@ import pydantic
 import yaml
 
 from kbuild.errors import SpecError, SpecIssue
+from kbuild.registry import did_you_mean
+from kbuild.spec.checks import SpecChecks
 from kbuild.spec.messages import describe_error
 from kbuild.spec.model import ModelSpec
 from kbuild.spec.root import Spec
@@ -25,12 +27,14 @@ OVERRIDE_SOURCE = "--set"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
+def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), checks: SpecChecks | None = None) -> Spec:
     """Load, merge, override, expand and validate a spec file; raise `SpecError` listing every problem.
 
     Args:
         path: a YAML or JSON spec file.
         overrides: `key.path=value` strings; values are parsed as YAML (`3` is an int, `[64]` a list).
+        checks: the task-level checks (`kbuild.load_spec` passes the task registry's); without
+            them only the spec's own fields and cross-field rules are checked.
 
     Examples:
     >>> spec = load_spec("specs/quickstart.yaml", ["train.epochs=1"])
@@ -44,7 +48,7 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     issues = apply_overrides(located, overrides)
     issues += _expand_env(located.data, (), located)
     try:
-        spec = validate(located)
+        spec = validate(located, checks)
     except SpecError as exc:
         issues += exc.issues
     if issues:
@@ -53,8 +57,9 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     return spec
 
 
-def validate(located: Located) -> Spec:
-    """Validate plain data against `Spec`, then run the cross-field checks."""
+def validate(located: Located, checks: SpecChecks | None = None) -> Spec:
+    """Validate plain data against `Spec`, then run the cross-field checks (and `checks`)."""
+    task_issues = _task_name_issues(located, checks)
     try:
         spec = Spec.model_validate(located.data)
     except pydantic.ValidationError as exc:
@@ -68,14 +73,27 @@ def validate(located: Located) -> Spec:
             _issue(located.position(key), _dotted(key), " | or ".join(messages))
             for key, messages in by_key.items()
         ]
-        issues += _section_issues(located)
+        issues += _section_issues(located) + task_issues
         raise SpecError(issues) from None
+    if task_issues:
+        raise SpecError(task_issues)
     issues = [
-        _issue(located.position(loc), _dotted(loc), message) for loc, message in spec.issues()
+        _issue(located.position(loc), _dotted(loc), message)
+        for loc, message in (*spec.issues(), *(checks.issues(spec) if checks else ()))
     ]
     if issues:
         raise SpecError(issues)
     return spec
+
+
+def _task_name_issues(located: Located, checks: SpecChecks | None) -> list[SpecIssue]:
+    """`task:` must name a registered task (a missing or non-string one is a field error)."""
+    task = located.data.get("task") if isinstance(located.data, dict) else None
+    if checks is None or not isinstance(task, str) or task in checks.task_names:
+        return []
+    names = sorted(checks.task_names)
+    message = f"unknown task {task!r}; expected one of {', '.join(names)}{did_you_mean(task, names)}"
+    return [_issue(located.position(("task",)), "task", message)]
 
 
 def _section_issues(located: Located) -> list[SpecIssue]:
@@ -187,7 +205,7 @@ def _env_value(match: re.Match) -> str:
     if name in os.environ:
         return os.environ[name]
     if name == "KBUILD_DATA":
-        from kbuild.data.paths import data_root
+        from kbuild.paths import data_root
 
         return str(data_root())
     if default is not None:

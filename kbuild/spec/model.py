@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import Field
 
 from kbuild.blocks import BlockSpec
+from kbuild.blocks.decoders import DecoderSpec
 from kbuild.blocks.pooling import POOLINGS
-from kbuild.seq2seq.decoders import DecoderSpec
 from kbuild.spec.base import StrictModel
-from kbuild.vae.config import LatentSpec
+from kbuild.spec.latent import LatentSpec
 
 PoolingName = Literal[POOLINGS.names()]  # type: ignore[valid-type]
 

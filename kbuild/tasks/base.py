@@ -8,40 +8,22 @@ model overrides the data hooks (windows over running text) and the serving funct
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kbuild.registry import Registry
+from kbuild.data.split_data import SplitData
+from kbuild.names import TEXT_INPUT  # noqa: F401  (re-exported for tasks)
+from kbuild.tasks.registry import TASKS  # noqa: F401  (re-exported: tasks register here)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
     from kbuild.spec.preprocess import TokenizerSpec
     from kbuild.spec.root import Spec
+    from kbuild.tasks.bundle import Assets, DataBundle
 
 
-TEXT_INPUT = "text"
-"""Name of the raw-strings input of every `serving_default` signature."""
-
-
-@dataclass
-class SplitData:
-    """What a task makes of one split for the data bundle.
-
-    Args:
-        factory: builds the split's batched `(inputs, targets)` dataset anew (see
-            `DataBundle.fresh_dataset`).
-        count: examples in one pass (rows, or windows for a language model).
-        features: the encoded inputs in example order, when examples are rows (for predictions
-            that line up with the examples); None otherwise.
-    """
-
-    factory: Callable[[], Any]
-    count: int
-    features: Any = None
 
 
 class Task:
@@ -123,10 +105,15 @@ class Task:
 
     # --- model (Keras; each task imports it lazily) --------------------------------------------
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
-        """The whole model: by default embedding -> `model.blocks` -> `build_outputs`."""
-        from kbuild.model import build_model
+        """The whole model: by default `compose` with the bundle's vocabulary and labels."""
+        return self.compose(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
 
-        return build_model(spec, bundle.tokenizer.vocabulary_size, bundle.labels)
+    def compose(self, spec: Spec, vocab_size: int, labels: list[str]) -> Any:
+        """The backbone (embedding -> `model.blocks`) with `build_outputs` on its features."""
+        from kbuild.model import assemble, build_backbone
+
+        backbone = build_backbone(spec, vocab_size, word_aligned=self.word_aligned(spec))
+        return assemble(spec, backbone.inputs, self.build_outputs(backbone.features, spec, labels, vocab_size))
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         raise NotImplementedError
@@ -153,7 +140,7 @@ class Task:
         return {name: float(value) for name, value in metrics.items()}
 
     # --- serving (TensorFlow graph) ------------------------------------------------------------
-    def serving_functions(self, model: Any, assets: DataBundle, spec: Spec) -> dict[str, Any]:
+    def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """Signature name -> tf.function of the SavedModel (and of `kbuild predict` on a run).
         `serving_default` always takes raw strings `text` [batch]; by default it is `serve`.
         `assets` holds the run's tokenizers and labels."""
@@ -179,5 +166,3 @@ class Task:
         """Serving outputs (numpy) -> one JSON-ready dict per input text."""
         raise NotImplementedError
 
-
-TASKS: Registry[Task] = Registry("task")

@@ -11,6 +11,7 @@ from kbuild.tasks.head import pooled_head
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
+    from kbuild.tasks.bundle import Assets
 
 PROBABILITIES = "probabilities"
 
@@ -47,14 +48,14 @@ class ClassificationTask(Task):
     def needs_start_token(self, spec: Spec) -> bool:
         return POOLINGS.get(spec.model.pooling).needs_start_token
 
-    def serving_functions(self, model: Any, assets: Any, spec: Spec) -> dict[str, Any]:
+    def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """The default `serving_default`, plus `explain(text)` when the model has attention to
         show (attention pooling, or a Transformer encoder): its outputs and `tokens`, `attention`
         (each token's weight), for `kbuild predict --explain`. A second signature keeps
         `serving_default` lean: explaining costs an extra attention pass."""
         import tensorflow as tf
 
-        from kbuild.tasks.base import TEXT_INPUT
+        from kbuild.names import TEXT_INPUT
 
         functions = super().serving_functions(model, assets, spec)
         if _attention_pooling(model) is None and _last_transformer(model) is None:

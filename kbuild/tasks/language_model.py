@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from kbuild.names import LOGITS
 from kbuild.tasks.base import TASKS, SplitData, Task
 
 if TYPE_CHECKING:
-    from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
     from kbuild.spec import Spec
+    from kbuild.tasks.bundle import Assets, DataBundle
 
-LOGITS = "logits"
 EXPORT_NEW_TOKENS = 100
 """Tokens `serving_default` of an exported language model adds to each prompt (greedy); the
 `generate` signature takes the count as an input."""
@@ -76,15 +76,15 @@ class LanguageModelTask(Task):
 
         return [keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
 
-    def serving_functions(self, model: Any, assets: DataBundle, spec: Spec) -> dict[str, Any]:
+    def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;
         `generate(prompt, max_new_tokens)`: the same with the length as an input."""
         import keras_hub
         import tensorflow as tf
 
-        from kbuild.generation.graph import generate_in_graph
-        from kbuild.generation.stepper import LanguageModelStepper
-        from kbuild.tasks.base import TEXT_INPUT
+        from kbuild.decoding.graph import generate_in_graph
+        from kbuild.decoding.stepper import LanguageModelStepper
+        from kbuild.names import TEXT_INPUT
 
         tokenizer = assets.tokenizer
         stepper = LanguageModelStepper(model, spec)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kbuild.tasks.base import TASKS, TEXT_INPUT, SplitData, Task
+from kbuild.names import TEXT_INPUT
+from kbuild.tasks.base import TASKS, SplitData, Task
 
 if TYPE_CHECKING:
-    from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
     from kbuild.spec import Spec
+    from kbuild.tasks.bundle import Assets, DataBundle
 
 TRANSLATION = "translation"
 DECODE_BATCH = 128
@@ -61,7 +62,7 @@ class Seq2SeqTask(Task):
         longest source and target; train is shuffled."""
         import functools
 
-        from kbuild.seq2seq.data import encode_pairs, pair_dataset
+        from kbuild.data.pairs import encode_pairs, pair_dataset
 
         if split.examples and not isinstance(split.examples[0].label, str):
             from kbuild.errors import DataError
@@ -74,7 +75,7 @@ class Seq2SeqTask(Task):
 
     # --- model ---------------------------------------------------------------------------------
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
-        from kbuild.seq2seq.model import build_seq2seq_model
+        from kbuild.tasks.seq2seq_model import build_seq2seq_model
 
         return build_seq2seq_model(spec, bundle.tokenizer.vocabulary_size, bundle.target.vocabulary_size)
 
@@ -89,16 +90,16 @@ class Seq2SeqTask(Task):
         import keras_hub
 
         from kbuild.data.tokenizers import PAD_ID
-        from kbuild.layers import MaskedTokenAccuracy
+        from kbuild.layers import TokenAccuracy
 
-        return [MaskedTokenAccuracy(name="token_accuracy"),
+        return [TokenAccuracy(padding=0),
                 keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """Teacher-forced loss, token accuracy and perplexity, and corpus BLEU (sacrebleu's
         default: 13a, cased) of the decoded translations against the targets. The train split
         gets no BLEU: decoding all of it would cost more than an epoch of training."""
-        from kbuild.seq2seq.translator import Translator
+        from kbuild.decoding.translator import Translator
         from kbuild.tasks.bleu import corpus_bleu
 
         results = super().evaluate(model, bundle, split, spec)
@@ -111,11 +112,11 @@ class Seq2SeqTask(Task):
         return results
 
     # --- serving -------------------------------------------------------------------------------
-    def serving_functions(self, model: Any, bundle: DataBundle, spec: Spec) -> dict[str, Any]:
+    def serving_functions(self, model: Any, bundle: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: source strings [batch] -> `translation` strings [batch]."""
         import tensorflow as tf
 
-        from kbuild.seq2seq.translator import Translator, quiet_masks
+        from kbuild.decoding.translator import Translator, quiet_masks
 
         translator = Translator(model, bundle.tokenizer, bundle.target, spec)
 

@@ -30,8 +30,8 @@ from kbuild.tasks.head import dense_head
 if TYPE_CHECKING:
     import numpy as np
 
-    from kbuild.data.bundle import DataBundle
     from kbuild.spec import Spec
+    from kbuild.tasks.bundle import DataBundle
 
 PADDING_TAG = -1
 TAG_SCORES = "tag_scores"
@@ -40,7 +40,7 @@ TAG_SCORES = "tag_scores"
 def word_positions(features: Any) -> Any:
     """The input whose non-zero entries are the words a tagger labels: `word_starts` over
     subwords, else the token ids (one per word). Works on arrays, tensors and Keras inputs."""
-    from kbuild.model import TOKEN_IDS, WORD_STARTS
+    from kbuild.names import TOKEN_IDS, WORD_STARTS
 
     if not isinstance(features, dict):
         return features
@@ -140,7 +140,7 @@ class TaggingTask(Task):
         """Per-token dense layers, then a float32 softmax over the tags or a CRF over emissions."""
         import keras
 
-        from kbuild.crf import CRF
+        from kbuild.layers.crf import CRF
 
         x, head = dense_head(features, spec), spec.model.head
         if head.type == "crf":
@@ -151,14 +151,14 @@ class TaggingTask(Task):
     def loss(self, spec: Spec) -> Any:
         import keras
 
-        from kbuild.crf import CRFLoss
+        from kbuild.layers.crf import CRFLoss
 
         if spec.model.head.type == "crf":
             return CRFLoss()
         return keras.losses.SparseCategoricalCrossentropy(ignore_class=PADDING_TAG)
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        from kbuild.crf import TokenAccuracy
+        from kbuild.layers import TokenAccuracy
 
         return [TokenAccuracy(crf=spec.model.head.type == "crf")]
 
@@ -166,7 +166,7 @@ class TaggingTask(Task):
         """A Keras model: the tagger's inputs -> int32 tag ids `[batch, time]`, -1 on padding."""
         import keras
 
-        from kbuild.crf import TagDecoder
+        from kbuild.layers.crf import TagDecoder
 
         crf = spec.model.head.type == "crf"
         tags = TagDecoder(len(labels), crf=crf, argmax_only=argmax_only, name="decode")(model.output, word_positions(model.input))
@@ -198,7 +198,7 @@ class TaggingTask(Task):
         sentence's `length`), Viterbi (or argmax) decoding inside the graph."""
         import tensorflow as tf
 
-        from kbuild.crf import CRF, decode_tags
+        from kbuild.layers.crf import CRF, decode_tags
 
         features = tokenizer.encode(text)
         outputs = model(features, training=False)

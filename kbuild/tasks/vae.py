@@ -2,11 +2,11 @@
 Space"): an encoder maps a sentence to a Gaussian posterior over a latent code z, a recurrent
 decoder rebuilds the sentence from z. Trained on the negative ELBO, reconstruction cross-entropy
 plus the KL term, annealed from 0 and floored by free bits against posterior collapse. Reported
-per split: `elbo`, `reconstruction`, `kl`, `perplexity`, `active_units` (see kbuild.vae.evaluation).
-`kbuild generate RUN --samples N | --interpolate A B` decodes sentences (see kbuild.vae.generator).
+per split: `elbo`, `reconstruction`, `kl`, `perplexity`, `active_units` (see kbuild.tasks.vae_evaluation).
+`kbuild generate RUN --samples N | --interpolate A B` decodes sentences (see kbuild.generation.vae_generator).
 
 Examples are single texts; labels, if the data has them, are ignored. Targets are encoded as
-seq2seq encodes them (kbuild.seq2seq.data), with the sentence as its own target.
+seq2seq encodes them (kbuild.data.pairs), with the sentence as its own target.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kbuild.tasks.base import TASKS, TEXT_INPUT, SplitData, Task
+from kbuild.names import TEXT_INPUT
+from kbuild.tasks.base import TASKS, SplitData, Task
 
 if TYPE_CHECKING:
-    from kbuild.data.bundle import DataBundle
     from kbuild.data.example import ReadResult
     from kbuild.spec import Spec
+    from kbuild.tasks.bundle import Assets, DataBundle
 
 RECONSTRUCTION = "reconstruction"
 MEAN = "mean"
@@ -60,7 +61,7 @@ class VaeTask(Task):
         to its longest sentence; train is shuffled."""
         import functools
 
-        from kbuild.seq2seq.data import encode_pairs, pair_dataset
+        from kbuild.data.pairs import encode_pairs, pair_dataset
 
         # The sentence is its own target; whatever label the rows carry is ignored.
         examples = [dataclasses.replace(example, label=example.text) for example in split.examples]
@@ -71,36 +72,36 @@ class VaeTask(Task):
 
     # --- model ---------------------------------------------------------------------------------
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
-        from kbuild.vae.model import build_vae_model
+        from kbuild.tasks.vae_model import build_vae_model
 
         return build_vae_model(spec, bundle.tokenizer.vocabulary_size)
 
     def loss(self, spec: Spec) -> Any:
         """Reconstruction in nats per sentence; the posterior layer adds the weighted KL."""
-        from kbuild.vae.layers import SentenceCrossEntropy
+        from kbuild.layers.vae import SentenceCrossEntropy
 
         return SentenceCrossEntropy()
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        from kbuild.layers import MaskedTokenAccuracy
+        from kbuild.layers import TokenAccuracy
 
-        return [MaskedTokenAccuracy(name="token_accuracy")]
+        return [TokenAccuracy(padding=0)]
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """The ELBO and its terms, token accuracy, and `loss` (the negative ELBO, as `val_loss` in
-        training) in one pass over the split (see kbuild.vae.evaluation)."""
-        from kbuild.vae.evaluation import elbo_metrics
+        training) in one pass over the split (see kbuild.tasks.vae_evaluation)."""
+        from kbuild.tasks.vae_evaluation import elbo_metrics
 
         return elbo_metrics(model, bundle.datasets[split])
 
     # --- serving -------------------------------------------------------------------------------
-    def serving_functions(self, model: Any, bundle: DataBundle, spec: Spec) -> dict[str, Any]:
+    def serving_functions(self, model: Any, bundle: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: `reconstruction` strings [batch] (greedy, from the posterior
         mean) and the posterior `mean` [batch, dim]; `sample(z)`: latent codes -> `text`."""
         import keras_hub
         import tensorflow as tf
 
-        from kbuild.vae.decode import TextVae
+        from kbuild.decoding.vae import TextVae
 
         codec = TextVae(model, bundle.tokenizer, spec.preprocess.max_length)
         sampler = keras_hub.samplers.GreedySampler()

@@ -10,17 +10,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import keras
 
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
 from kbuild.errors import Interrupted, TrainingError
+from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 from kbuild.training.callbacks import (
@@ -34,7 +35,6 @@ from kbuild.training.callbacks import (
 )
 from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
 from kbuild.training.optimizers import build_optimizer
-from kbuild.training.run_folder import RunFolder, prepare_run
 from kbuild.training.strategy import (
     Placement,
     is_chief,
@@ -92,8 +92,8 @@ def global_policy_kept() -> Iterator[None]:
 def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
     import tensorflow as tf
 
-    from kbuild.data import build as build_data
-    from kbuild.data import load_bundle
+    from kbuild.tasks.bundle import build as build_data
+    from kbuild.tasks.bundle import load_bundle
 
     folder = prepare_run(spec.name, run_dir, resume)
     folder.write_spec(spec.resolved())
@@ -278,47 +278,6 @@ def evaluate_splits(folder: RunFolder, bundle, spec: Spec) -> dict[str, dict]:
     best = load_trained_model(folder)
     task = TASKS.get(spec.task)
     return {split: round_metrics(task.evaluate(best, bundle, split, spec)) for split in bundle.datasets}
-
-
-def round_metrics(metrics: dict) -> dict:
-    """Floats rounded to 6 places, nested breakdowns (per-type scores) included."""
-    return {
-        name: round_metrics(value) if isinstance(value, dict) else value if isinstance(value, int) else round(float(value), 6)
-        for name, value in metrics.items()
-    }
-
-
-class TrainedRun(NamedTuple):
-    """A trained run folder, loaded: its spec, saved assets (tokenizers and labels; no data) and
-    best model."""
-
-    folder: RunFolder
-    spec: Spec
-    assets: Any
-    model: keras.Model
-
-
-def load_trained_run(run: str | os.PathLike, check: Callable[[Spec], None] | None = None) -> TrainedRun:
-    """Load `run` for serving or generation; `check(spec)` may refuse it (by raising) before the
-    assets and the model are read."""
-    from kbuild.data import load_bundle
-    from kbuild.spec import load_spec
-    from kbuild.training.run_folder import open_run
-
-    folder = open_run(run)
-    spec = load_spec(folder.spec)
-    if check is not None:
-        check(spec)
-    assets = load_bundle(spec, folder.assets, splits=())
-    return TrainedRun(folder, spec, assets, load_trained_model(folder))
-
-
-def load_trained_model(folder: RunFolder) -> keras.Model:
-    import kbuild.layers  # noqa: F401  (registers kbuild's layers for deserialisation)
-    import kbuild.training.optimizers  # noqa: F401
-    import kbuild.vae.layers  # noqa: F401  (the vae task's posterior, word dropout and loss)
-
-    return keras.saving.load_model(folder.model, safe_mode=True)
 
 
 def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:

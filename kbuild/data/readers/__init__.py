@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbuild.data.example import Example, ReadResult
-from kbuild.data.paths import expand_data_path
 from kbuild.data.readers import conll, delimited, jsonl, parallel, text  # noqa: F401  (registration side effect)
 from kbuild.data.readers.base import READERS, Reader, ReadOptions, register_reader
 from kbuild.errors import DataError
+from kbuild.paths import expand_data_path
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from kbuild.errors import DataError
-from kbuild.model import TOKEN_IDS, WORD_STARTS
+from kbuild.names import CLS_ID, PAD_ID, TOKEN_IDS, UNK_ID, WORD_STARTS  # noqa: F401  (ids re-exported)
 
 if TYPE_CHECKING:
     from kbuild.spec.preprocess import TokenizerSpec
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
-PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
 VOCABULARY_FILE = "vocab.txt"
 
 WHITESPACE = r"[\s\p{Z}]+"

@@ -21,7 +21,7 @@ import tensorflow as tf
 from kbuild.data.tokenizers.base import PAD_ID
 from kbuild.data.tokenizers.lookup import LookupTokenizer
 from kbuild.data.tokenizers.registry import TOKENIZERS
-from kbuild.model import CHAR_IDS, TOKEN_IDS
+from kbuild.names import CHAR_IDS, TOKEN_IDS
 
 
 @TOKENIZERS.register("whitespace")

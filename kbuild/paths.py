@@ -1,6 +1,6 @@
 """Where datasets live: the one place that decides the data root.
 
-The spec loader imports this module to expand `${KBUILD_DATA}` while validating a spec (which must
+A ground-floor module: the spec loader imports it to expand `${KBUILD_DATA}` while validating a spec (which must
 answer in well under a second), so it imports nothing beyond the standard library.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 DATA_ROOT_VARIABLE = "KBUILD_DATA"
 
-# kbuild/data/paths.py -> the repository root is three parents up; shared data sits beside it.
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+# kbuild/paths.py -> the repository root is two parents up; shared data sits beside it.
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def data_root() -> Path:

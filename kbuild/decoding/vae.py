@@ -2,7 +2,7 @@
 (`TextVae`) that evaluation, `kbuild generate` and the export share.
 
 The code z rides along as the sampler's `cache`, which the sampler never changes (as the encoder
-output does in kbuild.seq2seq.decode). Each step re-runs the decoder over the prefix buffer and
+output does in kbuild.decoding.seq2seq). Each step re-runs the decoder over the prefix buffer and
 reads the logits at the step's position: sentences are short, and the decoder stays one Keras
 model. `[CLS]` starts every sentence and a row is finished once it produces `[CLS]` again.
 """
@@ -14,8 +14,8 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID
-from kbuild.seq2seq.decode import banned_logits, finished_mask, split_projection, start_buffer
-from kbuild.vae.model import DECODER, ENCODER
+from kbuild.decoding.seq2seq import banned_logits, finished_mask, split_projection, start_buffer
+from kbuild.names import DECODER, ENCODER
 
 
 def decode_ids(model: Any, sampler: Any, z: Any, max_length: int) -> Any:
@@ -44,7 +44,7 @@ class TextVae:
     """Strings <-> latent codes in the TensorFlow graph.
 
     Args:
-        model: a trained vae model (see kbuild.vae.model).
+        model: a trained vae model (see kbuild.tasks.vae_model).
         tokenizer: the run's tokenizer.
         max_length: `preprocess.max_length`: the longest sentence decoded, `[CLS]`s included.
     """

@@ -7,9 +7,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kbuild.data.tokenizers.base import PAD_ID, UNK_ID
-
-_PACKAGE = "kbuild"
+from kbuild.layers.base import PACKAGE
+from kbuild.names import PAD_ID, UNK_ID
 
 
 def gaussian_kl(mean, log_var):
@@ -17,14 +16,14 @@ def gaussian_kl(mean, log_var):
     return 0.5 * (ops.square(mean) + ops.exp(log_var) - 1.0 - log_var)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class GaussianPosterior(keras.layers.Layer):
     """`[mean, log_var]` -> the latent code z, adding the annealed, free-bits KL term as a loss.
 
     Training draws z = mean + exp(log_var / 2) * eps (the reparameterisation trick) and adds the
     weighted, floored KL below; inference returns the mean, so evaluation, reconstructions and
     exports are deterministic, and adds the plain KL (weight 1, no free bits): the evaluated loss
-    is then the negative ELBO (see kbuild.vae.evaluation).
+    is then the negative ELBO (see kbuild.tasks.vae_evaluation).
 
     The KL weight is min(1, steps / kl_anneal_steps), where `steps` counts training calls in a
     non-trainable variable of this layer: it is saved in `model.keras` and in checkpoints, so a
@@ -83,7 +82,7 @@ class GaussianPosterior(keras.layers.Layer):
                 "seed": self.seed}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class WordDropout(keras.layers.Layer):
     """Training only: each token id (not padding) becomes [UNK] with probability `rate`, so the
     decoder cannot predict a word from the one before it alone (Bowman et al. 2016).
@@ -115,7 +114,7 @@ class WordDropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "keep_first": self.keep_first, "seed": self.seed}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ConcatToSteps(keras.layers.Layer):
     """`[x [batch, time, d], z [batch, k]]` -> [batch, time, d + k]: z appended to every step;
     x's padding mask is kept."""
@@ -138,7 +137,7 @@ class ConcatToSteps(keras.layers.Layer):
         return (*x[:-1], x[-1] + z[-1])
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class SentenceCrossEntropy(keras.losses.Loss):
     """Reconstruction term of the ELBO: token cross-entropy summed over each sentence (padding,
     id 0, excluded), so it is in nats per sentence like the KL term it is added to. Keras's

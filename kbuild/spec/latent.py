@@ -1,6 +1,6 @@
 """`model.latent`: the latent code of a text VAE and the recurrent decoder that reads it.
 
-Validates without Keras (`kbuild validate` stays TensorFlow-free); `kbuild.vae.model` builds it.
+Validates without Keras (`kbuild validate` stays TensorFlow-free); `kbuild.tasks.vae_model` builds it.
 """
 
 from __future__ import annotations

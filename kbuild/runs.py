@@ -1,7 +1,11 @@
-"""The run folder layout (the one place that knows it) and how runs are created or resumed.
+"""Trained runs: the run folder layout (the one place that knows it), creating or resuming a run,
+and loading a trained one for evaluation, export, prediction, generation and serving.
 
     runs/<name>/<timestamp>/
-      spec.yaml  assets/  checkpoints/  model.keras  logs/  metrics.jsonl  results.json
+      spec.yaml  assets/  checkpoints/  model.keras  logs/  metrics.jsonl  results.json  cache/
+
+Below training, exporter, evaluation and generation (which all open runs); above the tasks,
+whose data hooks rebuild a run's assets.
 """
 
 from __future__ import annotations
@@ -10,12 +14,18 @@ import datetime as _dt
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
 from kbuild.errors import KbuildError, TrainingError
+
+if TYPE_CHECKING:
+    from kbuild.spec import Spec
+    from kbuild.tasks.bundle import Assets
 
 RUNS_ROOT = Path("runs")
 _MIN_FREE_BYTES = 100 * 2**20
@@ -56,6 +66,11 @@ class RunFolder:
     @property
     def export(self) -> Path:
         return self.path / "export"
+
+    @property
+    def cache(self) -> Path:
+        """Computed once and reused: teacher outputs (distillation), predictions (report)."""
+        return self.path / "cache"
 
     def write_spec(self, resolved: dict) -> None:
         self.spec.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -114,3 +129,55 @@ def _latest_run(name: str) -> Path:
     if not runs:
         raise TrainingError(f"--resume: no earlier run of {name!r} under {base}; pass --run-dir")
     return runs[-1]
+
+
+class TrainedRun(NamedTuple):
+    """A trained run folder, loaded: its spec, saved assets (tokenizers and labels; no data) and
+    best model."""
+
+    folder: RunFolder
+    spec: Spec
+    assets: Assets
+    model: Any
+
+
+def load_trained_run(run: str | os.PathLike, check: Callable[[Spec], None] | None = None) -> TrainedRun:
+    """Load `run` for serving or generation; `check(spec)` may refuse it (by raising) before the
+    assets and the model are read."""
+    from kbuild.tasks.bundle import load_assets
+    from kbuild.tasks.checks import load_spec
+
+    folder = open_run(run)
+    spec = load_spec(folder.spec)
+    if check is not None:
+        check(spec)
+    return TrainedRun(folder, spec, load_assets(spec, folder.assets), load_trained_model(folder))
+
+
+def load_run_for(run: str | os.PathLike, task: str, purpose: str, error: type[KbuildError] = KbuildError) -> TrainedRun:
+    """`load_trained_run`, refusing (before anything heavy) a run of another task than `task`;
+    `purpose` says what needs it, as in "sampling needs a vae run"."""
+
+    def check(spec: Spec) -> None:
+        if spec.task != task:
+            raise error(f"{run}: {purpose} needs a {task} run; this run's task is {spec.task}")
+
+    return load_trained_run(run, check)
+
+
+def load_trained_model(folder: RunFolder) -> Any:
+    """The run's best model (`model.keras`, loaded with safe_mode=True)."""
+    import keras
+
+    import kbuild.layers  # noqa: F401  (registers every serialisable kbuild class)
+
+    return keras.saving.load_model(folder.model, safe_mode=True)
+
+
+def round_metrics(metrics: dict) -> dict:
+    """Floats rounded to 6 places, nested breakdowns (per-type scores) included: how results.json
+    and `kbuild evaluate` report metrics."""
+    return {
+        name: round_metrics(value) if isinstance(value, dict) else value if isinstance(value, int) else round(float(value), 6)
+        for name, value in metrics.items()
+    }

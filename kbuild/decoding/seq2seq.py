@@ -17,13 +17,13 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
-from kbuild.seq2seq.model import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
+from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
 
 
 def make_sampler(search: str, beams: int) -> Any:
     import keras_hub
 
-    from kbuild.beam import BeamSearch
+    from kbuild.decoding.beam import BeamSearch
 
     if search == "beam":
         return BeamSearch(num_beams=beams)

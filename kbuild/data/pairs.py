@@ -1,7 +1,7 @@
 """Encoded (source, target) pairs and their tf.data pipeline.
 
 A target of n tokens becomes the decoder input `[CLS] t1 .. tn` and the prediction target
-`t1 .. tn [CLS]`: `[CLS]` starts and ends every target sentence (see kbuild.seq2seq.decode).
+`t1 .. tn [CLS]`: `[CLS]` starts and ends every target sentence (see kbuild.decoding.seq2seq).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tensorflow as tf
 from kbuild.data.example import Example
 from kbuild.data.pipeline import encode_all
 from kbuild.data.tokenizers import CLS_ID, PAD_ID, Tokenizer
-from kbuild.seq2seq.model import SOURCE_IDS, TARGET_IDS
+from kbuild.names import SOURCE_IDS, TARGET_IDS
 
 _ENCODE_BATCH = 4096
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kbuild.seq2seq.decode import decode_ids, finished_mask, make_sampler
+from kbuild.decoding.seq2seq import decode_ids, finished_mask, make_sampler
 
 BATCH = 128
 """Sentences per decoding call in `translate`."""
@@ -19,7 +19,7 @@ BATCH = 128
 
 class Translator:
     """Args:
-        model: a trained seq2seq model (see kbuild.seq2seq.model).
+        model: a trained seq2seq model (see kbuild.tasks.seq2seq_model).
         source_tokenizer, target_tokenizer: the run's tokenizers (the same one when shared).
         spec: the run's spec (`model.decoder`: its type, search and beams; `preprocess.max_length`).
         use_cache: a Transformer decoder runs one position per step with key/value caches; False
@@ -54,7 +54,7 @@ class Translator:
 @contextlib.contextmanager
 def quiet_masks() -> Iterator[None]:
     """Silence Keras's "does not support masking" warnings while decoding is traced: the
-    attention layers read the padding masks themselves (see kbuild.seq2seq.decoders)."""
+    attention layers read the padding masks themselves (see kbuild.blocks.decoders)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not support masking.*")
         yield

@@ -14,17 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbuild.names import DECODER, ENCODER, LOGITS, SOURCE_IDS, TARGET_EMBEDDING, TARGET_IDS
+
 if TYPE_CHECKING:
     import keras
 
     from kbuild.spec import Spec
-
-SOURCE_IDS = "source_ids"
-TARGET_IDS = "target_ids"
-LOGITS = "logits"
-ENCODER = "encoder"
-DECODER = "decoder"
-TARGET_EMBEDDING = "target_embedding"
 
 
 def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int) -> keras.Model:
@@ -33,20 +28,12 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int) -> ker
     from keras import ops
 
     from kbuild.layers import DropMask, TokenAndPositionEmbedding
-    from kbuild.model import apply_regularization, block_contexts, build_embedding
+    from kbuild.model import assemble, build_backbone
 
-    keras.utils.set_random_seed(spec.seed)
     embedding, max_length = spec.model.embedding, spec.preprocess.max_length
-
-    source = keras.Input(shape=(None,), dtype="int32", name=SOURCE_IDS)
-    x = build_embedding(source, embedding, source_vocab, max_length)
-    if embedding.dropout:
-        x = keras.layers.Dropout(embedding.dropout, name="embedding_dropout")(x)
-    dim = embedding.dim
-    for block, ctx in block_contexts(spec):
-        x = block.build(x, ctx)
-        dim = block.output_dim(dim)
-    encoder = keras.Model(source, DropMask(name="encoded")(x), name=ENCODER)
+    backbone = build_backbone(spec, source_vocab, input_name=SOURCE_IDS)
+    dim = backbone.dim
+    encoder = keras.Model(backbone.inputs, DropMask(name="encoded")(backbone.features), name=ENCODER)
 
     target = keras.Input(shape=(None,), dtype="int32", name=TARGET_IDS)
     encoded = keras.Input(shape=(None, dim), name="encoded")
@@ -62,6 +49,4 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int) -> ker
     source_in = keras.Input(shape=(None,), dtype="int32", name=SOURCE_IDS)
     target_in = keras.Input(shape=(None,), dtype="int32", name=TARGET_IDS)
     outputs = decoder([target_in, encoder(source_in), source_in])
-    model = keras.Model({SOURCE_IDS: source_in, TARGET_IDS: target_in}, outputs, name=spec.name.replace("-", "_"))
-    apply_regularization(model, spec.model.regularization)
-    return model
+    return assemble(spec, {SOURCE_IDS: source_in, TARGET_IDS: target_in}, outputs)

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbuild.seq2seq.model import SOURCE_IDS, TARGET_IDS  # the input names kbuild.seq2seq.data feeds
+from kbuild.names import DECODER, ENCODER, LATENT, POSTERIOR, SOURCE_IDS, TARGET_IDS
 
 if TYPE_CHECKING:
     import keras
 
     from kbuild.spec import Spec
 
-LATENT = "z"
-ENCODER = "encoder"
-POSTERIOR = "posterior"
-DECODER = "decoder"
 
 
 def build_vae_model(spec: Spec, vocab_size: int) -> keras.Model:
@@ -35,19 +31,13 @@ def build_vae_model(spec: Spec, vocab_size: int) -> keras.Model:
 
     from kbuild.blocks.pooling import POOLINGS
     from kbuild.layers import DropMask, TokenAndPositionEmbedding
-    from kbuild.model import apply_regularization, block_contexts, build_embedding
-    from kbuild.vae.layers import ConcatToSteps, GaussianPosterior, WordDropout
+    from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, WordDropout
+    from kbuild.model import assemble, build_backbone
 
-    keras.utils.set_random_seed(spec.seed)
     embedding, latent, max_length = spec.model.embedding, spec.model.latent, spec.preprocess.max_length
-
-    source = keras.Input(shape=(None,), dtype="int32", name=SOURCE_IDS)
-    x = build_embedding(source, embedding, vocab_size, max_length)
-    if embedding.dropout:
-        x = keras.layers.Dropout(embedding.dropout, name="embedding_dropout")(x)
-    for block, ctx in block_contexts(spec):
-        x = block.build(x, ctx)
-    summary = POOLINGS.get(spec.model.pooling).build(x)
+    backbone = build_backbone(spec, vocab_size, input_name=SOURCE_IDS)
+    source = backbone.inputs
+    summary = POOLINGS.get(spec.model.pooling).build(backbone.features)
     # float32: the KL and the noise are computed in full precision whatever the policy.
     mean = keras.layers.Dense(latent.dim, dtype="float32", name="latent_mean")(summary)
     log_var = keras.layers.Dense(latent.dim, dtype="float32", name="latent_log_var")(summary)
@@ -74,6 +64,4 @@ def build_vae_model(spec: Spec, vocab_size: int) -> keras.Model:
     target_in = keras.Input(shape=(None,), dtype="int32", name=TARGET_IDS)
     posterior = GaussianPosterior(latent.kl_anneal_steps, latent.free_bits, seed=spec.seed + 11, name=POSTERIOR)
     outputs = decoder([target_in, posterior(encoder(source_in))])
-    model = keras.Model({SOURCE_IDS: source_in, TARGET_IDS: target_in}, outputs, name=spec.name.replace("-", "_"))
-    apply_regularization(model, spec.model.regularization)
-    return model
+    return assemble(spec, {SOURCE_IDS: source_in, TARGET_IDS: target_in}, outputs)

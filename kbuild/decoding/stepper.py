@@ -10,7 +10,7 @@ from keras import ops
 
 from kbuild.data.tokenizers.base import SPECIAL_TOKENS
 from kbuild.model import block_contexts
-from kbuild.tasks.language_model import LOGITS
+from kbuild.names import LOGITS
 
 if TYPE_CHECKING:
     import keras

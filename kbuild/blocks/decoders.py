@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kbuild.spec.base import StrictModel
+from kbuild.config import StrictModel
 
 
 class _DecoderBase(StrictModel):
@@ -48,29 +48,9 @@ class TransformerDecoderSpec(_DecoderBase):
     def build(self, x: Any, target_mask: Any, encoded: Any, source_mask: Any) -> Any:
         """Decoder features [batch, target, dim] for embedded targets `x` (which carry the
         target's padding mask; `target_mask` is the same, for decoders that need it explicitly)."""
-        import warnings
+        from kbuild.blocks.transformer_decoder import decoder_stack
 
-        import keras_hub
-
-        for i in range(self.layers):
-            layer = keras_hub.layers.TransformerDecoder(
-                intermediate_dim=self.ff_dim,
-                num_heads=self.heads,
-                dropout=self.dropout,
-                activation=self.activation,
-                normalize_first=self.norm == "pre",
-                name=f"decoder_layer{i}",
-            )
-            with warnings.catch_warnings():
-                # keras_hub reads the padding masks itself; Keras still warns that the inner
-                # query/key/value projections drop them, which is noise here.
-                warnings.filterwarnings("ignore", message=".*does not support masking.*")
-                x = layer(x, encoder_sequence=encoded, encoder_padding_mask=source_mask)
-        if self.norm == "pre":
-            import keras
-
-            x = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_final_norm")(x)
-        return x
+        return decoder_stack(x, self, "decoder", encoded=encoded, encoder_mask=source_mask)
 
 
 class RecurrentDecoderSpec(_DecoderBase):

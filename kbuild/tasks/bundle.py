@@ -1,5 +1,9 @@
 """`build` and `load_bundle`: from a spec to tokenizer, labels and batched datasets.
 
+This is where the data layer meets the tasks: reading, tokenizers and pipelines (kbuild.data)
+know no task; the task hooks decide what a split's examples become (`prepare`, `texts`,
+`label_vocabulary`, `make_dataset`).
+
 `build` fits the tokenizer and the label list on the train split (and saves them when given an
 assets folder); `load_bundle` reuses what a trained run saved, so evaluating or exporting a run
 encodes exactly as training did and never refits on other data.
@@ -7,83 +11,108 @@ encodes exactly as training did and never refits on other data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any
 
 from kbuild.data.example import Example, ReadResult
 from kbuild.data.labels import load_labels, save_labels
-from kbuild.data.pipeline import Features, features_dataset
+from kbuild.data.split_data import SplitData
 from kbuild.data.splits import SPLITS, read_splits
 from kbuild.data.tokenizers import Tokenizer, make_tokenizer
-from kbuild.tasks import TASKS
+from kbuild.tasks.registry import TASKS
 
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
 
 @dataclass
-class DataBundle:
-    """Everything the model, training and evaluation need from the data.
+class Assets:
+    """What a trained run saved besides its model: the tokenizer(s) and the label list. Serving,
+    export and generation need exactly this, and no data.
 
     Args:
         tokenizer: fitted (or loaded) tokenizer; `tokenizer.vocabulary_size` sizes the embedding.
         labels: the train labels (the task orders them); a label's id is its index (empty for
             tasks without labels, such as a language model).
-        datasets: split -> batches of `(inputs, targets)` as the task builds them; for
-            classification, ids int32 `[batch, length]` (or a dict with `char_ids` too) and label
-            ids int32 `[batch]` (`[batch, length]` for tagging, next-token ids for a language
-            model); only `train` is shuffled (and bucketed, when `preprocess.bucketing` is on).
-        counts: split -> number of examples in one pass (rows, or windows for a language model).
-        skipped: split -> rows dropped under `data.on_error: skip`.
-        examples: split -> the examples, in dataset order for valid and test.
-        sources: split -> the file (or built-in name) the examples came from.
+        target_tokenizer: seq2seq with separate vocabularies: the target side's tokenizer.
     """
 
     tokenizer: Tokenizer
     labels: list[str]
-    datasets: dict[str, tf.data.Dataset] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[Example]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    features: dict[str, Features] = field(default_factory=dict)
-    """split -> the encoded inputs, in example order (see `features_dataset`); only for tasks
-    whose examples are rows."""
-    factories: dict[str, Callable[[], tf.data.Dataset]] = field(default_factory=dict)
-    """split -> a function building that split's dataset anew (see `fresh_dataset`)."""
     target_tokenizer: Tokenizer | None = None
-    """seq2seq with separate vocabularies: the target side's tokenizer (see `target`)."""
 
     @property
     def target(self) -> Tokenizer:
         """The tokenizer of target texts: its own, or the shared one."""
         return self.target_tokenizer or self.tokenizer
 
-    def fresh_dataset(self, split: str) -> tf.data.Dataset:
-        """The split's dataset built anew, its shuffle back at the first epoch's order.
-
-        Every iterator over one shuffled dataset object draws the next seed from the same
-        generator, so a second `fit` call over `datasets[split]` would see different epoch
-        orders than an unbroken run; a resume needs the orders exactly as a fresh start has them.
-        """
-        return self.factories[split]()
-
-    def features_dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
-        """Batches of the split's inputs only, in example order (for predictions to line up
-        with `examples[split]`, whatever order training reads them in)."""
-        return features_dataset(self.features[split], batch_size)
-
-    def save_assets(self, assets_dir: str | Path) -> None:
+    def save(self, assets_dir: str | Path) -> None:
         """Write the tokenizer vocabulary and the label list into a run's `assets/` folder."""
         self.tokenizer.save(assets_dir)
         if self.target_tokenizer is not None:
             self.target_tokenizer.save(Path(assets_dir) / TARGET_ASSETS)
         if self.labels:
             save_labels(assets_dir, self.labels)
+
+    def trackables(self) -> list[Any]:
+        """The tokenizers' resources an export must track (vocabulary tables, ...)."""
+        extra = self.target_tokenizer.trackables() if self.target_tokenizer is not None else []
+        return [*self.tokenizer.trackables(), *extra]
+
+
+@dataclass
+class DataBundle(Assets):
+    """The assets plus one `SplitData` per built split: everything the model, training and
+    evaluation need from the data.
+
+    For classification a split's batches are ids int32 `[batch, length]` (or a dict with
+    `char_ids` too) and label ids int32 `[batch]` (`[batch, length]` for tagging, next-token ids
+    for a language model); only `train` is shuffled (and bucketed, when `preprocess.bucketing`
+    is on). The dict properties below are read-only views over `splits`.
+    """
+
+    splits: dict[str, SplitData] = field(default_factory=dict)
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        return {name: split.dataset for name, split in self.splits.items()}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: split.count for name, split in self.splits.items()}
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return {name: split.skipped for name, split in self.splits.items()}
+
+    @property
+    def examples(self) -> dict[str, list[Example]]:
+        return {name: split.examples for name, split in self.splits.items()}
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return {name: split.source for name, split in self.splits.items()}
+
+    def fresh_dataset(self, split: str) -> Any:
+        """The split's dataset built anew, its shuffle back at the first epoch's order.
+
+        Every iterator over one shuffled dataset object draws the next seed from the same
+        generator, so a second `fit` call over `datasets[split]` would see different epoch
+        orders than an unbroken run; a resume needs the orders exactly as a fresh start has them.
+        """
+        return self.splits[split].factory()
+
+    def features_dataset(self, split: str, batch_size: int) -> Any:
+        """Batches of the split's inputs only, in example order (for predictions to line up
+        with `examples[split]`, whatever order training reads them in)."""
+        from kbuild.data.pipeline import features_dataset
+
+        return features_dataset(self.splits[split].features, batch_size)
+
+    def save_assets(self, assets_dir: str | Path) -> None:
+        self.save(assets_dir)
 
 
 TARGET_ASSETS = "target"
@@ -141,7 +170,7 @@ def build(
         target.fit(target_texts)
     bundle = DataBundle(tokenizer, task.label_vocabulary(train), target_tokenizer=target)
     if assets_dir is not None:
-        bundle.save_assets(assets_dir)
+        bundle.save(assets_dir)
     return _fill(bundle, spec, {split: read[split] for split in splits if split in read})
 
 
@@ -169,18 +198,18 @@ def load_bundle(
     return _fill(bundle, spec, read)
 
 
+def load_assets(spec: Spec, assets_dir: str | Path) -> Assets:
+    """The tokenizer(s) and labels a trained run saved (what serving needs; no data read)."""
+    bundle = load_bundle(spec, assets_dir, splits=())
+    return Assets(bundle.tokenizer, bundle.labels, bundle.target_tokenizer)
+
+
 def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBundle:
-    """Encode each split (as the task shapes its examples) and add its dataset, counts and
-    examples to `bundle`."""
+    """Encode each split (as the task shapes its examples) and add it to `bundle`."""
     task = TASKS.get(spec.task)
     for split, result in read.items():
         made = task.make_dataset(bundle, result, spec, f"data.{split}", split == "train")
-        bundle.factories[split] = made.factory
-        bundle.datasets[split] = made.factory()
-        bundle.counts[split] = made.count
-        if made.features is not None:
-            bundle.features[split] = made.features
-        bundle.skipped[split] = result.skipped
-        bundle.examples[split] = result.examples
-        bundle.sources[split] = result.source
+        made.dataset = made.factory()
+        made.examples, made.skipped, made.source = result.examples, result.skipped, result.source
+        bundle.splits[split] = made
     return bundle

@@ -38,7 +38,7 @@ class VaeGenerator:
     """
 
     def __init__(self, model: Any, spec: Any, tokenizer: Any):
-        from kbuild.vae.decode import TextVae
+        from kbuild.decoding.vae import TextVae
 
         if spec.task != "vae":
             raise GenerationError(f"sampling and interpolation need a vae run; this run's task is {spec.task}")
@@ -117,11 +117,7 @@ def _strings(texts: list[str]) -> Any:
 
 def load_vae_generator(run: str | os.PathLike) -> VaeGenerator:
     """A `VaeGenerator` over the best model of a trained vae run folder."""
-    from kbuild.training.fit import load_trained_run
+    from kbuild.runs import load_run_for
 
-    def check(spec: Any) -> None:
-        if spec.task != "vae":
-            raise GenerationError(f"{run}: sampling and interpolation need a vae run; this run's task is {spec.task}")
-
-    loaded = load_trained_run(run, check)
+    loaded = load_run_for(run, "vae", "sampling and interpolation", GenerationError)
     return VaeGenerator(loaded.model, loaded.spec, loaded.assets.tokenizer)

@@ -8,7 +8,6 @@ Layers and objects (registered, so model.keras reloads with safe_mode=True):
     CRF: the output layer; holds the transition scores.
     CRFLoss: negative log-likelihood, the loss of a model ending in `CRF`.
     TagDecoder: outputs -> tag ids (Viterbi for a CRF, argmax for softmax), -1 on padding.
-    TokenAccuracy: share of non-padding tokens tagged right.
 
 Keras losses see only `(y_true, y_pred)`, so the CRF layer's output carries its own parameters:
 `[emissions; transitions; start; end]` stacked on the time axis, `[batch, time + tags + 2, tags]`.
@@ -23,7 +22,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-_PACKAGE = "kbuild"
+from kbuild.layers.base import PACKAGE
+
 PADDING_TAG = -1
 
 
@@ -131,7 +131,7 @@ def viterbi_decode(emissions, mask, transitions, start, end):
     return ops.transpose(path, (1, 0)), ops.max(final, axis=-1)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class CRF(keras.layers.Layer):
     """Linear-chain CRF output layer: emissions `[batch, time, tags]` -> packed output (see module).
 
@@ -176,7 +176,7 @@ class CRF(keras.layers.Layer):
         return {**super().get_config(), "num_tags": self.num_tags}
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class CRFLoss(keras.losses.Loss):
     """Negative log-likelihood of the gold tags under a `CRF` output; -1 tags are padding."""
 
@@ -206,7 +206,7 @@ def decode_tags(outputs, mask, num_tags: int, crf: bool, argmax_only: bool = Fal
     return ops.where(ops.cast(mask, "bool"), tags, PADDING_TAG)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class TagDecoder(keras.layers.Layer):
     """(model outputs, token ids or word starts) -> int32 tag ids `[batch, time]`, -1 on padding (id 0).
 
@@ -234,32 +234,3 @@ class TagDecoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_tags": self.num_tags, "crf": self.crf, "argmax_only": self.argmax_only}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class TokenAccuracy(keras.metrics.Metric):
-    """Share of non-padding tokens (`y_true >= 0`) whose decoded tag is right (Viterbi for a CRF)."""
-
-    def __init__(self, crf=False, name="token_accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.crf = crf
-        self.correct = self.add_variable((), initializer="zeros", name="correct")
-        self.total = self.add_variable((), initializer="zeros", name="total")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "int32")
-        mask = y_true != PADDING_TAG
-        predicted = decode_tags(y_pred, mask, y_pred.shape[-1], self.crf)
-        real = ops.cast(mask, "float32")
-        self.correct.assign_add(ops.sum(ops.cast(predicted == y_true, "float32") * real))
-        self.total.assign_add(ops.sum(real))
-
-    def result(self):
-        return self.correct / ops.maximum(self.total, 1.0)
-
-    def reset_state(self):
-        self.correct.assign(0.0)
-        self.total.assign(0.0)
-
-    def get_config(self):
-        return {**super().get_config(), "crf": self.crf}

@@ -25,9 +25,8 @@ def elbo_metrics(model: Any, dataset: Any) -> dict:
     import tensorflow as tf
     from keras import ops
 
-    from kbuild.seq2seq.model import SOURCE_IDS, TARGET_IDS
-    from kbuild.vae.layers import gaussian_kl, sentence_cross_entropy
-    from kbuild.vae.model import DECODER, ENCODER
+    from kbuild.layers.vae import gaussian_kl, sentence_cross_entropy
+    from kbuild.names import DECODER, ENCODER, SOURCE_IDS, TARGET_IDS
 
     encoder, decoder = model.get_layer(ENCODER), model.get_layer(DECODER)
 

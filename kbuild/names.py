@@ -1,0 +1,36 @@
+"""Names shared across packages: model inputs, sub-model and layer names, signature inputs.
+
+The ground floor: data pipelines, tokenizers, model builders, tasks, decoders and the exporter
+agree on these strings, so they live below all of them (this module imports nothing).
+"""
+
+# --- model inputs (what the tokenizers encode and the data pipelines feed) --------------------
+TOKEN_IDS = "token_ids"
+"""int32 [batch, time], 0 = padding."""
+CHAR_IDS = "char_ids"
+"""int32 [batch, time, chars]: each word's characters (char features)."""
+WORD_STARTS = "word_starts"
+"""int32 [batch, words]: each word's first sub-token (a tagger over subwords); 0 = no word."""
+SOURCE_IDS = "source_ids"
+"""Encoder-decoder models: the source tokens."""
+TARGET_IDS = "target_ids"
+"""Encoder-decoder models: the target tokens read by the decoder (teacher forcing)."""
+
+PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
+"""Reserved token ids of every kbuild tokenizer: padding, unknown, start ([CLS])."""
+
+# --- outputs and sub-models --------------------------------------------------------------------
+LOGITS = "logits"
+"""The vocabulary projection of language models and decoders (the layer that generation reads)."""
+ENCODER = "encoder"
+DECODER = "decoder"
+TARGET_EMBEDDING = "target_embedding"
+LATENT = "z"
+"""A VAE decoder's latent-code input."""
+POSTERIOR = "posterior"
+EMBEDDING = "embedding"
+"""The token embedding layer of kbuild's own backbone."""
+
+# --- serving -----------------------------------------------------------------------------------
+TEXT_INPUT = "text"
+"""Name of the raw-strings input of every `serving_default` signature."""

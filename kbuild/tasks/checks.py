@@ -1,0 +1,61 @@
+"""The task-level spec checks, and `load_spec` with them: what `kbuild.load_spec`, the CLI and
+every run loader use.
+
+The spec layer validates fields and cross-field rules on its own; whether `task:` names a
+registered task, what that task refuses (`Task.spec_issues`), and fields only other tasks read
+(`Task.owned_fields`) are known here, above the spec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from kbuild.spec.checks import Location, SpecChecks
+from kbuild.spec.loader import load_spec as load_fields
+from kbuild.tasks.base import TASKS
+
+if TYPE_CHECKING:
+    from kbuild.spec.base import StrictModel
+    from kbuild.spec.root import Spec
+
+
+def task_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """What the spec's task refuses, and fields only other tasks read."""
+    yield from TASKS.get(spec.task).spec_issues(spec)
+    yield from unused_task_fields(spec)
+
+
+def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """A field that only other tasks read, set away from its default, would be silently
+    ignored: say so instead (each task declares the fields it owns in `Task.owned_fields`)."""
+    owners: dict[tuple[str, ...], list[str]] = {}
+    for name, other in TASKS.items():
+        for path in other.owned_fields:
+            owners.setdefault(path, []).append(name)
+    for path, tasks in owners.items():
+        if spec.task in tasks:
+            continue
+        section: StrictModel = spec
+        for key in path[:-1]:
+            section = getattr(section, key)
+        field = type(section).model_fields[path[-1]]
+        if getattr(section, path[-1]) != field.get_default(call_default_factory=True):
+            yield path, (f"only task {' or '.join(sorted(tasks))} reads this field; it would have no effect "
+                         f"with task {spec.task}: remove it")
+
+
+TASK_CHECKS = SpecChecks(TASKS.names(), task_issues)
+
+
+def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
+    """Load and validate a spec file with every check, the tasks' included (see
+    `kbuild.spec.loader.load_spec` for the arguments); raise `SpecError` listing every problem.
+
+    Examples:
+    >>> spec = load_spec("specs/quickstart.yaml", ["train.epochs=1"])
+    >>> spec.train.epochs
+    1
+    """
+    return load_fields(path, overrides, TASK_CHECKS)
