@@ -57,6 +57,11 @@ class RunFolder:
     def export(self) -> Path:
         return self.path / "export"
 
+    @property
+    def cache(self) -> Path:
+        """Computed once and reused (report predictions, teacher outputs)."""
+        return self.path / "cache"
+
     def write_spec(self, resolved: dict) -> None:
         self.spec.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
