@@ -132,14 +132,16 @@ def test_two_runs_of_different_tasks_compare(run_copy, tagger_run, tmp_path):
     assert result.exit_code == 0, result.output
     page = parse_report(out)
     assert {"comparison", "compare-curves", "run1-summary", "run2-summary", "run1-metrics", "run2-metrics"} <= set(page.sections)
-    table = next(t for t in page.tables if t.section == "comparison")
-    assert [row[1] for row in table.rows] == ["classification", "tagging"]
+    runs, metrics = [t for t in page.tables if t.section == "comparison"]
     first, second = _results(run_copy), _results(tagger_run)
-    assert float(table.rows[0][table.columns.index("valid loss")]) == first["metrics"]["valid"]["loss"]
-    assert float(table.rows[1][table.columns.index("valid loss")]) == second["metrics"]["valid"]["loss"]
-    assert float(table.rows[1][table.columns.index("valid f1")]) == second["metrics"]["valid"]["f1"]
-    assert table.rows[0][table.columns.index("valid f1")] == "—"  # a classifier has no entity F1
-    assert int(table.rows[0][table.columns.index("parameters")]) == first["parameters"]
+    assert [row[1] for row in runs.rows] == ["classification", "tagging"]
+    assert [int(row[runs.columns.index("parameters")]) for row in runs.rows] == [first["parameters"], second["parameters"]]
+    one, two = metrics.columns[1:]
+    assert float(metrics.cell("valid loss", one)) == first["metrics"]["valid"]["loss"]
+    assert float(metrics.cell("valid loss", two)) == second["metrics"]["valid"]["loss"]
+    assert float(metrics.cell("valid accuracy", one)) == first["metrics"]["valid"]["accuracy"]
+    assert float(metrics.cell("valid f1", two)) == second["metrics"]["valid"]["f1"]
+    assert metrics.cell("valid f1", one) == "—"  # a classifier has no entity F1
 
 
 def _write_search(folder, trial_run):
@@ -280,3 +282,18 @@ def test_report_renders_in_headless_chromium_offline(run_copy, tmp_path):
     dom = subprocess.run([CHROMIUM, *offline, "--dump-dom", url], capture_output=True, text=True, timeout=120, env=env)
     assert all(f'id="{key}"' in dom.stdout for key in CLASSIFICATION_SECTIONS), dom.stderr[-2000:]
     assert dom.stdout.count("<svg") >= 4 and not math.isnan(stats.mean[0])
+
+
+def test_every_report_template_ships_as_package_data():
+    import configparser
+    from pathlib import Path
+
+    import kbuild.report
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    patterns = [p.strip() for p in config["options.package_data"]["kbuild.report"].replace(",", "\n").split() if p.strip()]
+    root = Path(kbuild.report.__file__).parent
+    shipped = {path for pattern in patterns for path in root.glob(pattern)}
+    templates = {path for path in (root / "templates").rglob("*") if path.is_file()}
+    assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)

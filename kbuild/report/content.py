@@ -15,6 +15,8 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     caption: str = ""
+    decimals: dict[str, int] = field(default_factory=dict)
+    """column -> decimals shown for its floats (durations, rates); 4 otherwise."""
     kind: ClassVar[str] = "table"
 
 

@@ -79,8 +79,10 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """How the run is named in a comparison: its spec name and its folder."""
-        return f"{self.name} ({self.folder.path.name})"
+        """How the run is named in a comparison: its spec name and, when it says more, its folder
+        (runs of one spec differ by their timestamp folders)."""
+        folder = self.folder.path.name
+        return self.name if folder == self.name else f"{self.name} ({folder})"
 
     @property
     def monitor(self) -> str:

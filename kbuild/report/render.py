@@ -112,16 +112,16 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def format_number(value: float | int) -> str:
-    """An int with thousands separators; a float to 4 decimals (3 significant digits when huge
-    or tiny, so a diverged loss or a learning rate stays readable)."""
+def format_number(value: float | int, decimals: int | None = None) -> str:
+    """An int with thousands separators; a float to `decimals` places (4 by default: metrics),
+    or 3 significant digits when huge or tiny, so a diverged loss or a learning rate stays readable."""
     if isinstance(value, int):
         return f"{value:,}"
     if value != value or value in (float("inf"), float("-inf")):
         return str(value)
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+    if decimals is None and value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
         return f"{value:.3g}"
-    return f"{value:.4f}"
+    return f"{value:,.{4 if decimals is None else decimals}f}"
 
 
 def entity_color(kind: str) -> str:

@@ -12,19 +12,23 @@ from kbuild.report.sections import common
 SPLIT_ORDER = ("valid", "test", "train")
 
 
-def comparison_table(records: list[RunRecord]) -> Table:
+def runs_table(records: list[RunRecord]) -> Table:
+    rows = [[r.label, r.task, r.results.get("parameters"), r.results.get("train_time_s"), r.results.get("samples_per_second"),
+             len(r.epochs), common.best_epoch(r)] for r in records]
+    return Table(["run", "task", "parameters", "train time (s)", "samples/s", "epochs", "best epoch"], rows,
+                 caption="Size, training time and speed.", decimals={"train time (s)": 1, "samples/s": 0})
+
+
+def metrics_table(records: list[RunRecord]) -> Table:
+    """One row per split and metric, one column per run: runs side by side, however many metrics."""
     splits = [s for s in SPLIT_ORDER if any(s in r.metrics for r in records)]
-    names = sorted({n for r in records for s in splits for n, v in r.metrics.get(s, {}).items() if not isinstance(v, dict)},
-                   key=lambda name: (name != "loss", name))
-    columns = ["run", "task", "parameters", "train time (s)", "samples/s", "best epoch",
-               *(f"{split} {name}" for split in splits for name in names)]
     rows = []
-    for record in records:
-        results = record.results
-        rows.append([record.label, record.task, results.get("parameters"), results.get("train_time_s"),
-                     results.get("samples_per_second"), common.best_epoch(record),
-                     *(_scalar(record.metrics.get(split, {}).get(name)) for split in splits for name in names)])
-    return Table(columns, rows, caption="Final metrics per split (results.json), size, training time and speed.")
+    for split in splits:
+        names = sorted({n for r in records for n, v in r.metrics.get(split, {}).items() if not isinstance(v, dict)},
+                       key=lambda name: (name != "loss", name))
+        rows += [[f"{split} {name}", *(_scalar(r.metrics.get(split, {}).get(name)) for r in records)] for name in names]
+    return Table(["metric", *(r.label for r in records)], rows,
+                 caption="Final metrics per split (results.json); — where a run has no such metric.")
 
 
 def _scalar(value):
@@ -56,7 +60,7 @@ def overlaid_curves(records: list[RunRecord]) -> Figure | None:
 
 def comparison_sections(records: list[RunRecord]) -> list[Section]:
     overlaid = overlaid_curves(records)
-    result = [Section("comparison", "Comparison", [comparison_table(records)])]
+    result = [Section("comparison", "Comparison", [runs_table(records), metrics_table(records)])]
     if overlaid is not None:
         result.append(Section("compare-curves", "Learning curves, overlaid", [overlaid]))
     for number, record in enumerate(records, start=1):

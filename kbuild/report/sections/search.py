@@ -25,7 +25,8 @@ def trials_table(search: SearchRecord) -> Section:
     names = sorted({name for trial in search.trials for name in trial.params})
     rows = [[t.number, t.state, t.value, t.duration_s, *(t.params.get(n, "") for n in names)] for t in search.trials]
     table = Table(["trial", "state", search.metric, "duration (s)", *names], rows,
-                  caption="Every trial (trials.csv); a pruned or failed trial has no final value.")
+                  caption="Every trial (trials.csv); a pruned or failed trial has no final value.",
+                  decimals={"duration (s)": 1})
     return Section("trials", "Trials", [table])
 
 
