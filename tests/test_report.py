@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -242,11 +243,16 @@ def test_tensorboard_logs_the_learning_rate_every_epoch(tiny_run):
     assert logged == pytest.approx([row["learning_rate"] for row in epochs])
 
 
+SVG_NAMESPACES = {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+
+
 def _external_references(html_path) -> list[str]:
+    """Every URL the page could fetch or link to, and every construct that could load one."""
     page = parse_report(html_path)
     text = open(html_path, encoding="utf-8").read()
     local = [u for u in page.urls if not (u.startswith("#") or u.startswith("data:"))]
-    return local + [m for m in ("<script", "@import", "url(http", "url(//", "<link", "<iframe") if m in text]
+    urls = [u for u in re.findall(r"(?:https?:)?//[^\s\"'<>)]+", text) if u not in SVG_NAMESPACES]
+    return local + urls + [m for m in ("<script", "@import", "url(", "<link", "<iframe", "<img") if m in text]
 
 
 def test_report_references_no_external_resource(run_copy):

@@ -32,6 +32,7 @@ _STYLE = {
     "legend.frameon": False,
 }
 TRAIN_COLOR, VALID_COLOR, ACCENT = "#1f77b4", "#d62728", "#2ca02c"
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -58,7 +59,9 @@ def to_svg(figure: MplFigure) -> str:
     with matplotlib.rc_context(_STYLE):
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    # Drop the prolog (its DTD URL) and the RDF metadata block: bytes that draw nothing, and URLs
+    # a reader of the page should not have to wonder about. What stays are namespace names.
+    return _METADATA.sub("", text[text.index("<svg"):])
 
 
 def _figure(width: float, height: float) -> MplFigure:
@@ -125,27 +128,28 @@ def heatmap(matrix: Sequence[Sequence[float]], rows: Sequence[str], columns: Seq
 
 
 def reliability(confidence: Sequence[float | None], accuracy: Sequence[float | None], counts: Sequence[int],
-                edges: Sequence[float], title: str) -> str:
-    """A reliability diagram: accuracy per confidence bin against the diagonal of perfect
-    calibration, with each bin's share of the examples beneath."""
+                edges: Sequence[float], title: str, outcome: str = "accuracy", xlabel: str = "confidence") -> str:
+    """A reliability diagram: the observed rate (`outcome`: accuracy, or the share of positives)
+    per confidence bin against the diagonal of perfect calibration, with each bin's share of the
+    examples beneath."""
     figure = _figure(4.6, 4.2)
     with matplotlib.rc_context(_STYLE):
         top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         width = edges[1] - edges[0]
         centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
         shown = [(c, a) for c, a in zip(centres, accuracy, strict=True) if a is not None]
-        top.bar([c for c, _ in shown], [a for _, a in shown], width=width * 0.9, color=TRAIN_COLOR, label="accuracy")
+        top.bar([c for c, _ in shown], [a for _, a in shown], width=width * 0.9, color=TRAIN_COLOR, label=outcome)
         top.plot([0, 1], [0, 1], linestyle="--", color="#555", label="perfect calibration")
         conf = [(c, v) for c, v in zip(centres, confidence, strict=True) if v is not None]
         top.plot([c for c, _ in conf], [v for _, v in conf], "o", color=VALID_COLOR, markersize=3, label="mean confidence")
         top.set_ylim(0, 1)
-        top.set_ylabel("accuracy")
+        top.set_ylabel(outcome)
         top.set_title(title)
         top.legend(fontsize=7, loc="upper left")
         total = max(sum(counts), 1)
         bottom.bar(centres, [n / total for n in counts], width=width * 0.9, color="#999")
         bottom.set_ylabel("share")
-        bottom.set_xlabel("confidence")
+        bottom.set_xlabel(xlabel)
         bottom.set_xlim(edges[0], edges[-1])
     return to_svg(figure)
 
@@ -154,7 +158,8 @@ def scatter(x: Sequence[float], y: Sequence[float], xlabel: str, ylabel: str, ti
     figure = _figure(4.4, 4.0)
     with matplotlib.rc_context(_STYLE):
         ax = figure.subplots()
-        ax.scatter(x, y, s=6, alpha=0.5, color=TRAIN_COLOR, linewidths=0)
+        # Few points drawn large, many drawn small and translucent, so density stays visible.
+        ax.scatter(x, y, s=min(30.0, max(4.0, 3000.0 / max(len(x), 1))), alpha=0.6, color=TRAIN_COLOR, linewidths=0)
         if diagonal and len(x):
             low, high = min(min(x), min(y)), max(max(x), max(y))
             ax.plot([low, high], [low, high], linestyle="--", color="#555", linewidth=1)

@@ -152,7 +152,8 @@ def attention_sections(record: RunRecord, context: SectionContext, split: str) -
     figure = Figure(
         figures.token_strips(strips),
         f"Attention each token receives in {len(examples)} {split} examples (attention pooling, or the last "
-        "Transformer layer averaged over heads and attending tokens; the weights of one example sum to 1).",
+        "Transformer layer averaged over heads and attending tokens; the weights of one example sum to 1). "
+        "Each strip's colours run from its lowest weight (light) to its highest (dark).",
         Table(["example", "token", "weight"], rows),
     )
     return [Section("attention", "Attention", [figure])]

@@ -94,7 +94,7 @@ def vae_texts(run: LoadedRun, count: int) -> dict:
 
 def vae(record: RunRecord, context: SectionContext) -> list[Section]:
     result = [_scores(record, "elbo", "ELBO terms", ("elbo", "reconstruction", "kl", "perplexity", "active_units", "token_accuracy"),
-                      "Evidence lower bound and its terms in nats per sentence (reconstruction − KL), per split.")]
+                      "Evidence lower bound per split, in nats per sentence: ELBO = −(reconstruction loss + KL).")]
     split = report_split(record)
     count = context.options.samples
     if split is None or not count:

@@ -54,19 +54,29 @@ def _per_label(labels, gold, chosen, scope) -> Section:
 
 def _confusion(labels, gold, chosen, scope) -> Section:
     """Examples with gold label i among whose predicted labels is j (the diagonal: found labels)."""
-    matrix = (gold.T.astype(np.int64) @ chosen.astype(np.int64)).tolist()
-    figure = Figure(figures.heatmap(matrix, labels, labels, "label co-occurrence", "predicted", "gold"),
-                    f"Examples with gold label (row) that were predicted the label (column), {scope}; "
-                    "the diagonal counts labels found.",
-                    Table(["gold \\ predicted", *labels], [[label, *row] for label, row in zip(labels, matrix, strict=True)]))
-    return Section("confusion", "Label confusion", [figure])
+    counts = gold.T.astype(np.int64) @ chosen.astype(np.int64)
+    # Divided by each label's gold count (not the row total: an example adds to several columns).
+    support = gold.sum(axis=0)[:, None]
+    shares = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
+    header = ["gold \\ predicted", *labels]
+    return Section("confusion", "Label confusion", [
+        Figure(figures.heatmap(counts.tolist(), labels, labels, "counts", "predicted", "gold"),
+               f"Examples with the gold label (row) that were predicted the label (column), {scope}; "
+               "the diagonal counts labels found.",
+               Table(header, [[label, *map(int, row)] for label, row in zip(labels, counts, strict=True)])),
+        Figure(figures.heatmap(shares.tolist(), labels, labels, "share of the gold label's examples", "predicted", "gold",
+                               fmt="{:.2f}"),
+               "The same counts divided by each gold label's number of examples: the diagonal is each label's recall.",
+               Table(header, [[label, *map(float, row)] for label, row in zip(labels, shares, strict=True)])),
+    ])
 
 
 def _calibration(probabilities, gold, chosen, scope, bins) -> Section:
     found = scores.calibration(probabilities.reshape(-1), gold.reshape(-1), bins)
     rows = [[f"{a:.2f}–{b:.2f}", n, c, acc] for a, b, n, c, acc in
             zip(found.edges[:-1], found.edges[1:], found.counts, found.confidence, found.accuracy, strict=True)]
-    figure = Figure(figures.reliability(found.confidence, found.accuracy, found.counts, found.edges, f"ECE {found.ece:.4f}"),
+    figure = Figure(figures.reliability(found.confidence, found.accuracy, found.counts, found.edges, f"ECE {found.ece:.4f}",
+                                        outcome="share gold", xlabel="probability"),
                     f"Reliability of every per-label probability {scope}: the share of (example, label) pairs "
                     f"that are gold, per probability bin. Expected calibration error {found.ece:.4f}.",
                     Table(["probability bin", "pairs", "mean probability", "share gold"], rows))
