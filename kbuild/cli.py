@@ -312,6 +312,22 @@ def generate(run: str, prompt: str | None, samples: int | None, interpolate: tup
     click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else result.prompt + result.text)
 
 
+@cli.command()
+@click.argument("runs", metavar="RUN...", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="HTML file to write (default RUN/report.html; required for several runs).")
+@click.option("--max-examples", default=5000, show_default=True, type=click.IntRange(1),
+              help="Predict on at most this many examples of the split (cached in RUN/cache/report/).")
+def report(runs: tuple[str, ...], out_path: str | None, max_examples: int) -> None:
+    """One self-contained HTML page for a run folder, a comparison of several runs, or a search
+    folder: curves, metrics, confusion, calibration, mistakes, entities, attention."""
+    _tensorflow()
+    from kbuild.report import ReportOptions, build_report
+
+    written = build_report(list(runs), out_path, ReportOptions(max_examples=max_examples))
+    click.echo(f"report: {written.path} ({written.bytes / 1024:,.0f} KiB, {written.seconds:.1f} s)")
+
+
 def _unescape(text: str) -> str:
     """Shell-friendly escapes: `\\n` is a line break, `\\t` a tab, `\\\\` a backslash."""
     replacements = {"\\\\": "\\", "\\n": "\n", "\\t": "\t"}

@@ -185,12 +185,7 @@ class TaggingTask(Task):
         """Decoded tags of each example of `split`, in order; words past max_length get `O`."""
         decoder = self.decoder(model, spec, bundle.labels)
         ids = decoder.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)
-        rows = []
-        for example, row in zip(bundle.examples[split], ids, strict=True):
-            words = len(example.text.split())
-            tags = [bundle.labels[i] for i in row[:words] if i >= 0]
-            rows.append(tags + [OUTSIDE] * (words - len(tags)))
-        return rows
+        return decoded_tags(bundle.examples[split], ids, bundle.labels)
 
     # --- serving -------------------------------------------------------------------------------
     def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
@@ -225,6 +220,17 @@ class TaggingTask(Task):
             ]
             rows.append({"text": text, "tokens": tokens, "tags": tags, "entities": entities})
         return rows
+
+
+def decoded_tags(examples: list, ids: Any, labels: list[str]) -> list[list[str]]:
+    """The decoder's tag ids (`[examples, length]`, -1 past the end) as tags per word of each
+    example; words past max_length get `O`."""
+    rows = []
+    for example, row in zip(examples, ids, strict=True):
+        words = len(example.text.split())
+        tags = [labels[i] for i in row[:words] if i >= 0]
+        rows.append(tags + [OUTSIDE] * (words - len(tags)))
+    return rows
 
 
 TASKS.register("tagging")(TaggingTask())

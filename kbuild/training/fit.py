@@ -198,6 +198,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         "global_batch_size": spec.train.batch_size,
         "precision": precision,
         "parameters": model.count_params(),
+        "trainable_parameters": sum(math.prod(weight.shape) for weight in model.trainable_weights),
         "pretrained_vectors": pretrained,
     }
     folder.write_results(results)
