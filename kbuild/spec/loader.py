@@ -47,6 +47,11 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
         spec = validate(located)
     except SpecError as exc:
         issues += exc.issues
+    else:
+        if spec.search is not None:  # its parameter paths are checked against this very data
+            from kbuild.search.paths import search_issues
+
+            issues += search_issues(located, spec)
     if issues:
         raise SpecError(issues)
     spec._source = str(path)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr
 
+from kbuild.search.spec import SearchSpec
 from kbuild.spec.base import StrictModel
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
@@ -33,6 +34,8 @@ class Spec(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    search: SearchSpec | None = None
+    """Hyperparameter search run by `kbuild tune`; ignored by `kbuild train`."""
 
     _source: str = PrivateAttr(default="<spec>")
 
