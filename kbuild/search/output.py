@@ -105,11 +105,13 @@ def markdown(summary: Summary) -> str:
     lines = [f"# Search {meta['study']}: {metric} ({meta['goal']})", "",
              f"Spec `{meta['spec']}`; sampler {meta['sampler']}, pruner {meta['pruner']}, seed {meta['seed']}. "
              + progress_text(summary), "",
-             "| trial | state | " + metric + " | time (s) | epochs | peak RSS (MiB) | " + " | ".join(params) + " |",
-             "|" + "---|" * (6 + len(params))]
+             "| trial | state | " + metric + " | time (s) | epochs | trial peak RSS (MiB) | worker RSS (MiB) | "
+             + " | ".join(params) + " |",
+             "|" + "---|" * (7 + len(params))]
     for row in summary.rows:
         cells = [str(row.number), row.state, _number(row.value), _number(row.duration_s, 1),
-                 str(row.attrs.get("epochs", "")), _number(row.attrs.get("rss_peak_mib"), 0)]
+                 str(row.attrs.get("epochs", "")), _number(row.attrs.get("rss_peak_mib"), 0),
+                 _number(row.attrs.get("worker_rss_mib"), 0)]
         cells += [_param(row.params.get(p)) for p in params]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", best_text(summary)]

@@ -24,7 +24,7 @@ from typing import Any
 
 import kbuild
 from kbuild.errors import Interrupted, KbuildError, SpecError, SpecIssue
-from kbuild.search.algorithms import SAMPLERS
+from kbuild.search.algorithms import SAMPLERS, build_sampler
 from kbuild.search.output import Summary, collect, progress_line, trial_line, write_outputs
 from kbuild.search.paths import trial_overrides
 from kbuild.search.study import (
@@ -60,18 +60,26 @@ class SearchStopped(KbuildError):
 
 def start_search(spec_path: str | os.PathLike, overrides: Sequence[str] = (), run_dir: str | os.PathLike | None = None,
                  workers: int = 1) -> tuple[SearchFolder, Summary]:
-    """Create the search folder and its study for `spec_path` (which has a `search:` section), then run it."""
+    """Create the search folder and study for `spec_path` (which has a `search:` section), then run it."""
+    folder = create_search(spec_path, overrides, run_dir)
+    return folder, run_search(folder, workers)
+
+
+def create_search(spec_path: str | os.PathLike, overrides: Sequence[str] = (),
+                  run_dir: str | os.PathLike | None = None) -> SearchFolder:
+    """The search folder, its search.json and its empty study; nothing is trained yet."""
     from kbuild.spec import load_spec
 
     spec = load_spec(spec_path, overrides)
     if spec.search is None:
         raise SpecError([SpecIssue(str(spec_path), None, None, "search",
                                    "the spec has no search: section (see specs/sst2_bilstm_search.yaml)")])
+    build_sampler(spec.search, 0)  # a sampler whose package is missing fails before the folder exists
     folder = new_search_folder(spec, os.path.abspath(spec_path), overrides, run_dir)
     open_study(folder, spec, create=True)
-    log(f"search folder {folder.path}: {spec.search.trials} trials of {', '.join(spec.search.parameters)}; "
-        f"sampler {spec.search.sampler}, pruner {spec.search.pruner}; {workers} worker(s)")
-    return folder, run_search(folder, workers)
+    log(f"search folder {folder.path}: {spec.search.trials} trials over {', '.join(spec.search.parameters)}; "
+        f"sampler {spec.search.sampler}, pruner {spec.search.pruner}")
+    return folder
 
 
 def resume_search(path: str | os.PathLike, workers: int = 1) -> tuple[SearchFolder, Summary]:
