@@ -109,6 +109,11 @@ def test_search_selects_on_validation_metrics_and_needs_a_goal(write_spec):
     assert "search.metric: say whether to maximize or minimize val_accuracy" in output
 
 
+def test_a_spec_without_search_resolves_as_before(tiny_spec_file, write_spec):
+    assert "search" not in load_spec(tiny_spec_file).resolved()  # same spec.yaml, same spec hash
+    assert load_spec(_search_spec(write_spec)).resolved()["search"]["trials"] == 3
+
+
 def test_grid_sampler_needs_finite_spaces(write_spec):
     output = _validate(_search_spec(write_spec, SEARCH.replace("random", "grid"))).output
     assert "search.sampler: grid needs a finite set of values per parameter; give a step (or use choice) " \

@@ -72,7 +72,8 @@ class Spec(StrictModel):
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        return self.model_dump(mode="json")
+        # An absent search: section stays absent, so specs without one resolve (and hash) as before.
+        return self.model_dump(mode="json", exclude={"search"} if self.search is None else None)
 
     def fingerprint(self) -> str:
         """Stable hash of the resolved spec (recorded in export metadata)."""
