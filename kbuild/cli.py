@@ -148,12 +148,12 @@ def tune(spec: str | None, overrides: tuple[str, ...], workers: int, resume_dir:
 
         click.echo(markdown(show_search(show_dir)), nl=False)
         return
-    from kbuild.search.output import best_text
+    from kbuild.search.output import markdown
     from kbuild.search.runner import resume_search, start_search
 
     folder, summary = resume_search(resume_dir, workers) if resume_dir else start_search(spec, overrides, run_dir, workers)
+    click.echo(markdown(summary), nl=False)
     click.echo(f"search folder: {folder.path}")
-    click.echo(best_text(summary))
     if summary.best is not None:
         click.echo(f"retrain the best: kbuild train {folder.path / 'best.yaml'}")
 

@@ -120,6 +120,22 @@ def test_grid_sampler_needs_finite_spaces(write_spec):
            "for: train.optimizer.learning_rate" in output
 
 
+def test_every_registered_pruner_and_installed_sampler_builds():
+    import importlib.util
+
+    from kbuild.search.algorithms import PRUNERS, build_pruner
+
+    search = SearchSpec.model_validate({"metric": "val_loss", "parameters": {
+        "seed": {"space": "int", "lower": 1, "upper": 3}, "model.pooling": {"space": "choice", "values": ["mean", "max"]}}})
+    for name in PRUNERS.names():
+        assert isinstance(build_pruner(search.model_copy(update={"pruner": name}), 3), optuna.pruners.BasePruner)
+    for name, entry in SAMPLERS.items():
+        if all(importlib.util.find_spec(p) for p in entry.requires):
+            sampler = build_sampler(search.model_copy(update={"sampler": name}), 0)
+            assert isinstance(sampler, optuna.samplers.BaseSampler)
+    assert search.grid_size() == 6
+
+
 def test_a_sampler_whose_package_is_missing_is_a_clear_error():
     missing = [name for name, entry in SAMPLERS.items()
                if any(__import__("importlib").util.find_spec(p) is None for p in entry.requires)]
@@ -135,6 +151,13 @@ def test_override_text_parses_back_to_the_value_through_the_set_path(value):
     located = Located({"x": {"y": 0}})
     assert apply_overrides(located, [override("x.y", value)]) == []
     assert located.data["x"]["y"] == value
+
+
+def test_stepped_floats_are_set_without_binary_noise():
+    search = SearchSpec.model_validate({"metric": "val_loss", "parameters": {
+        "model.head.dropout": {"space": "uniform", "lower": 0.0, "upper": 0.5, "step": 0.1}}})
+    assert trial_overrides(search, {"model.head.dropout": 0.1 * 3})[0] == "model.head.dropout=0.3"
+    assert search.parameters["model.head.dropout"].grid() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
 
 def test_trial_overrides_are_the_spec_plus_set_without_its_search(write_spec):

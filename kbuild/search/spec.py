@@ -71,6 +71,10 @@ class UniformSpace(_Space):
     def suggest(self, trial: Any, name: str) -> float:
         return trial.suggest_float(name, self.lower, self.upper, step=self.step)
 
+    def decode(self, sampled: Any) -> Any:
+        # Optuna computes lower + k * step in binary floating point (0.30000000000000004).
+        return float(f"{sampled:.12g}") if self.step is not None else sampled
+
     def extremes(self) -> list[tuple[str, Any]]:
         return [("lower", self.lower), ("upper", self._top())]
 
