@@ -128,6 +128,41 @@ def train(spec: str, overrides: tuple[str, ...], run_dir: str | None, resume: bo
 
 
 @cli.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes sharing the study (each trains one trial at a time).")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False),
+              help="Continue the search in this folder (interrupted trials run again).")
+@click.option("--show", "show_dir", type=click.Path(exists=True, file_okay=False),
+              help="Print the trials table, best trial and importances of this search folder.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Search folder (default runs/NAME/search-STAMP).")
+def tune(spec: str | None, overrides: tuple[str, ...], workers: int, resume_dir: str | None, show_dir: str | None,
+         run_dir: str | None) -> None:
+    """Hyperparameter search over SPEC's `search:` section: one run folder per trial under
+    runs/NAME/search-STAMP/, then trials.csv, trials.md, importances.json and best.yaml there."""
+    given = [name for name, value in (("SPEC", spec), ("--resume", resume_dir), ("--show", show_dir)) if value]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of SPEC, --resume DIR or --show DIR")
+    if (overrides or run_dir) and not spec:
+        raise click.UsageError("--set and --run-dir apply to a new search (SPEC) only")
+    if show_dir:
+        from kbuild.search.output import markdown
+        from kbuild.search.runner import show_search
+
+        click.echo(markdown(show_search(show_dir)), nl=False)
+        return
+    from kbuild.search.output import markdown
+    from kbuild.search.runner import resume_search, start_search
+
+    folder, summary = resume_search(resume_dir, workers) if resume_dir else start_search(spec, overrides, run_dir, workers)
+    click.echo(markdown(summary), nl=False)
+    click.echo(f"search folder: {folder.path}")
+    if summary.best is not None:
+        click.echo(f"retrain the best: kbuild train {folder.path / 'best.yaml'}")
+
+
+@cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--workers", type=click.IntRange(min=1), required=True, help="Local worker processes.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)

@@ -51,6 +51,11 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), checks: Sp
         spec = validate(located, checks)
     except SpecError as exc:
         issues += exc.issues
+    else:
+        if spec.search is not None:  # its parameter paths are checked against this very data
+            from kbuild.spec.search_paths import search_issues
+
+            issues += search_issues(located, spec)
     if issues:
         raise SpecError(issues)
     spec._source = str(path)

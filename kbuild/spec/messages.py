@@ -16,6 +16,9 @@ from pydantic import BaseModel
 from kbuild.registry import did_you_mean
 from kbuild.spec.source import Path_
 
+# Keys whose value picks a union member: blocks and tokenizers by `type`, search spaces by `space`.
+_TAG_KEYS = ("type", "space")
+
 
 def describe_error(error: dict, data: Any) -> tuple[Path_, str]:
     """(key path as the user wrote it, message) for one pydantic error dict."""
@@ -36,8 +39,8 @@ def describe_error(error: dict, data: Any) -> tuple[Path_, str]:
         return path, f"expected one of: {', '.join(choices)}; received {received!r}{did_you_mean(str(received), choices)}"
     if kind == "union_tag_invalid":
         choices = [c.strip().strip("'") for c in ctx.get("expected_tags", "").split(",")]
-        tag = ctx.get("tag")
-        return (*path, "type"), f"unknown type {tag!r}{did_you_mean(str(tag), choices)}; expected one of: {', '.join(choices)}"
+        tag, key = ctx.get("tag"), ctx.get("discriminator", "'type'").strip("'")
+        return (*path, key), f"unknown {key} {tag!r}{did_you_mean(str(tag), choices)}; expected one of: {', '.join(choices)}"
     if kind == "union_tag_not_found":
         return path, f"missing `{ctx.get('discriminator', 'type').strip(chr(39))}` key"
     if kind in ("model_type", "dict_type") and not isinstance(received, dict):
@@ -62,7 +65,7 @@ def _user_path(loc: Path_, data: Any) -> Path_:
         elif isinstance(node, dict | list):
             # A union member or discriminator tag ("transformer_encoder", "dict[str,float]"), or a
             # missing key (kept so the message can name it). Tags are not keys of the user's data.
-            if isinstance(node, dict) and _is_field_name(part) and node.get("type") != part:
+            if isinstance(node, dict) and _is_field_name(part) and part not in (node.get(k) for k in _TAG_KEYS):
                 out.append(part)
                 node = None
         else:
@@ -86,6 +89,8 @@ def _allowed_keys(path: Path_, data: Any) -> list[str]:
             tp = model.model_fields[part].annotation
         elif isinstance(part, int):
             tp = _list_item(tp)
+        elif _mapping_value(tp) is not None:  # a key of a dict field (search.parameters.<path>)
+            tp = _mapping_value(tp)
         else:
             return []
         node = node[part] if isinstance(node, dict | list) else None
@@ -105,9 +110,23 @@ def _members(tp: Any) -> tuple:
 def _as_model(tp: Any, node: Any) -> type[BaseModel] | None:
     models = [m for m in _members(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
     if len(models) > 1 and isinstance(node, dict):
-        tagged = [m for m in models if "type" in m.model_fields and m.model_fields["type"].default == node.get("type")]
+        tagged = [m for m in models if any(k in m.model_fields and _tag(m, k) == node.get(k) for k in _TAG_KEYS)]
         models = tagged or models[:1]
     return models[0] if models else None
+
+
+def _tag(model: type[BaseModel], key: str) -> Any:
+    """The tag value of a union member: its field's default, or its one-value Literal."""
+    field = model.model_fields[key]
+    args = typing.get_args(field.annotation)
+    return args[0] if typing.get_origin(field.annotation) is typing.Literal and len(args) == 1 else field.default
+
+
+def _mapping_value(tp: Any) -> Any:
+    for member in _members(tp):
+        if typing.get_origin(member) is dict:
+            return typing.get_args(member)[1]
+    return None
 
 
 def _list_item(tp: Any) -> Any:

@@ -13,6 +13,7 @@ from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.model import ModelSpec
 from kbuild.spec.preprocess import PreprocessSpec
+from kbuild.spec.search import SearchSpec
 from kbuild.spec.train import TrainSpec
 
 
@@ -31,6 +32,8 @@ class Spec(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    search: SearchSpec | None = None
+    """Hyperparameter search run by `kbuild tune`; ignored by `kbuild train`."""
 
     _source: str = PrivateAttr(default="<spec>")
 
@@ -47,7 +50,8 @@ class Spec(StrictModel):
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        return self.model_dump(mode="json")
+        # An absent search: section stays absent, so specs without one resolve (and hash) as before.
+        return self.model_dump(mode="json", exclude={"search"} if self.search is None else None)
 
     def fingerprint(self) -> str:
         """Stable hash of the resolved spec (recorded in export metadata)."""

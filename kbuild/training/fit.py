@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +57,8 @@ def log(message: str) -> None:
     print(f"[kbuild] {message}", file=sys.stderr, flush=True)
 
 
-def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = False) -> Run:
+def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = False,
+          callbacks: Sequence[keras.callbacks.Callback] = ()) -> Run:
     """Train `spec`; write the run folder; return the run with its final metrics.
 
     Args:
@@ -65,6 +66,8 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         run_dir: the run folder; default runs/<name>/<timestamp>.
         resume: continue the run in `run_dir` (or the latest run of this spec) from its checkpoint,
             at the exact step it reached, with the same data order and optimizer state.
+        callbacks: more Keras callbacks, run after kbuild's own each epoch (a search's pruning
+            reporter); one may stop training early through `model.stop_training`.
     """
     # Before anything starts TensorFlow's runtime: logical CPUs, multi-worker collectives.
     prepare_devices(spec.train)
@@ -73,10 +76,10 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
         if not chief:  # only the chief writes the run folder; other workers write to a scratch copy
             scratch = tempfile.mkdtemp(prefix=f"kbuild-{spec.name}-worker-")
             try:
-                return _train(spec, scratch, resume=False)
+                return _train(spec, scratch, resume=False, extra_callbacks=callbacks)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-        return _train(spec, run_dir, resume)
+        return _train(spec, run_dir, resume, extra_callbacks=callbacks)
 
 
 @contextmanager
@@ -89,7 +92,8 @@ def global_policy_kept() -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
+def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
+           extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> Run:
     import tensorflow as tf
 
     from kbuild.tasks.bundle import build as build_data
@@ -149,6 +153,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
             mode=monitor_mode(es_monitor) if es.mode == "auto" else es.mode,
             restore_best_weights=es.restore_best_weights,
         ))
+    callbacks.extend(extra_callbacks)
 
     fit_started = time.perf_counter()
     with _signals_as_interrupts():
