@@ -370,9 +370,9 @@ class CharCNN(keras.layers.Layer):
         }
 
 
-# The CRF and text-CNN layers live in their own modules; importing them here registers them wherever kbuild's
+# The CRF, bigram and text-CNN layers live in their own modules; importing them here registers them wherever kbuild's
 # layers are registered (loading model.keras imports this module).
-from kbuild import crf, text_cnn  # noqa: E402, F401
+from kbuild import bigrams, crf, text_cnn  # noqa: E402, F401
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

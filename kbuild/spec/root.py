@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from kbuild.spec.base import StrictModel
 from kbuild.spec.data import DataSpec
@@ -35,6 +35,18 @@ class Spec(StrictModel):
     export: ExportSpec = Field(default_factory=ExportSpec)
 
     _source: str = PrivateAttr(default="<spec>")
+
+    @model_validator(mode="after")
+    def _task_default_monitor(self) -> Spec:
+        """An unset `train.monitor` / `train.early_stopping.monitor` is the task's selection
+        metric (a tagger's `val_f1`), so a spec that leaves it out selects on what it is scored on."""
+        default = TASKS.get(self.task).default_monitor
+        if "monitor" not in self.train.model_fields_set:
+            self.train.monitor = default
+        stopping = self.train.early_stopping
+        if stopping is not None and "monitor" not in stopping.model_fields_set:
+            stopping.monitor = default
+        return self
 
     @property
     def source(self) -> str:

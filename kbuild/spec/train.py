@@ -47,6 +47,7 @@ class ScheduleSpec(StrictModel):
 
 class EarlyStoppingSpec(StrictModel):
     monitor: str = "val_loss"
+    """Unset: the task's selection metric, as for `train.monitor`."""
     patience: int = Field(default=2, ge=0)
     min_delta: float = Field(default=0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"
@@ -63,7 +64,8 @@ class TrainSpec(StrictModel):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = None
     monitor: str = "val_loss"
-    """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, ..."""
+    """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, `val_f1`
+    (tagging: conlleval entity F1), ... Unset: the task's own (`val_f1` for tagging, else `val_loss`)."""
     class_weight: Literal["balanced"] | dict[str, float] | None = None
     """`balanced`, or label -> weight."""
     shuffle_buffer: int = Field(default=20000, ge=1)

@@ -136,6 +136,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         guard,
         throughput,
         backup,
+        *TASKS.get(spec.task).epoch_callbacks(spec, bundle),  # their metrics must reach the callbacks below
         GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
