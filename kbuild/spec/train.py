@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -54,8 +54,21 @@ class EarlyStoppingSpec(StrictModel):
     restore_best_weights: bool = True
 
 
+class EpochBudgetSpec(StrictModel):
+    """What `epochs: auto` trains for: about `samples` examples, in whole epochs."""
+
+    samples: int = Field(default=200_000, ge=1)
+    """Examples seen in all: ceil(samples / train rows) epochs (SST-2's 67k rows: 3)."""
+    max_epochs: int = Field(default=50, ge=1)
+    """Upper bound on the epochs of a tiny train split."""
+
+
 class TrainSpec(StrictModel):
-    epochs: int = Field(default=3, ge=1)
+    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = 3
+    """Passes over train, or `auto`: as many as `epoch_budget` gives for the train split's size,
+    with early stopping (patience 2 on `monitor` unless `early_stopping` says otherwise), so a
+    small set is not under-trained and a large one not over-trained (see README, Small datasets)."""
+    epoch_budget: EpochBudgetSpec = Field(default_factory=EpochBudgetSpec)
     batch_size: int = Field(default=64, ge=1)
     """Global batch size: split across replicas under a distribution strategy."""
     max_steps: int | None = Field(default=None, ge=1)
