@@ -64,8 +64,12 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
         char_ids = keras.Input(shape=(None, chars.max_chars), dtype="int32", name=CHAR_IDS)
         inputs = {input_name: ids, CHAR_IDS: char_ids}
         x = add_char_features(x, char_ids, chars, spec.seed)
+    if (bigrams := spec.model.embedding.bigrams) is not None:
+        from kbuild.layers.bigrams import add_bigram_features
+
+        x = add_bigram_features(x, ids, vocab_size, bigrams.buckets, bigrams.dim)
     if spec.model.embedding.dropout:
-        # After the char features, so both parts of the word representation are regularised.
+        # After the char and bigram features, so every part of the token's representation is regularised.
         x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
     dim = spec.model.embedding.output_dim
     for block, ctx in block_contexts(spec):

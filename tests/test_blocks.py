@@ -36,6 +36,7 @@ BLOCK_CASES = {
     "lstm": {"type": "lstm", "units": 8, "layers": 2},
     "bilstm": {"type": "bilstm", "units": 8},
     "gru": {"type": "gru", "units": 8, "bidirectional": True, "merge": "sum"},
+    "cnn": {"type": "cnn", "widths": [2, 3], "filters": 6},
 }
 
 

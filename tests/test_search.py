@@ -20,11 +20,11 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from kbuild import load_spec
 from kbuild.cli import cli
 from kbuild.errors import KbuildError, SpecError
 from kbuild.search.runner import create_search, recover, resume_search, run_search
 from kbuild.search.study import open_search_folder, open_study
-from kbuild.spec import load_spec
 from kbuild.spec.loader import apply_overrides
 from kbuild.spec.search import SearchSpec
 from kbuild.spec.search_algorithms import SAMPLERS, build_sampler

@@ -10,7 +10,7 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from kbuild.blocks import recurrent, transformer, transformer_decoder  # noqa: F401  (registration side effect)
+from kbuild.blocks import cnn, recurrent, transformer, transformer_decoder  # noqa: F401  (registration side effect)
 from kbuild.blocks.base import BLOCKS, BlockConfig, BlockDecoder, BuildContext
 
 BlockSpec = Annotated[Union[tuple(cls for _, cls in BLOCKS.items())], Field(discriminator="type")]  # noqa: UP007

@@ -48,6 +48,11 @@ class BlockConfig(StrictModel):
         language model refuses such blocks."""
         return f"`{self.type}` attends to every position, later ones included"
 
+    def pooling_issue(self, pooling: str) -> str | None:
+        """Why `model.pooling` cannot pool this block's output when it is the last block of a
+        task that pools (e.g. `cnn` wants max over time); None when any pooling fits."""
+        return None
+
     def decoder(self, model: Any, ctx: BuildContext) -> BlockDecoder:
         """A `BlockDecoder` over this block's trained layers in `model` (generation)."""
         raise NotImplementedError(f"block `{self.type}` cannot generate step by step")

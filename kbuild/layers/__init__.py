@@ -8,6 +8,7 @@ Adding a layer: a class in the module of its family (or a new module imported be
 with `@keras.saving.register_keras_serializable(package=PACKAGE)` and implementing `get_config`.
 """
 
+from kbuild.layers.bigrams import BigramEmbedding
 from kbuild.layers.crf import (
     CRF,
     PADDING_TAG,
@@ -27,11 +28,12 @@ from kbuild.layers.metrics import (
 )
 from kbuild.layers.pooling import AttentionPooling, DropMask, FirstSubtoken, MaskedPooling
 from kbuild.layers.schedules import WarmupSchedule
+from kbuild.layers.text_cnn import TextCNN
 from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
 
 __all__ = [
-    "CRF", "PADDING_TAG", "AttentionPooling", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
+    "CRF", "PADDING_TAG", "AttentionPooling", "BigramEmbedding", "TextCNN", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
     "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",

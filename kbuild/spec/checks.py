@@ -24,7 +24,11 @@ class SpecChecks:
         task_names: the registered tasks; `task:` must be one of them (checked alongside the
             field errors, so a misspelt task is reported with everything else).
         issues: (location, message) of each problem of a valid spec that the tasks see.
+        complete: see below.
     """
 
     task_names: tuple[str, ...]
     issues: Callable[[Spec], Iterable[tuple[Location, str]]]
+    complete: Callable[[Spec], None] = lambda spec: None
+    """Fills the task's defaults of fields the spec left unset (a tagger selects on `val_f1`),
+    before `issues` runs."""

@@ -82,6 +82,8 @@ def validate(located: Located, checks: SpecChecks | None = None) -> Spec:
         raise SpecError(issues) from None
     if task_issues:
         raise SpecError(task_issues)
+    if checks is not None:
+        checks.complete(spec)
     issues = [
         _issue(located.position(loc), _dotted(loc), message)
         for loc, message in (*spec.issues(), *(checks.issues(spec) if checks else ()))

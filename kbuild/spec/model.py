@@ -34,6 +34,18 @@ class CharFeaturesSpec(StrictModel):
     """Dropout on the character embeddings."""
 
 
+class BigramFeaturesSpec(StrictModel):
+    """An embedding of each token with its right neighbour (hashed ids, no second vocabulary),
+    concatenated to the token's embedding: the standard strong features of character-level Chinese
+    NER, where a character pair stands in for word boundaries. Tagging only."""
+
+    dim: int = Field(default=50, ge=1)
+    """Bigram embedding size."""
+    buckets: int = Field(default=100_000, ge=2)
+    """Rows of the hashed bigram table; keep it well above the distinct bigrams in train (Resume
+    NER: 18,788) so that few pairs share a row."""
+
+
 class EmbeddingSpec(StrictModel):
     dim: int = Field(default=128, ge=1)
     position: Literal["learned", "sine", "none"] = "learned"
@@ -41,6 +53,8 @@ class EmbeddingSpec(StrictModel):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     chars: CharFeaturesSpec | None = None
     """Character-level word features; the embedding's size is then dim + chars.filters."""
+    bigrams: BigramFeaturesSpec | None = None
+    """Token-bigram features (tagging); the embedding's size grows by bigrams.dim."""
     pretrained: str | None = None
     """Word vectors to start from: word2vec/GloVe text (an optional `COUNT DIM` header line, then
     `WORD v1 ... vDIM` per line) or word2vec binary (`.bin`). Each must have `dim` values; words not
@@ -50,7 +64,7 @@ class EmbeddingSpec(StrictModel):
 
     @property
     def output_dim(self) -> int:
-        return self.dim + (self.chars.filters if self.chars else 0)
+        return self.dim + (self.chars.filters if self.chars else 0) + (self.bigrams.dim if self.bigrams else 0)
 
 
 class HeadSpec(StrictModel):

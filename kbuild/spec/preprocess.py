@@ -67,5 +67,6 @@ class PreprocessSpec(StrictModel):
     """Tokens per example after truncation (special tokens included)."""
     bucketing: bool = False
     """Batch examples of similar length together (pads each batch to its longest, not max_length)."""
-    tag_scheme: Literal["bio", "bioes"] = "bio"
-    """Tagging: the scheme trained on; IOB1, BIO and BIOES input tags are converted on load."""
+    tag_scheme: Literal["bio", "bioes", "bmes"] = "bio"
+    """Tagging: the scheme trained on; IOB1, BIO, BIOES and BMES input tags are converted on load
+    (`bmes` is BIOES with `M-` for `I-`, as Chinese NER corpora write it)."""

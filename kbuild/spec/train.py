@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -47,14 +47,28 @@ class ScheduleSpec(StrictModel):
 
 class EarlyStoppingSpec(StrictModel):
     monitor: str = "val_loss"
+    """Unset: the task's selection metric, as for `train.monitor`."""
     patience: int = Field(default=2, ge=0)
     min_delta: float = Field(default=0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"
     restore_best_weights: bool = True
 
 
+class EpochBudgetSpec(StrictModel):
+    """What `epochs: auto` trains for: about `samples` examples, in whole epochs."""
+
+    samples: int = Field(default=200_000, ge=1)
+    """Examples seen in all: ceil(samples / train rows) epochs (SST-2's 67k rows: 3)."""
+    max_epochs: int = Field(default=50, ge=1)
+    """Upper bound on the epochs of a tiny train split."""
+
+
 class TrainSpec(StrictModel):
-    epochs: int = Field(default=3, ge=1)
+    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = 3
+    """Passes over train, or `auto`: as many as `epoch_budget` gives for the train split's size,
+    with early stopping (patience 2 on `monitor` unless `early_stopping` says otherwise), so a
+    small set is not under-trained and a large one not over-trained (see README, Small datasets)."""
+    epoch_budget: EpochBudgetSpec = Field(default_factory=EpochBudgetSpec)
     batch_size: int = Field(default=64, ge=1)
     """Global batch size: split across replicas under a distribution strategy."""
     max_steps: int | None = Field(default=None, ge=1)
@@ -63,7 +77,8 @@ class TrainSpec(StrictModel):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = None
     monitor: str = "val_loss"
-    """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, ..."""
+    """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, `val_f1`
+    (tagging: conlleval entity F1), ... Unset: the task's own (`val_f1` for tagging, else `val_loss`)."""
     class_weight: Literal["balanced"] | dict[str, float] | None = None
     """`balanced`, or label -> weight."""
     shuffle_buffer: int = Field(default=20000, ge=1)

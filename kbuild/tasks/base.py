@@ -38,6 +38,8 @@ class Task:
     owned_fields: tuple[tuple[str, ...], ...] = ()
     """Spec fields only this task (and others that list them) reads; another task's spec that sets
     one away from its default is an error, not a silently ignored setting."""
+    default_monitor: str = "val_loss"
+    """`train.monitor` (and `train.early_stopping.monitor`) when the spec leaves it unset."""
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""
@@ -102,6 +104,11 @@ class Task:
             label_padding=self.label_padding,
         )
         return SplitData(factory, len(label_ids), features)
+
+    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
+        """Keras callbacks that add task metrics to each epoch's logs before the checkpoint, early
+        stopping and the logs read them (a tagger's `val_f1`); none by default."""
+        return []
 
     # --- model (Keras; each task imports it lazily) --------------------------------------------
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:

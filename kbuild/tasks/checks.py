@@ -46,7 +46,18 @@ def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
                          f"with task {spec.task}: remove it")
 
 
-TASK_CHECKS = SpecChecks(TASKS.names(), task_issues)
+def task_defaults(spec: Spec) -> None:
+    """An unset `train.monitor` / `train.early_stopping.monitor` is the task's selection metric
+    (a tagger's `val_f1`), so a spec that leaves it out selects on what it is scored on."""
+    default = TASKS.get(spec.task).default_monitor
+    if "monitor" not in spec.train.model_fields_set:
+        spec.train.monitor = default
+    stopping = spec.train.early_stopping
+    if stopping is not None and "monitor" not in stopping.model_fields_set:
+        stopping.monitor = default
+
+
+TASK_CHECKS = SpecChecks(TASKS.names(), task_issues, task_defaults)
 
 
 def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks.pooling import POOLINGS
 from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head
+from kbuild.tasks.head import pooled_head, pooling_issues
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
@@ -32,6 +32,7 @@ class ClassificationTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), f"{spec.model.head.type!r} heads are for tagging; classification uses softmax"
+        yield from pooling_issues(spec)
 
     def loss(self, spec: Spec) -> Any:
         import keras

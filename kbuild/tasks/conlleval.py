@@ -3,8 +3,8 @@
 A chunk (entity) starts and ends by conlleval's `startOfChunk` / `endOfChunk` rules, so ill-formed
 predictions (`I-X` after `O`, a type change inside an entity) are read the way the shared-task
 scores were. A predicted chunk is correct when a gold chunk has the same start, end and type.
-conlleval predates BIOES and knows no `S-`: sequences are mapped to BIO first (`S-`->`B-`,
-`E-`->`I-`), which keeps every well-formed entity. Plain Python.
+conlleval predates BIOES and BMES and knows no `S-` or `M-`: sequences are mapped to BIO first
+(`S-`->`B-`, `E-` and `M-`->`I-`), which keeps every well-formed entity. Plain Python.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _parts(tag: str) -> tuple[str, str]:
     prefix, dash, kind = tag.partition("-")
     if not dash:
         return tag, ""
-    return {"S": "B", "E": "I"}.get(prefix, prefix), kind
+    return {"S": "B", "E": "I", "M": "I"}.get(prefix, prefix), kind
 
 
 def _end_of_chunk(prev: str, tag: str, prev_type: str, kind: str) -> bool:

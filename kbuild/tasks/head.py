@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks.pooling import POOLINGS
@@ -28,3 +29,9 @@ def dense_head(x: Any, spec: Spec) -> Any:
 def pooled_head(features: Any, spec: Spec) -> Any:
     """Pool the sequence as `model.pooling` says, then the dense head (per-text tasks)."""
     return dense_head(POOLINGS.get(spec.model.pooling).build(features), spec)
+
+
+def pooling_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """The last block's objection to `model.pooling`, for the tasks that pool (`pooled_head`)."""
+    if spec.model.blocks and (message := spec.model.blocks[-1].pooling_issue(spec.model.pooling)):
+        yield ("model", "pooling"), message

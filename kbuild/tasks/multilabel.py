@@ -15,7 +15,7 @@ from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
 from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head
+from kbuild.tasks.head import pooled_head, pooling_issues
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +40,7 @@ class MultiLabelTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), "multilabel ends in one sigmoid per label; leave model.head.type unset"
+        yield from pooling_issues(spec)
         setting = spec.model.head.threshold
         for label, value in (setting.items() if isinstance(setting, dict) else [(None, setting)]):
             if not 0.0 <= value <= 1.0:

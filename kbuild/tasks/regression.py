@@ -14,7 +14,7 @@ from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head
+from kbuild.tasks.head import pooled_head, pooling_issues
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,6 +31,7 @@ class RegressionTask(Task):
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if spec.model.head.type != "softmax":
             yield ("model", "head", "type"), "regression ends in a linear output; leave model.head.type unset"
+        yield from pooling_issues(spec)
 
     def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
         for example in split.examples:

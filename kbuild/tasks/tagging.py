@@ -49,8 +49,15 @@ def word_positions(features: Any) -> Any:
 
 class TaggingTask(Task):
     name = "tagging"
-    owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"))
+    owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"), ("model", "embedding", "bigrams"))
     label_padding = PADDING_TAG
+    default_monitor = "val_f1"
+
+    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
+        """`val_f1` (conlleval entity F1 on valid; `f1` on train without one) in every epoch's logs."""
+        from kbuild.tasks.entity_f1 import EntityF1
+
+        return [EntityF1(self, bundle, spec, "valid" if "valid" in bundle.datasets else "train")]
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         if self.word_aligned(spec) and spec.model.embedding.chars is not None:
@@ -181,9 +188,10 @@ class TaggingTask(Task):
         report = conlleval.score(gold, predicted).report()
         return {"loss": metrics["loss"], **report}
 
-    def predict_tags(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> list[list[str]]:
-        """Decoded tags of each example of `split`, in order; words past max_length get `O`."""
-        decoder = self.decoder(model, spec, bundle.labels)
+    def predict_tags(self, model: Any, bundle: DataBundle, split: str, spec: Spec, decoder: Any = None) -> list[list[str]]:
+        """Decoded tags of each example of `split`, in order; words past max_length get `O`.
+        `decoder`: one `decoder(model, ...)` built before, reused (the per-epoch `val_f1`)."""
+        decoder = decoder or self.decoder(model, spec, bundle.labels)
         ids = decoder.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)
         return decoded_tags(bundle.examples[split], ids, bundle.labels)
 

@@ -35,6 +35,13 @@ from kbuild.training.callbacks import (
 )
 from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
 from kbuild.training.optimizers import build_optimizer
+from kbuild.training.stopping import (
+    PatienceStopping,
+    SelectionState,
+    early_stopping_for,
+    plan_epochs,
+    stop_reason,
+)
 from kbuild.training.strategy import (
     Placement,
     is_chief,
@@ -117,7 +124,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         log("no valid split: the best model is chosen on training loss")
     log(_describe_data(bundle))
     steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
-    total_steps = spec.train.epochs * steps_per_epoch
+    plan = plan_epochs(spec.train, bundle.counts["train"])
+    total_steps = plan.epochs * steps_per_epoch
     if spec.train.max_steps:
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
@@ -128,7 +136,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
     log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
-        f"{epochs} epoch(s) x {steps_per_epoch} steps")
+        f"{epochs} epoch(s) x {steps_per_epoch} steps ({plan.reason})")
     if start_step:
         log(f"resuming at step {start_step} of {total_steps} (epoch {start_step // steps_per_epoch + 1})")
 
@@ -136,29 +144,35 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     guard = NanGuard()
     backup = StepCheckpoint(folder.checkpoints, guard, spec.train.checkpoint_every)
     throughput = Throughput(spec.train.batch_size)
+    checkpoint = GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True)
     callbacks = [
         guard,
         throughput,
         backup,
-        GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
+        *TASKS.get(spec.task).epoch_callbacks(spec, bundle),  # their metrics must reach the callbacks below
+        checkpoint,
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
         StepLimit(total_steps),
     ]
-    if spec.train.early_stopping:
-        es = spec.train.early_stopping
+    stopping = None
+    if es := early_stopping_for(spec.train):
         es_monitor = es.monitor if "valid" in bundle.datasets else es.monitor.removeprefix("val_")
-        callbacks.append(keras.callbacks.EarlyStopping(
+        stopping = PatienceStopping(
             monitor=es_monitor, patience=es.patience, min_delta=es.min_delta,
             mode=monitor_mode(es_monitor) if es.mode == "auto" else es.mode,
             restore_best_weights=es.restore_best_weights,
-        ))
+        )
+        callbacks.append(stopping)
     callbacks.extend(extra_callbacks)
+    selection = SelectionState(folder.checkpoints, checkpoint, stopping)
+    callbacks.append(selection)  # last: saves what the checkpoint and early stopping decided this epoch
+    stopped_before = bool(start_step) and selection.restore()
 
     fit_started = time.perf_counter()
     with _signals_as_interrupts():
         try:
-            for call in _epoch_plan(start_step, total_steps, steps_per_epoch):
+            for call in [] if stopped_before else _epoch_plan(start_step, total_steps, steps_per_epoch):
                 model.fit(
                     _train_stream(bundle.fresh_dataset("train"), call.start_step),
                     validation_data=bundle.datasets.get("valid"),
@@ -182,6 +196,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. "
                             f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
+    reason = stop_reason(stopping, plan, optimizer_steps(model), spec.train.max_steps)
+    log(f"stopped: {reason}")
     metrics = evaluate_splits(folder, bundle, spec)
     results = {
         "kbuild_version": __version__,
@@ -194,6 +210,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "skipped_rows": bundle.skipped,
         "steps": optimizer_steps(model),
         "resumed_at_step": start_step or None,
+        "stop_reason": reason,
         "samples_per_second": throughput.samples_per_second,
         "train_time_s": round(train_seconds, 2),
         "wall_time_s": round(time.perf_counter() - started, 2),

@@ -1,0 +1,51 @@
+"""`val_f1`: conlleval entity F1 of a tagger on the valid split at every epoch end.
+
+Token accuracy is dominated by `O` (on a sparse-entity set a model that tags everything `O` scores
+0.95), so a tagger must be selected and early-stopped on entity F1. Keras metrics see one batch of
+padded tag ids at a time and cannot count entities, so this callback decodes the whole split (Viterbi
+inside the graph, as evaluation and serving do) and scores it with `kbuild.tasks.conlleval`. It
+writes `val_f1`, `val_precision` and `val_recall` into the epoch's logs before the callbacks after
+it run: the best-model checkpoint, early stopping, metrics.jsonl and TensorBoard all see them.
+Without a valid split it scores train instead, as `f1` (the monitor loses its `val_` prefix then).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from kbuild.tasks import conlleval
+
+if TYPE_CHECKING:
+    from kbuild.spec import Spec
+    from kbuild.tasks.bundle import DataBundle
+    from kbuild.tasks.tagging import TaggingTask
+
+
+class EntityF1(keras.callbacks.Callback):
+    """Adds conlleval precision/recall/F1 of `split` to each epoch's logs.
+
+    Args:
+        task: the tagging task (decodes and aligns predictions with the examples).
+        bundle: the run's data bundle.
+        spec: the run's spec.
+        split: `valid`, or `train` for a run without a valid split.
+    """
+
+    def __init__(self, task: TaggingTask, bundle: DataBundle, spec: Spec, split: str):
+        super().__init__()
+        self.task, self.bundle, self.spec, self.split = task, bundle, spec, split
+        self.prefix = "val_" if split == "valid" else ""
+        self.gold = [example.label for example in bundle.examples[split]]
+        self._decoder: Any = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if self._decoder is None:  # built once on the training model's layers: always its current weights
+            self._decoder = self.task.decoder(self.model, self.spec, self.bundle.labels)
+        predicted = self.task.predict_tags(self.model, self.bundle, self.split, self.spec, decoder=self._decoder)
+        report = conlleval.score(self.gold, predicted).report()
+        for name in ("f1", "precision", "recall"):
+            logs[f"{self.prefix}{name}"] = float(report[name])

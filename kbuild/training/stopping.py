@@ -1,0 +1,141 @@
+"""How long a run trains, why it stopped, and early stopping that survives `--resume`.
+
+`train.epochs: auto` makes the epoch count follow the data: about `train.epoch_budget.samples`
+examples in all (`ceil(samples / train rows)` epochs, between 1 and `max_epochs`), stopped early
+when the selection metric stops improving. With SST-2's 67,349 rows and the default 200,000 samples
+that is the 3 epochs the SST-2 specs always had; a 5,000-row set gets up to 40 short epochs instead
+of 3, and a million rows one epoch rather than three. Measured in benchmarks/RESULTS.md (issue 19).
+
+Early stopping and the best-model checkpoint keep state across epochs (epochs without improvement,
+best value): `SelectionState` writes it to checkpoints/selection.json at every epoch end and a
+resumed run reads it back, so stopping and model selection after `--resume` are those of an
+unbroken run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kbuild.spec.train import EarlyStoppingSpec, TrainSpec
+
+STATE = "selection.json"
+AUTO_PATIENCE = 2
+"""Epochs without improvement before `epochs: auto` stops, when the spec sets no early_stopping."""
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    epochs: int
+    reason: str
+    """How `epochs` was chosen, for the log and results.json."""
+
+
+def plan_epochs(train: TrainSpec, rows: int) -> EpochPlan:
+    """The most epochs the run may train: `train.epochs`, or under `auto` the data-sized budget."""
+    if train.epochs != "auto":
+        return EpochPlan(train.epochs, f"train.epochs {train.epochs}")
+    budget = train.epoch_budget
+    wanted = math.ceil(budget.samples / max(rows, 1))
+    epochs = min(max(wanted, 1), budget.max_epochs)
+    capped = f", capped at max_epochs {budget.max_epochs}" if wanted > budget.max_epochs else ""
+    return EpochPlan(epochs, f"epochs: auto = {budget.samples:,} samples / {rows:,} train rows{capped}")
+
+
+def early_stopping_for(train: TrainSpec) -> EarlyStoppingSpec | None:
+    """`train.early_stopping`; under `epochs: auto` without one, patience AUTO_PATIENCE on
+    `train.monitor` (an epoch budget sized for the data is an upper bound, not a target)."""
+    if train.early_stopping is not None or train.epochs != "auto":
+        return train.early_stopping
+    return EarlyStoppingSpec(monitor=train.monitor, patience=AUTO_PATIENCE)
+
+
+class PatienceStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, but its count is not reset by the second `fit` call of a resumed
+    run (fit.py finishes an interrupted epoch in a call of its own), and best weights are put back
+    only when it really stops training, not at the end of that first call, which would rewind the
+    model before the rest of the run. (Evaluation and export read model.keras either way.)"""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._begun = False
+
+    def on_train_begin(self, logs=None):
+        if not self._begun:
+            super().on_train_begin(logs)
+            self._begun = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        best, best_epoch = self.best, self.best_epoch
+        super().on_epoch_end(epoch, logs)
+        # Keras sets best_epoch to the current epoch whenever it holds no best weights yet, which
+        # after a resume is true however good the restored best was: keep it unless it improved.
+        if best is not None and self.best is best:
+            self.best_epoch = best_epoch
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0:
+            super().on_train_end(logs)
+
+    def state(self) -> dict:
+        return {"wait": self.wait, "best": _number(self.best), "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch}
+
+    def load_state(self, state: dict) -> None:
+        self.on_train_begin()  # fixes the fresh state first; what follows overrides it
+        self.wait, self.best = state["wait"], state["best"]
+        self.best_epoch, self.stopped_epoch = state["best_epoch"], state["stopped_epoch"]
+
+
+class SelectionState(keras.callbacks.Callback):
+    """Writes the best-model checkpoint's best value and the early-stopping state after every
+    epoch (last in the callback list, after both have updated), atomically.
+
+    A kill between the epoch's weights checkpoint and this write loses that one epoch's update:
+    the resumed run then counts that epoch as neither better nor worse.
+    """
+
+    def __init__(self, folder: Path, checkpoint: keras.callbacks.ModelCheckpoint, stopping: PatienceStopping | None):
+        super().__init__()
+        self.path = folder / STATE
+        self.checkpoint, self.stopping = checkpoint, stopping
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = {"epoch": epoch + 1, "checkpoint_best": _number(self.checkpoint.best),
+                 "early_stopping": self.stopping.state() if self.stopping else None}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.path.with_name(f".{STATE}.{os.getpid()}")
+        staging.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(staging, self.path)
+
+    def restore(self) -> bool:
+        """Load the saved state (a resumed run); True when early stopping had already ended it."""
+        if not self.path.is_file():
+            return False
+        state = json.loads(self.path.read_text(encoding="utf-8"))
+        self.checkpoint.best = state["checkpoint_best"]
+        if self.stopping is not None and state["early_stopping"] is not None:
+            self.stopping.load_state(state["early_stopping"])
+            return self.stopping.stopped_epoch > 0
+        return False
+
+
+def stop_reason(stopping: PatienceStopping | None, plan: EpochPlan, steps: int, max_steps: int | None) -> str:
+    """Why training ended, in words: patience exhausted, step budget or epoch budget reached."""
+    if stopping is not None and stopping.stopped_epoch > 0:
+        best = "none" if stopping.best is None else f"{stopping.best:.4f}"
+        return (f"patience exhausted at epoch {stopping.stopped_epoch + 1}: {stopping.monitor} has not improved "
+                f"on {best} (epoch {stopping.best_epoch + 1}) for {stopping.patience} epoch(s)")
+    if max_steps is not None and steps >= max_steps:
+        return f"step budget reached: train.max_steps {max_steps}"
+    return f"epoch budget reached: {plan.epochs} epoch(s) ({plan.reason})"
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
