@@ -96,7 +96,8 @@ def progress_callback(total: int, label: str) -> Any:
         def on_predict_batch_end(self, batch, logs=None):
             flat = keras.tree.flatten((logs or {}).get("outputs"))
             rows = int(flat[0].shape[0]) if flat and hasattr(flat[0], "shape") else 0
-            self.progress.update(rows)
+            # The last batch may run past the example cap; count only the rows the report keeps.
+            self.progress.update(max(0, min(rows, total - self.progress.done)))
 
         def on_predict_end(self, logs=None):
             self.progress.close()

@@ -1,16 +1,18 @@
-"""Sections every run has: summary, learning curves, metrics per split."""
+"""Sections every run has: summary, learning curves, metrics per split. They read only the run
+folder's files, never predictions, so a comparison or a search page reuses them without a context."""
 
 from __future__ import annotations
 
 from kbuild.report import figures
 from kbuild.report.content import Code, Figure, Section, Table, Text
 from kbuild.report.loader import RunRecord
+from kbuild.report.sections.base import SectionContext
 
 NOT_CURVES = ("learning_rate", "epoch_time_s")
 """metrics.jsonl fields that are not train/valid metric pairs."""
 
 
-def summary(record: RunRecord, context) -> list[Section]:
+def summary(record: RunRecord, context: SectionContext | None = None) -> list[Section]:
     results = record.results
     spec = record.spec
     train = spec.get("train") or {}
@@ -76,7 +78,7 @@ def best_epoch(record: RunRecord) -> int | None:
     return pick(logged, key=lambda item: item[1])[0]
 
 
-def curves(record: RunRecord, context) -> list[Section]:
+def curves(record: RunRecord, context: SectionContext | None = None) -> list[Section]:
     if not record.epochs:
         return [Section("curves", "Learning curves", [Text("metrics.jsonl has no epochs: nothing to plot.")])]
     names = metric_names(record)
@@ -102,7 +104,7 @@ def curves(record: RunRecord, context) -> list[Section]:
     return [Section("curves", "Learning curves", [Figure(svg, caption, Table(columns, rows))])]
 
 
-def metrics(record: RunRecord, context) -> list[Section]:
+def metrics(record: RunRecord, context: SectionContext | None = None) -> list[Section]:
     splits = record.metrics
     names = sorted({n for m in splits.values() for n, v in m.items() if not isinstance(v, dict)},
                    key=lambda name: (name != "loss", name))

@@ -64,6 +64,6 @@ def comparison_sections(records: list[RunRecord]) -> list[Section]:
     if overlaid is not None:
         result.append(Section("compare-curves", "Learning curves, overlaid", [overlaid]))
     for number, record in enumerate(records, start=1):
-        for section in (*common.summary(record, None), *common.metrics(record, None)):
+        for section in (*common.summary(record), *common.metrics(record)):
             result.append(Section(f"run{number}-{section.key}", f"{record.label}: {section.title.lower()}", section.blocks))
     return result

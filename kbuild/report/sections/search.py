@@ -66,7 +66,7 @@ def best_trial_curves(search: SearchRecord) -> list[Section]:
     if record is None:
         return []
     return [Section("best-curves", f"Best trial ({best.number}): learning curves", section.blocks)
-            for section in common.curves(record, None)]
+            for section in common.curves(record)]
 
 
 def search_sections(search: SearchRecord) -> list[Section]:
