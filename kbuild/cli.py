@@ -146,15 +146,12 @@ def tune(spec: str | None, overrides: tuple[str, ...], workers: int, resume_dir:
         raise click.UsageError("give exactly one of SPEC, --resume DIR or --show DIR")
     if (overrides or run_dir) and not spec:
         raise click.UsageError("--set and --run-dir apply to a new search (SPEC) only")
-    if show_dir:
-        from kbuild.search.output import markdown
-        from kbuild.search.runner import show_search
+    from kbuild.search.output import markdown
+    from kbuild.search.runner import resume_search, show_search, start_search
 
+    if show_dir:
         click.echo(markdown(show_search(show_dir)), nl=False)
         return
-    from kbuild.search.output import markdown
-    from kbuild.search.runner import resume_search, start_search
-
     folder, summary = resume_search(resume_dir, workers) if resume_dir else start_search(spec, overrides, run_dir, workers)
     click.echo(markdown(summary), nl=False)
     click.echo(f"search folder: {folder.path}")

@@ -334,6 +334,16 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes_the_budget(write_spec, tmp_pat
     assert retried.user_attrs["retry_of"] == 0 and retried.params == interrupted.params
 
 
+@pytest.mark.slow
+def test_a_metric_no_epoch_reports_stops_the_search_after_one_trial(write_spec, tmp_path):
+    spec_path = _search_spec(write_spec, SEARCH.replace("metric: val_loss", "metric: val_acuracy\n  goal: maximize"))
+    result = CliRunner().invoke(cli, ["tune", str(spec_path), "--run-dir", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert ("search stopped at trial 0: search.metric 'val_acuracy' is not among this task's epoch metrics "
+            '(did you mean "val_accuracy"?)') in result.output
+    assert _states(open_search_folder(tmp_path / "s")) == {0: "FAIL"}  # not three failed trials
+
+
 def test_tune_needs_exactly_one_of_spec_resume_show(tmp_path):
     result = CliRunner().invoke(cli, ["tune"])
     assert result.exit_code == 2 and "exactly one of SPEC, --resume DIR or --show DIR" in result.output

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import Interrupted, KbuildError
+from kbuild.registry import did_you_mean
 from kbuild.search.study import (
     SearchFolder,
     load_search_spec,
@@ -64,8 +65,8 @@ def pruning_callback(trial: Any, metric: str) -> Any:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
             if metric not in logs:
-                raise SearchMetricMissing(f"search.metric {metric!r} is not among this task's epoch metrics "
-                                          f"({', '.join(sorted(logs)) or 'none'})")
+                raise SearchMetricMissing(f"search.metric {metric!r} is not among this task's epoch metrics"
+                                          f"{did_you_mean(metric, sorted(logs))}: {', '.join(sorted(logs)) or 'none'}")
             value = float(logs[metric])
             self.reported.append(value)
             if not math.isfinite(value):
