@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import KbuildError, SpecError, SpecIssue
+from kbuild.runs import (
+    RUNS_ROOT,  # kbuild.runs imports no TensorFlow: the search process never needs it
+)
 from kbuild.spec.search import SearchSpec
 from kbuild.spec.search_algorithms import build_pruner, build_sampler
 
 META_VERSION = 1
-# The root of run folders, as kbuild.runs.RUNS_ROOT; not imported from there, because
-# importing kbuild.training starts TensorFlow, which the search process itself never needs.
-RUNS_ROOT = Path("runs")
 
 
 class SearchFolderError(KbuildError):
