@@ -38,6 +38,8 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     import keras
 
     keras.utils.set_random_seed(spec.seed)
+    if spec.model.backbone is not None:
+        return _build_on_pretrained(spec, vocab_size, labels)
     ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
     inputs = ids
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
@@ -62,6 +64,25 @@ def build_model(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
     model = keras.Model(inputs, outputs, name=spec.name.replace("-", "_"))
     apply_regularization(model, spec.model.regularization)
     return model
+
+
+def _build_on_pretrained(spec: Spec, vocab_size: int, labels: list[str]) -> keras.Model:
+    """`model.backbone`: the pretrained encoder's per-token features replace embedding -> blocks;
+    the task's outputs follow as usual (per word, through FirstSubtoken, for a tagger)."""
+    import keras
+
+    from kbuild.pretrained.backbone import backbone_features
+
+    ids, x = backbone_features(spec)
+    inputs = ids
+    task = TASKS.get(spec.task)
+    if task.word_aligned(spec):
+        from kbuild.layers import FirstSubtoken
+
+        starts = keras.Input(shape=(None,), dtype="int32", name=WORD_STARTS)
+        inputs = {TOKEN_IDS: ids, WORD_STARTS: starts}
+        x = FirstSubtoken(name="first_subtoken")([x, starts])
+    return keras.Model(inputs, task.build_outputs(x, spec, labels, vocab_size), name=spec.name.replace("-", "_"))
 
 
 def block_contexts(spec: Spec) -> Iterator[tuple[BlockSpec, BuildContext]]:

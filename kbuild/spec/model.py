@@ -9,6 +9,7 @@ from pydantic import Field
 
 from kbuild.blocks import BlockSpec
 from kbuild.blocks.pooling import POOLINGS
+from kbuild.pretrained.spec import BackboneSpec
 from kbuild.seq2seq.decoders import DecoderSpec
 from kbuild.spec.base import StrictModel
 from kbuild.vae.config import LatentSpec
@@ -81,6 +82,9 @@ class RegularizationSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
+    backbone: BackboneSpec | None = None
+    """A pretrained encoder from a local folder (`from`, `trainable`, `freeze_layers`, `lora`): it
+    replaces `embedding` and `blocks`, and its tokenizer replaces `preprocess.tokenizer`."""
     embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
     blocks: list[BlockSpec] = Field(default_factory=list)
     pooling: PoolingName = "mean"

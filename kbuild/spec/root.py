@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr
 
+from kbuild.pretrained.spec import backbone_issues
 from kbuild.spec.base import StrictModel
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
@@ -45,6 +46,7 @@ class Spec(StrictModel):
         """Cross-section problems that field validators cannot see."""
         for loc, message in self.model.issues():
             yield ("model", *loc), message
+        yield from backbone_issues(self)
         task = TASKS.get(self.task)
         yield from task.spec_issues(self)
         yield from self._unused_task_fields()

@@ -122,7 +122,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
-    log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
+    trainable = trainable_parameters(model)
+    log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
         f"{epochs} epoch(s) x {steps_per_epoch} steps")
     if start_step:
@@ -198,11 +199,17 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         "global_batch_size": spec.train.batch_size,
         "precision": precision,
         "parameters": model.count_params(),
+        "trainable_parameters": trainable,
         "pretrained_vectors": pretrained,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
     return Run(folder.path, results)
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    """Parameters the optimizer updates (fewer than `count_params` with a frozen or LoRA backbone)."""
+    return sum(math.prod(variable.shape) for variable in model.trainable_variables)
 
 
 def training_precision(spec: Spec) -> str:
@@ -314,7 +321,10 @@ def load_trained_run(run: str | os.PathLike, check: Callable[[Spec], None] | Non
 
 
 def load_trained_model(folder: RunFolder) -> keras.Model:
+    import keras_hub  # noqa: F401  (registers pretrained backbones' classes)
+
     import kbuild.layers  # noqa: F401  (registers kbuild's layers for deserialisation)
+    import kbuild.pretrained.layers  # noqa: F401  (the layers around a pretrained backbone)
     import kbuild.training.optimizers  # noqa: F401
     import kbuild.vae.layers  # noqa: F401  (the vae task's posterior, word dropout and loss)
 
