@@ -294,3 +294,19 @@ def test_fine_tune_starter_spec_validates(write_spec):
 
     spec = load_spec(write_spec(starter_spec("fine_tune")))
     assert spec.model.backbone.from_ == "./pretrained/all-MiniLM-L6-v2" and spec.model.blocks == []
+
+
+def test_lora_adapters_keep_learning_after_a_checkpoint_is_restored(folders, write_spec, tmp_path):
+    from kbuild.training.checkpoint import WEIGHTS, restore_checkpoint, save_checkpoint
+
+    model = _model(write_spec, folders["hf"], ["model.backbone.lora={rank: 2}"])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ids = np.array([[2, 7, 9, 3, 0]], np.int32)
+    model.fit(ids, np.array([1]), epochs=1, verbose=0)  # B leaves zero: the merge is not a no-op
+    before = model.predict(ids, verbose=0)
+    save_checkpoint(model, tmp_path / "checkpoints", epoch=1)
+    assert (tmp_path / "checkpoints" / WEIGHTS).is_file()
+    restore_checkpoint(model, tmp_path / "checkpoints")
+    np.testing.assert_allclose(model.predict(ids, verbose=0), before, atol=1e-5)
+    adapters = [v for v in model.trainable_variables if "lora_kernel_a" in v.path]
+    assert adapters and all(np.abs(v.numpy()).sum() > 0 for v in adapters)  # zeroed A and B would never train

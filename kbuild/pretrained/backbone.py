@@ -122,3 +122,21 @@ def parameter_counts(model: keras.Model) -> dict[str, int]:
 
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     return {"parameters": int(model.count_params()), "trainable_parameters": trainable}
+
+
+def restart_lora_adapters(model: keras.Model) -> int:
+    """Redraw `lora_kernel_a` of every LoRA layer after weights were loaded; returns their count.
+
+    Keras saves a LoRA layer's kernel with the adapters merged in and, on loading, zeroes both
+    factors: the function is kept, but with A = B = 0 neither factor gets a gradient again, so a
+    resumed LoRA run would train nothing in the backbone. A fresh A (Keras's He-uniform start) with
+    B still 0 keeps the function identical and lets the adapters learn on from the merged kernel."""
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if getattr(layer, "lora_enabled", False):
+            a = layer.lora_kernel_a
+            a.assign(keras.initializers.HeUniform(seed=count)(a.shape, a.dtype))
+            count += 1
+    return count
