@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -328,7 +329,13 @@ def load_trained_model(folder: RunFolder) -> keras.Model:
     import kbuild.training.optimizers  # noqa: F401
     import kbuild.vae.layers  # noqa: F401  (the vae task's posterior, word dropout and loss)
 
-    return keras.saving.load_model(folder.model, safe_mode=True)
+    with warnings.catch_warnings():
+        # Trainable flags below the layer a model.keras records are not saved, so a reloaded
+        # pretrained backbone (frozen layers, LoRA, its unused pooler) builds an optimizer with more
+        # variables than training had. That optimizer state is never used after training (--resume
+        # reads checkpoints/), so Keras's "Skipping variable loading for optimizer" is noise here.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.saving.load_model(folder.model, safe_mode=True)
 
 
 def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:
