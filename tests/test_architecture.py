@@ -27,7 +27,7 @@ def test_loading_a_spec_imports_no_task_module_and_no_tensorflow():
 
 def test_the_task_checks_run_from_the_public_loader(tmp_path):
     from kbuild import load_spec
-    from kbuild import load_spec as load_fields
+    from kbuild.spec import load_spec as load_fields
     from kbuild.errors import SpecError
 
     spec = tmp_path / "spec.yaml"

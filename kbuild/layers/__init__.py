@@ -27,13 +27,14 @@ from kbuild.layers.metrics import (
     TokenAccuracy,
 )
 from kbuild.layers.pooling import AttentionPooling, DropMask, FirstSubtoken, MaskedPooling
+from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
 from kbuild.layers.schedules import WarmupSchedule
 from kbuild.layers.text_cnn import TextCNN
 from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
 
 __all__ = [
-    "CRF", "PADDING_TAG", "AttentionPooling", "BigramEmbedding", "TextCNN", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
+    "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "MaskedFeatures", "BigramEmbedding", "TextCNN", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
     "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",

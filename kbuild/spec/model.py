@@ -10,6 +10,7 @@ from pydantic import Field
 from kbuild.blocks import BlockSpec
 from kbuild.blocks.decoders import DecoderSpec
 from kbuild.blocks.pooling import POOLINGS
+from kbuild.spec.backbone import BackboneSpec
 from kbuild.spec.base import StrictModel
 from kbuild.spec.latent import LatentSpec
 
@@ -95,6 +96,9 @@ class RegularizationSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
+    backbone: BackboneSpec | None = None
+    """A pretrained encoder from a local folder (`from`, `trainable`, `freeze_layers`, `lora`): it
+    replaces `embedding` and `blocks`, and its tokenizer replaces `preprocess.tokenizer`."""
     embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
     blocks: list[BlockSpec] = Field(default_factory=list)
     pooling: PoolingName = "mean"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from pydantic import Field, PrivateAttr
 
+from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
@@ -47,6 +48,7 @@ class Spec(StrictModel):
         tasks' to find: `kbuild.tasks.checks`)."""
         for loc, message in self.model.issues():
             yield ("model", *loc), message
+        yield from backbone_issues(self)
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""

@@ -130,6 +130,10 @@ def tokenizer_for(spec: Spec) -> Tokenizer:
     reads one (`cls` pooling), each word's characters when the model has char features, and where
     each word starts when the task labels words over sub-tokens."""
     task = TASKS.get(spec.task)
+    if spec.model.backbone is not None:
+        from kbuild.pretrained.tokenizer import pretrained_tokenizer
+
+        return pretrained_tokenizer(spec, word_starts=task.word_aligned(spec))
     start_token = task.needs_start_token(spec)
     chars = spec.model.embedding.chars
     options = {} if chars is None else {"char_length": chars.max_chars, "char_buckets": chars.buckets}

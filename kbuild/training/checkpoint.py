@@ -55,6 +55,9 @@ def restore_checkpoint(model: keras.Model, folder: Path) -> int:
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(str(folder / WEIGHTS))
+    from kbuild.pretrained.backbone import restart_lora_adapters
+
+    restart_lora_adapters(model)
     if (folder / RNG).is_file():
         with np.load(folder / RNG) as saved:
             variables = _rng_variables(model)

@@ -134,7 +134,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
-    log(f"model {model.name}: {model.count_params():,} parameters; strategy {placement.name} "
+    trainable = trainable_parameters(model)
+    log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
         f"{epochs} epoch(s) x {steps_per_epoch} steps ({plan.reason})")
     if start_step:
@@ -220,12 +221,17 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "global_batch_size": spec.train.batch_size,
         "precision": precision,
         "parameters": model.count_params(),
-        "trainable_parameters": sum(math.prod(weight.shape) for weight in model.trainable_weights),
+        "trainable_parameters": trainable,
         "pretrained_vectors": pretrained,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
     return Run(folder.path, results)
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    """Parameters the optimizer updates (fewer than `count_params` with a frozen or LoRA backbone)."""
+    return sum(math.prod(variable.shape) for variable in model.trainable_variables)
 
 
 def training_precision(spec: Spec) -> str:

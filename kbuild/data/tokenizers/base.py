@@ -68,6 +68,12 @@ class Tokenizer(ABC):
         self.word_starts = word_starts
         self._vocabulary: list[str] | None = None
 
+    unknown_id: int = UNK_ID
+    """The id a word the tokenizer drops entirely gets (a pretrained vocabulary has its own)."""
+    end_tokens: int = 0
+    """Special tokens `_pad` appends after the pieces (a pretrained checkpoint's `[SEP]`): a word
+    starting among them does not fit."""
+
     # --- vocabulary (Python) -------------------------------------------------------------------
     @property
     def vocabulary(self) -> list[str]:
@@ -135,7 +141,7 @@ class Tokenizer(ABC):
         # Each word starts after the pieces of the words before it, and after [CLS].
         lengths = pieces.row_lengths(axis=2).to_tensor(0)
         starts = tf.math.cumsum(lengths, axis=1, exclusive=True) + 1
-        fits = tf.sequence_mask(pieces.row_lengths(), tf.shape(starts)[1]) & (starts < self.max_length)
+        fits = tf.sequence_mask(pieces.row_lengths(), tf.shape(starts)[1]) & (starts < self.max_length - self.end_tokens)
         starts = tf.cast(tf.where(fits, starts, 0), tf.int32)
         starts = tf.pad(starts, [[0, 0], [0, self.max_length]])[:, : self.max_length]
         return {TOKEN_IDS: self._pad(ids), WORD_STARTS: tf.ensure_shape(starts, [None, self.max_length])}
@@ -159,7 +165,7 @@ class Tokenizer(ABC):
         pieces = self.token_ids(words.flat_values)
         empty = tf.equal(pieces.row_lengths(), 0)
         unknown = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], tf.constant(UNK_ID, pieces.dtype)),
+            tf.fill([tf.reduce_sum(tf.cast(empty, tf.int32))], tf.constant(self.unknown_id, pieces.dtype)),
             tf.cast(empty, pieces.row_splits.dtype),
         )
         return words.with_flat_values(tf.concat([pieces, unknown], axis=1))

@@ -1,0 +1,142 @@
+"""A pretrained encoder as the model's backbone: keras_hub loads it, kbuild sets what trains.
+
+`backbone_features(spec)` is the seam `kbuild.model.build_model` calls when `model.backbone` is
+set: it returns the model's input (`token_ids`, as for kbuild's own encoders) and the encoder's
+per-token features `[batch, time, hidden]` with the padding mask attached, and the task adds its
+head on top (pooled, or per word through `FirstSubtoken`) as usual. The weights come only from
+keras_hub (`Backbone.from_preset` on the checked, absolute folder); nothing here maps weights by hand.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kbuild.pretrained.checkpoint import CheckpointError, inspect
+
+if TYPE_CHECKING:
+    import keras
+
+    from kbuild.spec.backbone import BackboneSpec
+    from kbuild.spec.root import Spec
+
+SEQUENCE_OUTPUT = "sequence_output"
+"""The per-token output of keras_hub backbones that return a dict (BERT: also `pooled_output`)."""
+
+
+def load_backbone(spec: Spec) -> Any:
+    """The keras_hub backbone of `spec.model.backbone`, pretrained weights loaded and the
+    trainable / freeze_layers / lora controls applied."""
+    import keras_hub
+
+    checkpoint = inspect(spec)
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(str(checkpoint.path))
+    except (OSError, ValueError, KeyError) as error:
+        raise CheckpointError(f"model.backbone.from: keras_hub could not load {checkpoint.path}: {error}") from None
+    apply_controls(backbone, spec.model.backbone)
+    return backbone
+
+
+def backbone_features(spec: Spec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """(the `token_ids` input, the backbone's per-token features masked where ids are padding)."""
+    import keras
+
+    from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
+    from kbuild.names import TOKEN_IDS
+
+    backbone = load_backbone(spec)
+    ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
+    outputs = backbone(BackboneInputs(tuple(backbone.input), name="backbone_inputs")(ids))
+    sequence = outputs[SEQUENCE_OUTPUT] if isinstance(outputs, dict) else outputs
+    return ids, MaskedFeatures(name="backbone_features")([sequence, ids])
+
+
+def apply_controls(backbone: Any, spec: BackboneSpec) -> None:
+    """Set what trains: everything (the default), nothing (`trainable: false`), all but the
+    embeddings and first `freeze_layers` transformer layers, or LoRA adapters only. Weights the
+    per-token features never use (BERT's pooler) are frozen in every case, so they count as
+    neither trained nor updated."""
+    if not spec.trainable:
+        backbone.trainable = False
+        return
+    if spec.lora is not None:
+        enable_lora(backbone, spec.lora.rank, spec.lora.alpha)
+    elif spec.freeze_layers:
+        freeze_first_layers(backbone, spec.freeze_layers)
+    freeze_unused(backbone)
+
+
+def enable_lora(backbone: Any, rank: int, alpha: float | None) -> None:
+    """Freeze the backbone and put rank-`rank` adapters on the attention projections keras_hub
+    names for LoRA (`default_lora_layer_names`: query and value). Like `Backbone.enable_lora`, with
+    `lora_alpha` passed through; a saved model holds the merged kernels."""
+    targets = set(backbone.default_lora_layer_names())
+    backbone.trainable = True
+    for layer in backbone._flatten_layers(include_self=False):
+        layer.trainable = False
+    adapted = 0
+    for layer in backbone._flatten_layers(include_self=False):
+        if layer.name in targets and layer.weights and hasattr(layer, "enable_lora"):
+            layer.trainable = True
+            layer.enable_lora(rank, lora_alpha=alpha)
+            adapted += 1
+    if not adapted:
+        raise CheckpointError(f"model.backbone.lora: {type(backbone).__name__} has no layer named "
+                              f"{', '.join(sorted(targets))} to adapt")
+
+
+def freeze_first_layers(backbone: Any, count: int) -> None:
+    """Freeze every backbone layer (embeddings included) but transformer layers `count` onward."""
+    stack = getattr(backbone, "transformer_layers", None)
+    if stack is None:
+        raise CheckpointError(f"model.backbone.freeze_layers: {type(backbone).__name__} has no transformer_layers "
+                              "list to count; use trainable: false or lora instead")
+    kept = {id(layer) for layer in stack[count:]}
+    for layer in backbone.layers:
+        if id(layer) not in kept:
+            layer.trainable = False
+
+
+def freeze_unused(backbone: Any) -> None:
+    """Freeze trainable variables the per-token output has no gradient for (found with one tiny
+    forward pass), so no optimizer step ever sees a missing gradient."""
+    import numpy as np
+    import tensorflow as tf
+
+    if not backbone.trainable_variables:
+        return
+    batch = {name: np.ones((1, 2), np.int32) if name != "segment_ids" else np.zeros((1, 2), np.int32)
+             for name in backbone.input}
+    variables = backbone.trainable_variables
+    with tf.GradientTape() as tape:
+        outputs = backbone(batch, training=False)
+        sequence = outputs[SEQUENCE_OUTPUT] if isinstance(outputs, dict) else outputs
+    for variable, gradient in zip(variables, tape.gradient(sequence, variables), strict=True):
+        if gradient is None:
+            variable.trainable = False
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Total and trainable parameters of `model` (LoRA's point is the ratio between them)."""
+    import numpy as np
+
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    return {"parameters": int(model.count_params()), "trainable_parameters": trainable}
+
+
+def restart_lora_adapters(model: keras.Model) -> int:
+    """Redraw `lora_kernel_a` of every LoRA layer after weights were loaded; returns their count.
+
+    Keras saves a LoRA layer's kernel with the adapters merged in and, on loading, zeroes both
+    factors: the function is kept, but with A = B = 0 neither factor gets a gradient again, so a
+    resumed LoRA run would train nothing in the backbone. A fresh A (Keras's He-uniform start) with
+    B still 0 keeps the function identical and lets the adapters learn on from the merged kernel."""
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if getattr(layer, "lora_enabled", False):
+            a = layer.lora_kernel_a
+            a.assign(keras.initializers.HeUniform(seed=count)(a.shape, a.dtype))
+            count += 1
+    return count

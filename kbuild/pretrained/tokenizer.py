@@ -1,0 +1,174 @@
+"""The checkpoint's own tokenizer behind kbuild's `Tokenizer` interface.
+
+keras_hub loads the tokenizer that belongs to the checkpoint (WordPiece for BERT-family encoders);
+this adapter packs its pieces as the encoder was trained to read them, `[CLS] pieces [SEP]`, cut to
+`preprocess.max_length` and padded with the checkpoint's padding id, all inside the TensorFlow graph,
+so the same code serves in tf.data and in the exported SavedModel (which then takes raw strings). It
+never learns a vocabulary: `fit` reads the checkpoint's, `save` writes it (with the keras_hub
+tokenizer's config) into the run's assets, and `load` rebuilds it from there, so a trained run and
+its export need the checkpoint folder no more.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from kbuild.data.tokenizers.base import PAD_ID, Tokenizer
+from kbuild.errors import DataError
+from kbuild.pretrained.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from kbuild.pretrained.checkpoint import Checkpoint
+    from kbuild.spec.preprocess import TokenizerSpec
+    from kbuild.spec.root import Spec
+
+ASSETS = "pretrained_tokenizer"
+"""Sub-folder of a run's `assets/` holding the keras_hub tokenizer (config and vocabulary)."""
+CONFIG = "config.json"
+
+
+class PretrainedTokenizer(Tokenizer):
+    """A keras_hub tokenizer of a pretrained checkpoint, packed `[CLS] ... [SEP]`.
+
+    Args:
+        spec: `preprocess.tokenizer` (unused by the encoding; kept for the interface).
+        max_length: tokens per example, `[CLS]` and `[SEP]` included.
+        word_starts: also encode where each whitespace-separated word starts (taggers).
+        locate: returns the checked checkpoint `fit` reads the tokenizer from (None: only `load`).
+
+    Examples:
+        >>> tokenizer = PretrainedTokenizer(TokenizerSpec(), 8, locate=lambda: inspect(spec)).fit([])
+        >>> tokenizer.encode(["a witty film"])  # [[101, 1037, 25591, 2143, 102, 0, 0, 0]]
+    """
+
+    end_tokens = 1  # [SEP]
+
+    def __init__(self, spec: TokenizerSpec, max_length: int, word_starts: bool = False,
+                 locate: Callable[[], Checkpoint] | None = None):
+        if max_length < 3:
+            raise ValueError(f"Expected max_length >= 3 ([CLS], one piece, [SEP]); received {max_length}")
+        super().__init__(spec, max_length, start_token=True, word_starts=word_starts)
+        self.locate = locate
+        self._layer: Any = None
+        self._tokenize: Any = None
+
+    # --- vocabulary: the checkpoint's --------------------------------------------------------
+    def fit(self, texts: Sequence[str]) -> PretrainedTokenizer:
+        """Take the checkpoint's tokenizer (nothing is learned from `texts`)."""
+        import keras_hub
+
+        if self.locate is None:
+            raise ValueError("PretrainedTokenizer.fit needs `locate`, the checkpoint to read")
+        path = self.locate().path
+        try:
+            layer = keras_hub.tokenizers.Tokenizer.from_preset(str(path))
+        except (OSError, ValueError, KeyError) as error:
+            raise CheckpointError(f"model.backbone.from: keras_hub could not load the tokenizer of {path}: {error}") from None
+        self._use(layer)
+        return self
+
+    def save(self, assets_dir: str | Path) -> Path:
+        """Write the keras_hub tokenizer (config + its vocabulary files) to `assets/pretrained_tokenizer/`
+        and the vocabulary, one token per line, to `assets/vocab.txt`; returns the folder."""
+        import keras
+
+        folder = Path(assets_dir) / ASSETS
+        folder.mkdir(parents=True, exist_ok=True)
+        config = keras.saving.serialize_keras_object(self.layer)
+        (folder / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        self.layer.save_assets(str(folder))
+        super().save(assets_dir)
+        return folder
+
+    def load(self, assets_dir: str | Path) -> PretrainedTokenizer:
+        """Rebuild the tokenizer `save` wrote into a run's assets."""
+        import keras
+        import keras_hub  # noqa: F401  (registers the tokenizer classes for deserialisation)
+
+        folder = Path(assets_dir) / ASSETS
+        if not (folder / CONFIG).is_file():
+            raise DataError(f"pretrained tokenizer not found: {folder / CONFIG} (was the run trained?)")
+        layer = keras.saving.deserialize_keras_object(json.loads((folder / CONFIG).read_text(encoding="utf-8")))
+        layer.load_assets(str(folder))
+        self._use(layer)
+        return self
+
+    @property
+    def layer(self) -> Any:
+        """The keras_hub tokenizer."""
+        if self._layer is None:
+            raise RuntimeError("PretrainedTokenizer has no tokenizer yet: call fit() or load()")
+        return self._layer
+
+    def _use(self, layer: Any) -> None:
+        """Adopt `layer`: its vocabulary, special ids and a graph function over its `tokenize`."""
+        missing = [name for name in ("cls_token_id", "sep_token_id", "pad_token_id") if getattr(layer, name, None) is None]
+        if missing:
+            raise CheckpointError(f"model.backbone.from: the checkpoint's tokenizer ({type(layer).__name__}) has no "
+                                  f"{', '.join(n.removesuffix('_id') for n in missing)}; kbuild packs [CLS] text [SEP]")
+        if layer.pad_token_id != PAD_ID:
+            raise CheckpointError(f"model.backbone.from: the checkpoint pads with id {layer.pad_token_id}; "
+                                  f"kbuild's pipeline pads with id {PAD_ID}")
+        self._layer = layer
+        self._layer.build(None)  # no weights; built, so ExportArchive.track() accepts it
+        self.cls_id, self.sep_id = int(layer.cls_token_id), int(layer.sep_token_id)
+        oov = getattr(layer, "oov_token", None)
+        self.unknown_id = int(layer.token_to_id(oov)) if oov is not None else self.sep_id
+        self._vocabulary = list(layer.get_vocabulary())
+        # keras_hub runs a pure-Python path when called eagerly; a graph function keeps eager
+        # encoding on the same TensorFlow path as training and serving (see wordpiece.py).
+        self._tokenize = tf.function(layer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
+                                     autograph=False)
+
+    def _learn_tokens(self, texts: list[str]) -> list[str]:
+        # Never called: `fit` adopts the checkpoint's vocabulary instead of learning one.
+        return self.vocabulary
+
+    def _build(self, vocabulary: list[str]) -> None:
+        # The graph objects come with the keras_hub tokenizer (`_use`), not from a vocabulary list.
+        if vocabulary != self._vocabulary:
+            raise ValueError("a pretrained tokenizer's vocabulary is the checkpoint's; it cannot be replaced")
+
+    # --- encoding (TensorFlow graph) ---------------------------------------------------------
+    def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return tf.cast(self._tokenize(texts), tf.int32)
+
+    def _pad(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        # [CLS] pieces [SEP], the pieces cut so both special tokens always fit.
+        ids = ids[:, : self.max_length - 2]
+        rows = ids.nrows()
+        cls = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.cls_id, tf.int32)))
+        sep = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(self.sep_id, tf.int32)))
+        packed = tf.concat([cls, tf.cast(ids, tf.int32), sep], axis=1)
+        return packed.to_tensor(default_value=PAD_ID, shape=[None, self.max_length])
+
+    def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        """ids -> text, padding and the `[CLS]`/`[SEP]` packing dropped, `##` pieces joined."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
+        ids = tf.ragged.boolean_mask(ids, (ids != PAD_ID) & (ids != self.cls_id) & (ids != self.sep_id))
+        tokens = tf.gather(tf.constant(self.vocabulary, tf.string), tf.cast(ids, tf.int32))
+        return self.postprocess(tf.strings.reduce_join(tokens, axis=-1, separator=self.joiner))
+
+    def postprocess(self, texts: tf.Tensor) -> tf.Tensor:
+        return tf.strings.regex_replace(texts, " ##", "")
+
+    def trackables(self) -> list[Any]:
+        return [self.layer]
+
+
+
+def pretrained_tokenizer(spec: Spec, word_starts: bool = False) -> PretrainedTokenizer:
+    """The tokenizer `spec.model.backbone` implies. The folder is inspected only when `fit` reads
+    it, so loading a trained run (`load`) never needs the checkpoint."""
+    import functools
+
+    from kbuild.pretrained.checkpoint import inspect
+
+    return PretrainedTokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, word_starts,
+                               locate=functools.partial(inspect, spec))
