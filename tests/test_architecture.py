@@ -27,8 +27,8 @@ def test_loading_a_spec_imports_no_task_module_and_no_tensorflow():
 
 def test_the_task_checks_run_from_the_public_loader(tmp_path):
     from kbuild import load_spec
-    from kbuild.spec import load_spec as load_fields
     from kbuild.errors import SpecError
+    from kbuild.spec import load_spec as load_fields
 
     spec = tmp_path / "spec.yaml"
     spec.write_text((ROOT / "specs/quickstart.yaml").read_text().replace("task: classification", "task: clasification"))
