@@ -135,3 +135,26 @@ def test_first_subtoken_gathers_each_words_first_piece_and_masks_missing_words()
     assert words[1].tolist() == [[14.0, 15.0], [16.0, 17.0], [18.0, 19.0]]
     mask = keras.ops.convert_to_numpy(layer.compute_mask([x, starts]))
     assert mask.tolist() == [[True, True, False], [True, True, True]]
+
+
+def test_char_features_keep_the_padding_mask():
+    """[word embedding; char-CNN features] stays masked at padding: a tagger's scores at real
+    words do not change when padding is added (Concatenate ORs masks; a missing one unmasks)."""
+    import numpy as np
+
+    from kbuild.tasks.compose import build_model
+
+    spec = Spec.model_validate({
+        "name": "chars", "task": "tagging", "seed": 1, "data": {"builtin": "sentiment"},
+        "preprocess": {"tokenizer": {"type": "whitespace"}, "max_length": 8},
+        "model": {"embedding": {"dim": 8, "position": "none", "chars": {"dim": 4, "filters": 6, "max_chars": 5}},
+                  "blocks": [{"type": "bilstm", "units": 8}]},
+    })
+    model = build_model(spec, 30, ["O", "B-PER", "I-PER"])
+    ids = np.array([[5, 6, 7, 0]], "int32")
+    chars = np.array([[[3, 4, 0, 0, 0], [5, 0, 0, 0, 0], [6, 7, 8, 0, 0], [0] * 5]], "int32")
+    padded_ids = np.concatenate([ids, np.zeros((1, 4), "int32")], axis=1)
+    padded_chars = np.concatenate([chars, np.zeros((1, 4, 5), "int32")], axis=1)
+    scores = keras.ops.convert_to_numpy(model({"token_ids": ids, "char_ids": chars}))
+    padded = keras.ops.convert_to_numpy(model({"token_ids": padded_ids, "char_ids": padded_chars}))
+    np.testing.assert_allclose(scores[0, :3], padded[0, :3], atol=1e-5)

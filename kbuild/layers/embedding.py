@@ -112,7 +112,10 @@ class CharCNN(keras.layers.Layer):
         return ops.reshape(pooled, (shape[0], shape[1], self.filters))
 
     def compute_mask(self, inputs, mask=None):
-        return None
+        # A word with no characters is padding. Returning None here would let `Concatenate`
+        # (which ORs its inputs' masks, a missing one counting as all true) unmask every padded
+        # position of [word embedding; char features], and the encoder would read padding.
+        return ops.any(ops.not_equal(inputs, 0), axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.filters)

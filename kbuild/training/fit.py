@@ -166,7 +166,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         )
         callbacks.append(stopping)
     callbacks.extend(extra_callbacks)
-    selection = SelectionState(folder.checkpoints, checkpoint, stopping)
+    selection = SelectionState(folder.checkpoints, guard, checkpoint, stopping)
     callbacks.append(selection)  # last: saves what the checkpoint and early stopping decided this epoch
     stopped_before = bool(start_step) and selection.restore()
 

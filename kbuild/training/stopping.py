@@ -24,6 +24,7 @@ from typing import Any
 import keras
 
 from kbuild.spec.train import EarlyStoppingSpec, TrainSpec
+from kbuild.training.callbacks import NanGuard
 
 STATE = "selection.json"
 AUTO_PATIENCE = 2
@@ -98,15 +99,19 @@ class SelectionState(keras.callbacks.Callback):
     epoch (last in the callback list, after both have updated), atomically.
 
     A kill between the epoch's weights checkpoint and this write loses that one epoch's update:
-    the resumed run then counts that epoch as neither better nor worse.
+    the resumed run then counts that epoch as neither better nor worse. Nothing is written once
+    `guard` has seen a NaN/Inf loss, as for the weights checkpoint.
     """
 
-    def __init__(self, folder: Path, checkpoint: keras.callbacks.ModelCheckpoint, stopping: PatienceStopping | None):
+    def __init__(self, folder: Path, guard: NanGuard, checkpoint: keras.callbacks.ModelCheckpoint,
+                 stopping: PatienceStopping | None):
         super().__init__()
         self.path = folder / STATE
-        self.checkpoint, self.stopping = checkpoint, stopping
+        self.guard, self.checkpoint, self.stopping = guard, checkpoint, stopping
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard.failed_at is not None:
+            return
         state = {"epoch": epoch + 1, "checkpoint_best": _number(self.checkpoint.best),
                  "early_stopping": self.stopping.state() if self.stopping else None}
         self.path.parent.mkdir(parents=True, exist_ok=True)
