@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -46,7 +46,8 @@ class ScheduleSpec(StrictModel):
 
 
 class EarlyStoppingSpec(StrictModel):
-    monitor: str = "val_loss"
+    monitor: str = Field(default="val_loss", min_length=1)
+    """A metric the task logs (checked against the task's metric names)."""
     patience: int = Field(default=2, ge=0)
     min_delta: float = Field(default=0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"
@@ -62,9 +63,9 @@ class TrainSpec(StrictModel):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = None
-    monitor: str = "val_loss"
+    monitor: str = Field(default="val_loss", min_length=1)
     """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, ..."""
-    class_weight: Literal["balanced"] | dict[str, float] | None = None
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(gt=0)]] | None = None
     """`balanced`, or label -> weight."""
     shuffle_buffer: int = Field(default=20000, ge=1)
     strategy: Literal["auto", "cpu", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu"] = "auto"

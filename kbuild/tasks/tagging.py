@@ -49,6 +49,7 @@ def word_positions(features: Any) -> Any:
 
 class TaggingTask(Task):
     name = "tagging"
+    logged_metrics = ("token_accuracy",)
     owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"))
     label_padding = PADDING_TAG
 
