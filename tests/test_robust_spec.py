@@ -178,3 +178,12 @@ def test_depth_limit_is_generous_for_real_specs(write_spec):
     nested = "description: " + "[" * (MAX_DEPTH - 2) + "]" * (MAX_DEPTH - 2) + "\n"
     issues = _errors(write_spec(QUICKSTART + nested))
     assert all("nested too deeply" not in issue.message for issue in issues)
+
+
+def test_surrogate_escapes_are_joined_or_refused(write_spec):
+    spec = load_spec(write_spec(QUICKSTART + 'description: "\\U00010000 \\ud83d\\ude00"\n'))
+    assert spec.description == "\U00010000 \U0001f600"
+    (issue,) = _errors(write_spec(QUICKSTART + 'description: "x\\ud800"\n'))
+    assert issue.key == "description" and "lone surrogate" in issue.message and issue.line == 23
+    (issue,) = _errors(REPO / "specs" / "quickstart.yaml", ['description="\\udfff"'])
+    assert issue.file.startswith("--set") and "lone surrogate" in issue.message

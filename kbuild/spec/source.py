@@ -217,7 +217,8 @@ def _scalar(node: yaml.Node, path: Path_, file: str) -> Any:
                           f"unsupported YAML tag: {short}; a spec holds only strings, numbers, booleans and null{hint}")
     loader = yaml.SafeLoader("")
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
+        return _valid_unicode(value, node, path, file) if isinstance(value, str) else value
     except yaml.constructor.ConstructorError as exc:
         # Safe loading refuses Python tags such as !!python/object; say so instead of a traceback.
         raise SourceError(_mark(file, node.start_mark), _dotted(path), f"unsupported YAML tag: {exc.problem}") from None
@@ -229,6 +230,21 @@ def _scalar(node: yaml.Node, path: Path_, file: str) -> Any:
                           f"{node.value[:40]!r} is not a valid {kind}" + (f" ({detail})" if detail else "")) from None
     finally:
         loader.dispose()
+
+
+def _valid_unicode(value: str, node: yaml.Node, path: Path_, file: str) -> str:
+    """Escapes such as `"\\ud800"` give strings that are not Unicode (PyYAML also reads `"\\U00010000"`
+    as a surrogate pair): join pairs into their character, refuse a lone surrogate."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise SourceError(_mark(file, node.start_mark), _dotted(path),
+                          "not valid Unicode: a lone surrogate escape (\\ud800-\\udfff)") from None
 
 
 def _dotted(path: Path_) -> str:
