@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := runs/quickstart/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test test-all lint bench clean pretrained
+.PHONY: install demo test test-all fuzz lint bench clean pretrained
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ test: install
 test-all: install
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
+
+# The fuzz suite (tests/fuzz) runs a seeded few hundred cases in `make test`; this runs thousands of
+# random ones (KBUILD_FUZZ_EXAMPLES per target, default 1500) and writes the counts to benchmarks/out/.
+fuzz: install
+	mkdir -p benchmarks/out
+	KBUILD_FUZZ_PROFILE=fuzz KBUILD_FUZZ_REPORT=benchmarks/out/fuzz_counts.json $(PY) -m pytest -q tests/fuzz
 
 lint: install
 	$(VENV)/bin/ruff check kbuild tests examples benchmarks

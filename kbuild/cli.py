@@ -16,6 +16,7 @@ import click
 
 from kbuild import __version__
 from kbuild.errors import KbuildError
+from kbuild.failures import describe_failure
 
 _SET_HELP = "Override a spec key, e.g. --set train.epochs=1 (value parsed as YAML). Repeatable."
 
@@ -39,7 +40,7 @@ class _Group(click.Group):
         except Exception as exc:  # a bug or an environment failure: one line unless --debug
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (run `kbuild --debug ...` for the traceback)", err=True)
+            click.echo(f"error: {describe_failure(exc)} (run `kbuild --debug ...` for the traceback)", err=True)
             ctx.exit(1)
 
 
@@ -237,15 +238,21 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, 
             explain: bool) -> None:
     """Predict for each line of text; write one JSON object per line, streaming in batches."""
     _tensorflow()
-    from kbuild.prediction import LARGE_INPUT, count_lines, load_predictor, write_predictions
+    from kbuild.prediction import (
+        LARGE_INPUT,
+        count_lines,
+        load_predictor,
+        read_lines,
+        write_predictions,
+    )
     from kbuild.progress import Progress
 
     predictor = load_predictor(model_dir)
     total = count_lines(input_path) if input_path != "-" else None
     if progress is None:
         progress = sys.stderr.isatty() or (total or 0) >= LARGE_INPUT
-    with click.open_file(input_path, "r", encoding="utf-8") as lines, \
-            click.open_file(output_path, "w", encoding="utf-8") as out:
+    with click.open_file(input_path, "rb") as stream, click.open_file(output_path, "w", encoding="utf-8") as out:
+        lines = read_lines(stream, "<stdin>" if input_path == "-" else input_path)
         write_predictions(predictor, lines, out, batch_size, Progress(total) if progress else None, explain=explain)
 
 

@@ -13,4 +13,4 @@ class StrictModel(BaseModel):
     """Unknown keys are errors, defaults live in the class, attribute docstrings become the
     JSON Schema's descriptions."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_attribute_docstrings=True, allow_inf_nan=False)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kbuild.errors import KbuildError
+from kbuild.errors import DataError, KbuildError
 from kbuild.tasks import TASKS
 
 
@@ -98,6 +98,19 @@ def count_lines(path: str | os.PathLike) -> int:
     """Lines in a file, counted in binary blocks (cheap next to predicting them)."""
     with open(path, "rb") as handle:
         return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
+def read_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
+    """Lines of a binary stream decoded as UTF-8 one by one, so that an undecodable byte is a
+    `DataError` at its line (a text-mode stream reports a byte offset within a buffer instead)."""
+    for number, raw in enumerate(stream, 1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"not valid UTF-8 text ({error.reason} at byte {error.start} of the line); "
+                            "save the file as UTF-8", name, number) from None
 
 
 def write_predictions(predictor: Predictor, lines: Iterable[str], out, batch_size: int = 64, progress=None,

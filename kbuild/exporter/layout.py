@@ -68,16 +68,70 @@ def check_model_root(model_root: Path) -> None:
         )
 
 
+STAGING_PREFIX = ".staging."
+STALE_UNOWNED_S = 24 * 3600
+"""A staging folder whose owner cannot be checked (another host's, or an older kbuild's) is
+removed once it is this old: no export takes a day."""
+
+
+def _host() -> str:
+    import socket
+
+    return "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c in "-_") or "host"
+
+
+def staging_owner(path: Path) -> tuple[str, int] | None:
+    """(host, pid) of the export writing `.staging.HOST.PID.XXXX`, None for another name."""
+    parts = path.name[len(STAGING_PREFIX):].split(".")
+    if not path.name.startswith(STAGING_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_staging(model_root: Path, now: float | None = None) -> list[Path]:
+    """Delete the staging folders of exports that died mid-way (killed, out of memory, power
+    loss): on this host, those whose process is gone; otherwise those older than a day. They are
+    never served (not numbered); this only reclaims their disk. Returns what was removed."""
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    removed = []
+    for path in model_root.glob(STAGING_PREFIX + "*") if model_root.is_dir() else ():
+        owner = staging_owner(path)
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:
+            continue  # its export just finished or cleaned it
+        dead = not _alive(owner[1]) if owner and owner[0] == _host() else age > STALE_UNOWNED_S
+        if dead and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def publish_version(model_root: Path, fill) -> Path:
     """Create the next version under `model_root`: `fill(staging)` writes into a hidden staging
     folder, which is renamed to its number only once complete, so a crash never leaves a half
-    version that a server would load. Two exports racing for a number: the loser takes the next."""
+    version that a server would load. Two exports racing for a number: the loser takes the next.
+    Staging folders of earlier exports that died are removed first (`remove_stale_staging`)."""
     import shutil
     import tempfile
 
     check_model_root(model_root)
     model_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=model_root))
+    remove_stale_staging(model_root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_host()}.{os.getpid()}.", dir=model_root))
     try:
         fill(staging)
         while True:

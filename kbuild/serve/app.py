@@ -6,7 +6,7 @@
     POST /v1/models/NAME[/versions/N]:predict     {"instances": [...]} or {"inputs": ...}
 
 Errors are `{"error": message}` with 400 (bad request), 404 (unknown model, version or
-signature), 405, 413 (body over the limit) or 500 (the model raised; the server keeps serving).
+signature), 405, 413 (body over the limit), 415 (not UTF-8 JSON) or 500 (the model raised; the server keeps serving).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from starlette.routing import Route
 from kbuild.serve.batching import Batcher, Unbatched
 from kbuild.serve.codec import (
     BadRequest,
+    UnsupportedMediaType,
+    check_content_type,
     decode_predict,
     encode_predict,
     parse_body,
@@ -89,6 +91,7 @@ def create_app(repository: Repository, settings: ServerSettings | None = None) -
         return JSONResponse({"model_version_status": [version_status(v) for v in shown]})
 
     async def _predict(request: Request, model: ModelVersion) -> JSONResponse:
+        check_content_type(request.headers.get("content-type"))
         data = parse_body(await _read_body(request, settings.max_body_bytes))
         key = signature_name(data)
         if key not in model.signatures:
@@ -104,6 +107,9 @@ def create_app(repository: Repository, settings: ServerSettings | None = None) -
 
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
         return _error(400, str(exc))
+
+    async def unsupported(request: Request, exc: Exception) -> JSONResponse:
+        return _error(415, str(exc))
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return _error(404, str(exc))
@@ -122,7 +128,7 @@ def create_app(repository: Repository, settings: ServerSettings | None = None) -
         log.exception("unexpected error on %s", request.url.path)
         return _error(500, f"internal error: {_first_line(exc)}")
 
-    handlers = {BadRequest: bad_request, NotFound: not_found, PayloadTooLarge: too_large, HTTPException: http_error,
+    handlers = {BadRequest: bad_request, UnsupportedMediaType: unsupported, NotFound: not_found, PayloadTooLarge: too_large, HTTPException: http_error,
                 Exception: server_error}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
 

@@ -10,6 +10,7 @@ output gives bare values instead of objects, as TF Serving does.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,81 @@ def batch_size(batch: dict[str, np.ndarray]) -> int:
     return next((len(value) for value in batch.values() if value.ndim > 0), 1)
 
 
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a request may have: the deepest real request (an object
+of instances of token-id rows) is 4; a bound keeps the parser and the shape checks off Python's
+recursion limit."""
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+class UnsupportedMediaType(Exception):
+    """A body that is not JSON, or not UTF-8 (HTTP 415)."""
+
+
+_LENIENT_MEDIA = ("application/json", "text/json", "application/x-www-form-urlencoded", "text/plain")
+"""Media types taken as JSON: JSON's own, and what `curl -d` and urllib send by default (TF
+Serving ignores the header, and its documented `curl -d` requests must keep working)."""
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Bodies are UTF-8 JSON: refuse another declared media type (XML, form uploads, binary) or
+    a charset other than UTF-8; none declared is taken as JSON."""
+    if not content_type:
+        return
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media not in _LENIENT_MEDIA and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"content-type {media!r} is not supported; send application/json (UTF-8)")
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower().replace("_", "-") not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"charset {value.strip()!r} is not supported; send UTF-8 JSON")
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of `[`/`{` outside strings, counted without recursion."""
+    brackets = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    steps = (brackets == ord("[")).astype(np.int32) + (brackets == ord("{")) - (brackets == ord("]")) - (brackets == ord("}"))
+    return int(np.cumsum(steps).max(initial=0))
+
+
 def parse_body(body: bytes) -> dict:
+    """The request object of a UTF-8 JSON body: 400 for anything else, bad Unicode and nesting past
+    `MAX_JSON_DEPTH` included (json would accept UTF-16 and lone surrogates, which then fail deep
+    inside the model as a 500)."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not UTF-8: byte {body[exc.start]:#04x} at offset {exc.start}") from None
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise BadRequest(f"JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise BadRequest(f"malformed JSON body: {exc}") from None
+    _check_unicode(data)
     if not isinstance(data, dict):
         raise BadRequest(f"expected a JSON object with \"instances\" or \"inputs\"; received {type(data).__name__}")
     return data
+
+
+def _check_unicode(data: Any) -> None:
+    """Refuse strings that are not valid Unicode (a JSON-escaped lone surrogate, `"\\ud800"`)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BadRequest(f"string {node[:40]!r} is not valid Unicode: lone surrogate "
+                                 f"\\u{ord(node[exc.start]):04x}") from None
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def signature_name(data: dict) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from kbuild.spec.base import StrictModel
+from kbuild.spec.base import StrictModel, not_a_folder
 
 DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll", "parallel"]
 
@@ -14,15 +14,15 @@ DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll", "parallel"]
 class DataSpec(StrictModel):
     """Files (or a built-in generated dataset) for the train, valid and test splits."""
 
-    train: str | None = None
+    train: str | None = Field(default=None, min_length=1)
     """Path of the training file; `${KBUILD_DATA}` expands to the data root."""
-    valid: str | None = None
-    test: str | None = None
-    builtin: str | None = None
+    valid: str | None = Field(default=None, min_length=1)
+    test: str | None = Field(default=None, min_length=1)
+    builtin: str | None = Field(default=None, min_length=1)
     """Name of a dataset kbuild generates itself (e.g. `sentiment`); replaces train/valid/test."""
     format: DataFormat | None = None
     """File format; inferred from the train file's extension when omitted."""
-    columns: dict[str, str | int] = Field(default_factory=lambda: {"text": "text", "label": "label"})
+    columns: dict[str, str | int] = Field(default_factory=lambda: {"text": "text", "label": "label"}, min_length=1)
     """Role -> column name (or 0-based index for files without a header)."""
     header: bool = True
     """Whether csv/tsv files start with a header row."""
@@ -40,6 +40,8 @@ class DataSpec(StrictModel):
     (the convention for running text, where a random sample of lines would leak context)."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
+
+    _files_not_folders = field_validator("train", "valid", "test")(lambda value: not_a_folder(value))
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

@@ -6,6 +6,7 @@ Every problem is collected and raised together as one `SpecError`, each located 
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
 from kbuild.errors import SpecError, SpecIssue
 from kbuild.registry import did_you_mean
@@ -21,9 +21,19 @@ from kbuild.spec.checks import SpecChecks
 from kbuild.spec.messages import describe_error
 from kbuild.spec.model import ModelSpec
 from kbuild.spec.root import Spec
-from kbuild.spec.source import Located, Path_, Position, SourceError, merge, read_document
+from kbuild.spec.source import (
+    Located,
+    Path_,
+    Position,
+    SourceError,
+    merge,
+    parse_text,
+    read_document,
+)
 
 OVERRIDE_SOURCE = "--set"
+MAX_EXTENDS = 16
+"""Longest `extends:` chain: a base, a few variants of it, never hundreds."""
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -63,10 +73,13 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = (), checks: Sp
 
 
 def validate(located: Located, checks: SpecChecks | None = None) -> Spec:
-    """Validate plain data against `Spec`, then run the cross-field checks (and `checks`)."""
+    """Validate plain data against `Spec`, then run the cross-field checks (and `checks`).
+
+    Every problem comes out at once: when fields are wrong, the cross-field and task checks still
+    run, on the spec with the wrong keys left out (see `_checks_without`)."""
     task_issues = _task_name_issues(located, checks)
     try:
-        spec = Spec.model_validate(located.data)
+        spec = Spec.model_validate(located.data, strict=True)
     except pydantic.ValidationError as exc:
         by_key: dict[Path_, list[str]] = {}
         for error in exc.errors(include_url=False):
@@ -79,6 +92,8 @@ def validate(located: Located, checks: SpecChecks | None = None) -> Spec:
             for key, messages in by_key.items()
         ]
         issues += _section_issues(located) + task_issues
+        issues += [issue for issue in _checks_without(located, list(by_key), checks if not task_issues else None)
+                   if issue not in issues]
         raise SpecError(issues) from None
     if task_issues:
         raise SpecError(task_issues)
@@ -91,6 +106,55 @@ def validate(located: Located, checks: SpecChecks | None = None) -> Spec:
     if issues:
         raise SpecError(issues)
     return spec
+
+
+_REPAIR_ROUNDS = 3
+
+
+def _checks_without(located: Located, wrong: list[Path_], checks: SpecChecks | None) -> list[SpecIssue]:
+    """The cross-field and task checks of the spec with every wrong key removed (so it takes the
+    default), when that spec validates; issues at or below a removed key are left out, since they
+    would describe the default rather than what the user wrote."""
+    data = copy.deepcopy(located.data)
+    removed: list[Path_] = []
+    for _ in range(_REPAIR_ROUNDS):
+        for key in reversed(wrong):  # last first, so removing a list item keeps earlier indices
+            if not key or not _remove(data, key):
+                return []
+            removed.append(key)
+        try:
+            spec = Spec.model_validate(data, strict=True)
+        except pydantic.ValidationError as exc:
+            wrong = list(dict.fromkeys(describe_error(error, data)[0] for error in exc.errors(include_url=False)))
+            continue
+        found = (*spec.issues(), *(checks.issues(spec) if checks else ()))
+        return [_issue(located.position(loc), _dotted(loc), message) for loc, message in found
+                if not any(_overlaps(tuple(loc), key) for key in removed)]
+    return []
+
+
+def _remove(data: Any, key: Path_) -> bool:
+    """Delete `key` from nested dicts/lists; False when it is not there (a missing required key)."""
+    node = data
+    for part in key[:-1]:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False
+    last = key[-1]
+    if isinstance(node, dict) and last in node:
+        del node[last]
+        return True
+    if isinstance(node, list) and isinstance(last, int) and last < len(node):
+        del node[last]
+        return True
+    return False
+
+
+def _overlaps(a: Path_, b: Path_) -> bool:
+    """Whether one path is the other or lies below it."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def _task_name_issues(located: Located, checks: SpecChecks | None) -> list[SpecIssue]:
@@ -119,6 +183,8 @@ def _read_with_extends(path: Path, chain: tuple[Path, ...]) -> Located:
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise SourceError(Position(str(path)), "extends", f"`extends:` cycle: {cycle}")
+    if len(chain) >= MAX_EXTENDS:
+        raise SourceError(Position(str(path)), "extends", f"`extends:` chain is longer than {MAX_EXTENDS} files")
     document = read_document(path)
     if not isinstance(document.data, dict):
         raise SourceError(Position(str(path), 1, 1), "", "a spec must be a mapping of keys")
@@ -145,11 +211,11 @@ def apply_overrides(located: Located, overrides: Iterable[str]) -> list[SpecIssu
             issues.append(_issue(where, "", "expected KEY=VALUE, e.g. train.epochs=1"))
             continue
         try:
-            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
-        except yaml.YAMLError as exc:
-            issues.append(_issue(where, key, f"value is not valid YAML: {exc}"))
+            value = parse_text(raw_value, where.file).data if raw_value.strip() else ""
+        except SourceError as exc:
+            issues.append(_issue(where, key, f"value is not valid YAML: {exc.message}"))
             continue
-        path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        path = tuple(int(p) if p.isascii() and p.isdigit() else p for p in key.split("."))
         problem = _set_path(located.data, path, value)
         if problem:
             issues.append(_issue(where, key, problem))

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kbuild.blocks import BlockSpec
 from kbuild.blocks.decoders import DecoderSpec
 from kbuild.blocks.pooling import POOLINGS
 from kbuild.spec.backbone import BackboneSpec
-from kbuild.spec.base import StrictModel
+from kbuild.spec.base import StrictModel, not_a_folder
 from kbuild.spec.latent import LatentSpec
 
 PoolingName = Literal[POOLINGS.names()]  # type: ignore[valid-type]
@@ -56,12 +56,14 @@ class EmbeddingSpec(StrictModel):
     """Character-level word features; the embedding's size is then dim + chars.filters."""
     bigrams: BigramFeaturesSpec | None = None
     """Token-bigram features (tagging); the embedding's size grows by bigrams.dim."""
-    pretrained: str | None = None
+    pretrained: str | None = Field(default=None, min_length=1)
     """Word vectors to start from: word2vec/GloVe text (an optional `COUNT DIM` header line, then
     `WORD v1 ... vDIM` per line) or word2vec binary (`.bin`). Each must have `dim` values; words not
     in the file keep their random start (a lowercase match is tried second)."""
     trainable: bool = True
     """Whether the token embeddings keep training (false freezes them, pretrained or not)."""
+
+    _pretrained_is_file = field_validator("pretrained")(lambda value: not_a_folder(value))
 
     @property
     def output_dim(self) -> int:
@@ -79,7 +81,7 @@ class HeadSpec(StrictModel):
     type: Literal["softmax", "crf"] = "softmax"
     """`softmax` (per example, or per token for tagging) or `crf` (tagging: a linear-chain CRF
     learns tag transitions and decodes the best sequence with Viterbi)."""
-    hidden: list[int] = Field(default_factory=list)
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     """Sizes of the dense layers between pooling and the output layer."""
     activation: Literal["relu", "gelu", "tanh"] = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)

@@ -12,6 +12,7 @@ from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
+from kbuild.spec.memory import oversized
 from kbuild.spec.model import ModelSpec
 from kbuild.spec.preprocess import PreprocessSpec
 from kbuild.spec.search import SearchSpec
@@ -27,7 +28,8 @@ class Spec(StrictModel):
     task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     """A registered task (`kbuild schema` lists them); checked by `kbuild.tasks.checks`."""
     description: str | None = None
-    seed: int = 42
+    seed: int = Field(default=42, ge=0, lt=2**32)
+    """Seeds every random generator (NumPy's and TF's take 32-bit seeds)."""
     data: DataSpec
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -49,6 +51,7 @@ class Spec(StrictModel):
         for loc, message in self.model.issues():
             yield ("model", *loc), message
         yield from backbone_issues(self)
+        yield from oversized(self)  # refused before anything allocates (kbuild.spec.memory)
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""

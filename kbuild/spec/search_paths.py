@@ -9,10 +9,9 @@ value the field rejects, is an error located at the parameter's key under `searc
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
-
-import yaml
 
 from kbuild.errors import SpecError, SpecIssue
 from kbuild.spec.loader import apply_overrides, validate
@@ -25,9 +24,10 @@ WITHOUT_SEARCH = "search=null"
 
 
 def override(path: str, value: Any) -> str:
-    """`path=value` with the value written as YAML, so the loader parses back exactly `value`."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=2**31, allow_unicode=True)
-    return f"{path}={text.removesuffix(chr(10)).removesuffix(chr(10) + '...')}"
+    """`path=value` with the value written as JSON (which is YAML), so the loader parses back
+    exactly `value`: a string such as "1e-3" or "yes" stays quoted, where plain YAML would
+    leave it bare and the loader read a number or a bool."""
+    return f"{path}={json.dumps(value, ensure_ascii=False)}"
 
 
 def trial_overrides(search: SearchSpec, sampled: Mapping[str, Any]) -> list[str]:

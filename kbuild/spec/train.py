@@ -46,8 +46,8 @@ class ScheduleSpec(StrictModel):
 
 
 class EarlyStoppingSpec(StrictModel):
-    monitor: str = "val_loss"
-    """Unset: the task's selection metric, as for `train.monitor`."""
+    monitor: str = Field(default="val_loss", min_length=1)
+    """Unset: the task's selection metric, as for `train.monitor`; checked against the metrics the task logs."""
     patience: int = Field(default=2, ge=0)
     min_delta: float = Field(default=0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"
@@ -76,10 +76,11 @@ class TrainSpec(StrictModel):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = None
-    monitor: str = "val_loss"
+    monitor: str = Field(default="val_loss", min_length=1)
     """Metric that picks the best model (model.keras); `val_accuracy`, `val_macro_f1`, `val_f1`
-    (tagging: conlleval entity F1), ... Unset: the task's own (`val_f1` for tagging, else `val_loss`)."""
-    class_weight: Literal["balanced"] | dict[str, float] | None = None
+    (tagging: conlleval entity F1), ... Unset: the task's own (`val_f1` for tagging, else
+    `val_loss`); checked against the metrics the task logs."""
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(gt=0)]] | None = None
     """`balanced`, or label -> weight."""
     shuffle_buffer: int = Field(default=20000, ge=1)
     strategy: Literal["auto", "cpu", "one_device", "mirrored", "multi_worker", "parameter_server", "tpu"] = "auto"

@@ -41,6 +41,16 @@ class Task:
     default_monitor: str = "val_loss"
     """`train.monitor` (and `train.early_stopping.monitor`) when the spec leaves it unset."""
 
+    logged_metrics: tuple[str, ...] = ()
+    """Names of the metrics `metrics()` compiles, besides `loss`: what `train.monitor` may name
+    (with `val_` for the valid split). Declared, not read from `metrics()`, so that checking a spec
+    needs no Keras; tests/test_robust_spec.py keeps the two in step."""
+
+    def metric_names(self, spec: Spec) -> tuple[str, ...]:
+        """Every metric name training logs for `spec`: `loss`, the compiled metrics, and `val_` of each."""
+        names = ("loss", *self.logged_metrics)
+        return (*names, *(f"val_{name}" for name in names))
+
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Task-specific spec problems (location, message)."""
         return iter(())

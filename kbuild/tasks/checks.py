@@ -12,6 +12,9 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from kbuild.data.builtin import BUILTINS
+from kbuild.data.readers.base import ROLES
+from kbuild.registry import did_you_mean
 from kbuild.spec.checks import Location, SpecChecks
 from kbuild.spec.loader import load_spec as load_fields
 from kbuild.tasks.base import TASKS
@@ -22,9 +25,40 @@ if TYPE_CHECKING:
 
 
 def task_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
-    """What the spec's task refuses, and fields only other tasks read."""
+    """What the spec's task refuses, fields only other tasks read, metric names the task does
+    not log, and data settings no reader understands."""
     yield from TASKS.get(spec.task).spec_issues(spec)
     yield from unused_task_fields(spec)
+    yield from monitor_issues(spec)
+    yield from data_issues(spec)
+
+
+def monitor_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """`train.monitor` and `train.early_stopping.monitor` must name a metric the task logs;
+    a misspelt one would otherwise only fail (or silently never improve) after the first epoch."""
+    names = TASKS.get(spec.task).metric_names(spec)
+    monitors = [(("train", "monitor"), spec.train.monitor)]
+    if spec.train.early_stopping is not None:
+        monitors.append((("train", "early_stopping", "monitor"), spec.train.early_stopping.monitor))
+    for loc, name in monitors:
+        if name not in names:
+            yield loc, (f"task {spec.task} logs no metric {name!r}{did_you_mean(name, names)}; "
+                        f"expected one of: {', '.join(names)}")
+
+
+def data_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """Column roles the readers read, and built-in dataset names (both known to `kbuild.data`)."""
+    data = spec.data
+    for role in data.columns:
+        if role not in ROLES:
+            yield ("data", "columns", role), (f"unknown column role {role!r}{did_you_mean(role, ROLES)}; "
+                                              f"expected roles: {', '.join(ROLES)}")
+    if "text" not in data.columns:
+        yield ("data", "columns"), "no `text` column given; e.g. columns: {text: sentence}"
+    if data.builtin is not None and data.builtin not in BUILTINS.names():
+        names = list(BUILTINS.names())
+        yield ("data", "builtin"), (f"unknown built-in dataset {data.builtin!r}{did_you_mean(data.builtin, names)}; "
+                                    f"expected one of: {', '.join(names)}")
 
 
 def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:

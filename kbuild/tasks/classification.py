@@ -18,6 +18,7 @@ PROBABILITIES = "probabilities"
 
 class ClassificationTask(Task):
     name = "classification"
+    logged_metrics = ("accuracy", "macro_f1")
     tflite = True
     owned_fields = (("train", "class_weight"),)
 

@@ -22,6 +22,7 @@ EXPORT_NEW_TOKENS = 100
 
 class LanguageModelTask(Task):
     name = "language_model"
+    logged_metrics = ("perplexity",)
     uses_labels = False
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:

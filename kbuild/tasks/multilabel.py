@@ -35,6 +35,7 @@ def thresholds(spec: Spec, labels: list[str]) -> list[float]:
 
 class MultiLabelTask(Task):
     name = "multilabel"
+    logged_metrics = ("micro_f1", "macro_f1")
     owned_fields = (("data", "label_separator"), ("model", "head", "threshold"))
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -26,6 +26,7 @@ VALUE = "value"
 
 class RegressionTask(Task):
     name = "regression"
+    logged_metrics = ("mae", "pearson")
     tflite = True
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -49,9 +49,15 @@ def word_positions(features: Any) -> Any:
 
 class TaggingTask(Task):
     name = "tagging"
+    logged_metrics = ("token_accuracy",)
     owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"), ("model", "embedding", "bigrams"))
     label_padding = PADDING_TAG
     default_monitor = "val_f1"
+
+    def metric_names(self, spec: Spec) -> tuple[str, ...]:
+        """The compiled metrics, and the entity scores the epoch callback adds (`val_f1`, ...)."""
+        entity = ("f1", "precision", "recall")
+        return (*super().metric_names(spec), *entity, *(f"val_{name}" for name in entity))
 
     def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
         """`val_f1` (conlleval entity F1 on valid; `f1` on train without one) in every epoch's logs."""

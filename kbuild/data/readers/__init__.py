@@ -49,9 +49,14 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) ->
         DataError: missing file, unknown format, header without a requested column, a bad row
             under `on_error: fail`, or no usable rows at all.
     """
-    file = expand_data_path(path)
-    if not file.is_file():
-        what = "is a folder, not a file" if file.is_dir() else "file not found"
+    try:
+        file = expand_data_path(path)
+        found, folder = file.is_file(), file.is_dir()
+    except (OSError, ValueError, RuntimeError) as exc:  # a name too long, a NUL byte, ~nobody
+        raise DataError(f"{key}: not a usable path: {str(path)[:80]!r} ({exc.__class__.__name__}: "
+                        f"{str(exc)[:80]})") from None
+    if not found:
+        what = "is a folder, not a file" if folder else "file not found"
         raise DataError(f"{key}: {what}: {file}")
     reader = READERS.get(data.format or infer_format(file, key))
     return reader.read(file, ReadOptions.from_spec(data, key, labelled))

@@ -114,12 +114,17 @@ def read_text(path: Path) -> str:
     line of an invalid byte.
     """
     raw = path.read_bytes()
+    # The BOM is cut here rather than by the utf-8-sig codec, whose error offsets then count from
+    # after it: offsets stay offsets into the file.
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return raw.decode("utf-8-sig")
+        return raw[start:].decode("utf-8") if start else raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
+        offset = error.start + start
+        line = raw.count(b"\n", 0, offset) + 1
+        column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
         raise DataError(
-            f"not valid UTF-8 text ({error.reason} at byte {error.start}); save the file as UTF-8",
+            f"not valid UTF-8 text ({error.reason} at byte {offset}, column {column}); save the file as UTF-8",
             str(path),
             line,
         ) from None
