@@ -32,7 +32,7 @@ def main() -> None:
     if args.steps:
         overrides.append(f"train.max_steps={args.steps}")
     if args.lora:
-        # Adapters start at zero and are few: they take a larger learning rate than full fine-tuning.
+        # The adapters are few and their update starts at zero: they usually take a larger learning rate.
         overrides += [f"model.backbone.lora={{rank: {args.lora}}}", "train.optimizer.learning_rate=1.0e-3"]
     spec = kbuild.load_spec(SPEC, overrides)
     run = kbuild.train(spec)
