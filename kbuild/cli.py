@@ -224,7 +224,9 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, 
 @click.option("--format", "fmt", default="savedmodel", show_default=True,
               help="An export format: savedmodel or tflite (kbuild.exporter.formats lists the registered ones).")
 @click.option("--quantize", default="none", show_default=True,
-              help="What the format takes; tflite: dynamic (dynamic-range), float16, or int8 calibrated on train-split examples.")
+              help="What the format takes; savedmodel: int8 (Keras model.quantize: Dense, EinsumDense and Embedding "
+                   "weights int8, LSTM/GRU stay float); tflite: dynamic (dynamic-range), float16, or int8 calibrated "
+                   "on train-split examples.")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
     """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
     a TFLite model with its tokenizer as a pre-processing asset."""
