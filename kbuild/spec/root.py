@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pydantic import Field, PrivateAttr
 
 from kbuild.spec.base import StrictModel
+from kbuild.spec.compression import PruneSpec
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.model import ModelSpec
@@ -31,6 +32,8 @@ class Spec(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    prune: PruneSpec | None = None
+    """Magnitude pruning during training (kbuild.compression.pruning)."""
 
     _source: str = PrivateAttr(default="<spec>")
 

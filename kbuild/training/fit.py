@@ -20,6 +20,7 @@ import keras
 
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
+from kbuild.compression import Compression
 from kbuild.errors import Interrupted, TrainingError
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.spec import Spec
@@ -118,7 +119,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    model = compile_model(spec, bundle, placement, total_steps)
+    compression = Compression(spec, folder, total_steps)
+    bundle = compression.prepare(bundle, log)
+    model = compile_model(spec, bundle, placement, total_steps, compression)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
@@ -136,7 +139,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         guard,
         throughput,
         backup,
-        GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True),
+        *compression.callbacks(),  # before the checkpoints: they save masked weights
+        GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
+                          ready=compression.checkpoint_ready),
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
         StepLimit(total_steps),
@@ -178,6 +183,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
                             f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
     metrics = evaluate_splits(folder, bundle, spec)
+    compressed = compression.results(load_trained_model(folder), metrics) if compression.active else {}
     results = {
         "kbuild_version": __version__,
         "name": spec.name,
@@ -199,6 +205,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         "precision": precision,
         "parameters": model.count_params(),
         "pretrained_vectors": pretrained,
+        **compressed,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
@@ -211,7 +218,8 @@ def training_precision(spec: Spec) -> str:
     return resolve_precision(spec.train.mixed_precision, recurrent)
 
 
-def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int) -> keras.Model:
+def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
+                  compression: Compression | None = None) -> keras.Model:
     """The task's model, built and compiled in the strategy's scope exactly as training runs it
     (`kbuild bench` times this same model).
 
@@ -220,12 +228,15 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int) ->
     the model's dtype policy is mixed_float16 (tests/test_mixed_precision.py checks it).
     """
     task = TASKS.get(spec.task)
+    loss, metrics = task.loss(spec), task.metrics(spec, bundle.labels)
+    if compression is not None:  # distillation wraps both around the packed train targets
+        loss, metrics = compression.loss(loss), compression.metrics(metrics)
     with placement.strategy.scope():
         model = task.build_model(spec, bundle)
         model.compile(
             optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
-            loss=task.loss(spec),
-            metrics=task.metrics(spec, bundle.labels),
+            loss=loss,
+            metrics=metrics,
             jit_compile=spec.train.jit_compile,
             steps_per_execution=spec.train.steps_per_execution,
         )
