@@ -17,6 +17,7 @@ from kbuild.layers.crf import (
     decode_tags,
     viterbi_decode,
 )
+from kbuild.layers.distillation import DistillationLoss, HardLabels
 from kbuild.layers.embedding import CharCNN, TokenAndPositionEmbedding
 from kbuild.layers.metrics import (
     MaskedTokenAccuracy,
@@ -31,7 +32,8 @@ from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
 
 __all__ = [
-    "CRF", "PADDING_TAG", "AttentionPooling", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
+    "CRF", "PADDING_TAG", "AttentionPooling", "CRFLoss", "CharCNN", "ConcatToSteps", "DistillationLoss", "DropMask",
+    "FirstSubtoken", "HardLabels",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
     "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",

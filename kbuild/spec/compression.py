@@ -77,5 +77,8 @@ class DistillSpec(StrictModel):
     transfer: list[str] = Field(default_factory=list)
     """Extra unlabelled text files (csv with a text column, or one text a line) the teacher
     labels; the student trains on them with the soft loss only."""
+    transfer_column: str | None = None
+    """The text column of csv/tsv transfer files (e.g. `review` for IMDB); default
+    `data.columns.text`."""
     batch_size: int = Field(default=64, ge=1)
     """Batch size of the one-off teacher pass."""

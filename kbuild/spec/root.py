@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pydantic import Field, PrivateAttr
 
 from kbuild.spec.base import StrictModel
-from kbuild.spec.compression import PruneSpec
+from kbuild.spec.compression import DistillSpec, PruneSpec
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.model import ModelSpec
@@ -34,6 +34,8 @@ class Spec(StrictModel):
     export: ExportSpec = Field(default_factory=ExportSpec)
     prune: PruneSpec | None = None
     """Magnitude pruning during training (kbuild.compression.pruning)."""
+    distill: DistillSpec | None = None
+    """Train as the student of a trained teacher run (kbuild.compression.distillation)."""
 
     _source: str = PrivateAttr(default="<spec>")
 

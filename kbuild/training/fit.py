@@ -112,6 +112,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
     bundle = load_bundle(spec, folder.assets) if resuming else build_data(spec, assets_dir=folder.assets)
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
+    compression = Compression(spec, folder)
+    bundle = compression.prepare(bundle, log)  # distill: the train split gains the teacher's targets
     log(_describe_data(bundle))
     steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
     total_steps = spec.train.epochs * steps_per_epoch
@@ -119,8 +121,6 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    compression = Compression(spec, folder, total_steps)
-    bundle = compression.prepare(bundle, log)
     model = compile_model(spec, bundle, placement, total_steps, compression)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
@@ -139,7 +139,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool) -> Run:
         guard,
         throughput,
         backup,
-        *compression.callbacks(),  # before the checkpoints: they save masked weights
+        *compression.callbacks(total_steps),  # before the checkpoints: they save masked weights
         GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
                           ready=compression.checkpoint_ready),
         MetricsLog(folder.metrics),
