@@ -187,10 +187,17 @@ def bench(spec: str, overrides: tuple[str, ...], steps: int, warmup: int, config
 def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None:
     """Metrics of the trained model in RUN on one split (or a file of labelled rows)."""
     _tensorflow()
+    from kbuild.compression import run_summary
     from kbuild.evaluation import evaluate as evaluate_run
+    from kbuild.runs import open_run
 
     metrics = evaluate_run(run, split=split, data_file=data_file)
-    click.echo(json.dumps(metrics, indent=2) if as_json else _metrics_table({split: metrics}))
+    compressed = run_summary(open_run(run).read_results(), split)  # pruned / distilled runs: sparsity, retention
+    click.echo(json.dumps({**metrics, **compressed}, indent=2) if as_json else _metrics_table({split: metrics}))
+    if compressed and not as_json:
+        for key in ("sparsity", "nonzero_parameters", "teacher", "retention"):
+            if key in compressed:
+                click.echo(f"{key}: {compressed[key]}")
 
 
 @cli.command()

@@ -3,6 +3,7 @@ cached and reused on resume, the export holds only the student, and the teacher 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -106,3 +107,16 @@ def test_teacher_labels_that_differ_are_an_error(runs, tmp_path):
     spec = kbuild.load_spec(runs["spec"], [*STUDENT, f"distill={{teacher: {fake}}}"])
     with pytest.raises(TrainingError, match="labels"):
         kbuild.train(spec, run_dir=tmp_path / "run")
+
+
+def test_evaluate_json_shows_retention_against_the_teacher(runs):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    result = CliRunner().invoke(cli, ["evaluate", str(runs["student"].path), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output[result.output.index("{"):])
+    assert shown["teacher"] == str(runs["teacher"].path)
+    assert shown["retention"] == runs["student"].results["distillation"]["retention"]["valid"]
+    assert shown["accuracy"] == runs["student"].results["metrics"]["valid"]["accuracy"]

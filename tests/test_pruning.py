@@ -86,3 +86,15 @@ def test_an_unmatched_variable_regex_fails_naming_the_key(write_spec, tmp_path):
     spec = kbuild.load_spec(write_spec(TINY_SPEC + "prune: {final_sparsity: 0.5, variables: nothing_is_called_this}\n"))
     with pytest.raises(TrainingError, match="prune.variables"):
         kbuild.train(spec, run_dir=tmp_path / "run")
+
+
+def test_evaluate_json_shows_the_runs_sparsity(pruned_run):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    result = CliRunner().invoke(cli, ["evaluate", str(pruned_run.path), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output[result.output.index("{"):])
+    assert shown["sparsity"] == pruned_run.results["pruning"]["sparsity"] and "accuracy" in shown
+    assert shown["sparsity_by_variable"] == pruned_run.results["pruning"]["layers"]

@@ -80,3 +80,20 @@ class Compression:
         if self.teacher is not None:
             out["distillation"] = self.teacher.report(metrics)
         return out
+
+
+def run_summary(results: dict, split: str) -> dict:
+    """What `kbuild evaluate` adds for a compressed run, read from its results.json: `sparsity`
+    (overall and per pruned variable) and `retention` on `split` (student / teacher, with the
+    teacher's run). Empty for a run trained without compression."""
+    out: dict[str, Any] = {}
+    if "pruning" in results:
+        out["sparsity"] = results["pruning"]["sparsity"]
+        out["sparsity_by_variable"] = results["pruning"]["layers"]
+    if "nonzero_parameters" in results:
+        out["nonzero_parameters"] = results["nonzero_parameters"]
+        out["parameters"] = results.get("parameters")
+    if "distillation" in results:
+        out["teacher"] = results["distillation"]["teacher"]
+        out["retention"] = results["distillation"]["retention"].get(split, {})
+    return out
