@@ -55,7 +55,7 @@ def test_bad_prune_sections_are_spec_errors_naming_the_key(write_spec, bad):
 def pruned_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pruned")
     spec = folder / "spec.yaml"
-    spec.write_text(TINY_SPEC + "prune: {final_sparsity: 0.7, initial_sparsity: 0.2, end: 0.5, frequency: 1}\n")
+    spec.write_text(TINY_SPEC + "prune: {final_sparsity: 0.7, begin: 0.25, end: 0.75, frequency: 1}\n")
     overrides = ["model.blocks=[{type: bilstm, units: 8}]", "model.pooling=max", "train.max_steps=8"]
     return kbuild.train(kbuild.load_spec(spec, overrides), run_dir=folder / "run")
 

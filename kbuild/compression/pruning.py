@@ -138,7 +138,9 @@ class Pruning(keras.callbacks.Callback):
 
     def _update(self, step: int) -> None:
         target = self.schedule.target(step)
-        if target != self.sparsity or (target and not self.masks):
+        if not target and not self.masks:  # before `begin`: nothing pruned yet
+            return
+        if target != self.sparsity or not self.masks:
             values = [np.asarray(keras.ops.convert_to_numpy(v)) for v in self.variables]
             masks = magnitude_masks(values, target, self.spec.scope)
             self.masks = [keras.ops.convert_to_tensor(m, dtype=v.dtype) for m, v in zip(masks, self.variables, strict=True)]
