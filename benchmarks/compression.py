@@ -37,11 +37,12 @@ import json, statistics, sys, time
 from kbuild.prediction import load_predictor
 texts = json.loads(open(sys.argv[2]).read())
 predictor = load_predictor(sys.argv[1])
-predictor.predict(texts[:64], batch_size=64)
+list(predictor.predict(texts[:64], batch_size=64))  # warm-up (predict is lazy: list() runs it)
+list(predictor.predict(texts[:1], batch_size=1))
 one = []
 for text in texts[:200]:
-    start = time.perf_counter(); predictor.predict([text], batch_size=1); one.append(time.perf_counter() - start)
-start = time.perf_counter(); predictor.predict(texts, batch_size=64); seconds = time.perf_counter() - start
+    start = time.perf_counter(); list(predictor.predict([text], batch_size=1)); one.append(time.perf_counter() - start)
+start = time.perf_counter(); list(predictor.predict(texts, batch_size=64)); seconds = time.perf_counter() - start
 print(json.dumps({"p50_ms": 1000 * statistics.median(one), "samples_per_s": len(texts) / seconds}))
 """
 
@@ -57,7 +58,8 @@ def train_students(teacher: str, runs: Path, transfer: list[str], overrides: lis
 
     distill = f"distill={{teacher: {teacher}, alpha: 0.5, temperature: 2.0, loss: kl, " \
               f"transfer: [{', '.join(transfer)}], transfer_column: review}}"
-    prune = "prune={final_sparsity: 0.8, begin: 0.0, end: 0.7, frequency: 50}"
+    # The embedding table is 95 % of the BiLSTM's weights: without it 80 % of the kernels is 4 % of the model.
+    prune = "prune={final_sparsity: 0.8, begin: 0.0, end: 0.7, frequency: 50, embeddings: true, scope: global}"
     plans = {"BiLSTM from scratch": [], "distilled BiLSTM": [distill], "distilled + 80 % pruned": [distill, prune]}
     made = {}
     for name, extra in plans.items():
