@@ -220,10 +220,17 @@ def bench(spec: str, overrides: tuple[str, ...], steps: int, warmup: int, config
 def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None:
     """Metrics of the trained model in RUN on one split (or a file of labelled rows)."""
     _tensorflow()
+    from kbuild.compression import run_summary
     from kbuild.evaluation import evaluate as evaluate_run
+    from kbuild.runs import open_run
 
     metrics = evaluate_run(run, split=split, data_file=data_file)
-    click.echo(json.dumps(metrics, indent=2) if as_json else _metrics_table({split: metrics}))
+    compressed = run_summary(open_run(run).read_results(), split)  # pruned / distilled runs: sparsity, retention
+    click.echo(json.dumps({**metrics, **compressed}, indent=2) if as_json else _metrics_table({split: metrics}))
+    if compressed and not as_json:
+        for key in ("sparsity", "nonzero_parameters", "teacher", "retention"):
+            if key in compressed:
+                click.echo(f"{key}: {compressed[key]}")
 
 
 @cli.command()
@@ -263,7 +270,9 @@ def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, 
 @click.option("--format", "fmt", default="savedmodel", show_default=True,
               help="An export format: savedmodel or tflite (kbuild.exporter.formats lists the registered ones).")
 @click.option("--quantize", default="none", show_default=True,
-              help="What the format takes; tflite: dynamic (dynamic-range), float16, or int8 calibrated on train-split examples.")
+              help="What the format takes; savedmodel: int8 (Keras model.quantize: Dense, EinsumDense and Embedding "
+                   "weights int8, LSTM/GRU stay float); tflite: dynamic (dynamic-range), float16, or int8 calibrated "
+                   "on train-split examples.")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
     """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
     a TFLite model with its tokenizer as a pre-processing asset."""

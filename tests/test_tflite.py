@@ -101,7 +101,7 @@ def test_tflite_folder_ships_tokenizer_vocabulary_and_metadata(bilstm_run, tmp_p
     assert [r["text"] for r in rows] == SENTENCES
 
 
-def test_quantize_without_tflite_is_a_usage_error(bilstm_run, tmp_path):
-    result = CliRunner().invoke(cli, ["export", str(bilstm_run), "--quantize", "int8", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "--format tflite only" in result.output
+def test_a_tflite_only_quantization_on_savedmodel_is_a_usage_error(bilstm_run, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(bilstm_run), "--quantize", "float16", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "savedmodel (none, int8)" in result.output
     assert not (tmp_path / "x").exists()

@@ -18,6 +18,7 @@ from kbuild.layers.crf import (
     decode_tags,
     viterbi_decode,
 )
+from kbuild.layers.distillation import DistillationLoss, HardLabels
 from kbuild.layers.embedding import CharCNN, TokenAndPositionEmbedding
 from kbuild.layers.metrics import (
     MaskedTokenAccuracy,
@@ -34,7 +35,8 @@ from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
 
 __all__ = [
-    "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "MaskedFeatures", "BigramEmbedding", "TextCNN", "CRFLoss", "CharCNN", "ConcatToSteps", "DropMask", "FirstSubtoken",
+    "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "BigramEmbedding", "CRFLoss", "CharCNN",
+    "ConcatToSteps", "DistillationLoss", "DropMask", "FirstSubtoken", "HardLabels", "MaskedFeatures", "TextCNN",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
     "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",

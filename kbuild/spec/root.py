@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr
 
 from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
+from kbuild.spec.compression import DistillSpec, PruneSpec
 from kbuild.spec.data import DataSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.memory import oversized
@@ -37,6 +38,10 @@ class Spec(StrictModel):
     export: ExportSpec = Field(default_factory=ExportSpec)
     search: SearchSpec | None = None
     """Hyperparameter search run by `kbuild tune`; ignored by `kbuild train`."""
+    prune: PruneSpec | None = None
+    """Magnitude pruning during training (kbuild.compression.pruning)."""
+    distill: DistillSpec | None = None
+    """Train as the student of a trained teacher run (kbuild.compression.distillation)."""
 
     _source: str = PrivateAttr(default="<spec>")
 

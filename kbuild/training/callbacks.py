@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -84,12 +85,14 @@ class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):
     without this a diverged run would leave NaN weights in model.keras.
     """
 
-    def __init__(self, filepath: str, guard: NanGuard, **kwargs):
+    def __init__(self, filepath: str, guard: NanGuard, ready: Callable[[], bool] = lambda: True, **kwargs):
         super().__init__(filepath, **kwargs)
         self.guard = guard
+        self.ready = ready
+        """False while the weights are not yet what may be saved (pruning below its final sparsity)."""
 
     def _save_model(self, epoch, batch, logs):
-        if self.guard.failed_at is None:
+        if self.guard.failed_at is None and self.ready():
             super()._save_model(epoch, batch, logs)
 
 

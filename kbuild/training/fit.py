@@ -20,6 +20,7 @@ import keras
 
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
+from kbuild.compression import Compression
 from kbuild.errors import Interrupted, TrainingError
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.spec import Spec
@@ -122,6 +123,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     bundle = load_bundle(spec, folder.assets) if resuming else build_data(spec, assets_dir=folder.assets)
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
+    compression = Compression(spec, folder)
+    bundle = compression.prepare(bundle, log)  # distill: the train split gains the teacher's targets
     log(_describe_data(bundle))
     steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
     plan = plan_epochs(spec.train, bundle.counts["train"])
@@ -130,7 +133,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    model = compile_model(spec, bundle, placement, total_steps)
+    model = compile_model(spec, bundle, placement, total_steps, compression)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
@@ -145,12 +148,14 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     guard = NanGuard()
     backup = StepCheckpoint(folder.checkpoints, guard, spec.train.checkpoint_every)
     throughput = Throughput(spec.train.batch_size)
-    checkpoint = GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True)
+    checkpoint = GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
+                                   ready=compression.checkpoint_ready)
     callbacks = [
         guard,
         throughput,
         backup,
         *TASKS.get(spec.task).epoch_callbacks(spec, bundle),  # their metrics must reach the callbacks below
+        *compression.callbacks(total_steps),  # before the checkpoints: they save masked weights
         checkpoint,
         MetricsLog(folder.metrics),
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
@@ -200,6 +205,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     reason = stop_reason(stopping, plan, optimizer_steps(model), spec.train.max_steps)
     log(f"stopped: {reason}")
     metrics = evaluate_splits(folder, bundle, spec)
+    compressed = compression.results(load_trained_model(folder), metrics) if compression.active else {}
     results = {
         "kbuild_version": __version__,
         "name": spec.name,
@@ -223,6 +229,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "parameters": model.count_params(),
         "trainable_parameters": trainable,
         "pretrained_vectors": pretrained,
+        **compressed,
     }
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
@@ -240,7 +247,8 @@ def training_precision(spec: Spec) -> str:
     return resolve_precision(spec.train.mixed_precision, recurrent)
 
 
-def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int) -> keras.Model:
+def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
+                  compression: Compression | None = None) -> keras.Model:
     """The task's model, built and compiled in the strategy's scope exactly as training runs it
     (`kbuild bench` times this same model).
 
@@ -249,12 +257,15 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int) ->
     the model's dtype policy is mixed_float16 (tests/test_mixed_precision.py checks it).
     """
     task = TASKS.get(spec.task)
+    loss, metrics = task.loss(spec), task.metrics(spec, bundle.labels)
+    if compression is not None:  # distillation wraps both around the packed train targets
+        loss, metrics = compression.loss(loss), compression.metrics(metrics)
     with placement.strategy.scope():
         model = task.build_model(spec, bundle)
         model.compile(
             optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
-            loss=task.loss(spec),
-            metrics=task.metrics(spec, bundle.labels),
+            loss=loss,
+            metrics=metrics,
             jit_compile=spec.train.jit_compile,
             steps_per_execution=spec.train.steps_per_execution,
         )
