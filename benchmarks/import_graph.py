@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent / "kbuild"
 # Lowest first; a module may import its own layer or any lower one. The first matching prefix wins.
 LAYERS: list[tuple[str, ...]] = [
     ("kbuild.names", "kbuild.errors", "kbuild.registry", "kbuild.lazy", "kbuild.runtime", "kbuild.progress",
-     "kbuild.paths", "kbuild.config"),
+     "kbuild.paths", "kbuild.config", "kbuild.failures"),
     ("kbuild.layers",),
     ("kbuild.blocks",),
     ("kbuild.spec",),
