@@ -37,12 +37,3 @@ EXPORT_FORMATS: Registry[ExportFormat] = Registry("export format")
 
 def register_format(name: str, fmt: ExportFormat) -> ExportFormat:
     return EXPORT_FORMATS.register(name)(fmt)
-
-
-def quantization_names() -> tuple[str, ...]:
-    """Every `--quantize` name some format takes."""
-    names: dict[str, None] = {}
-    for _, fmt in EXPORT_FORMATS.items():
-        names.update(dict.fromkeys(fmt.quantizations))
-    return tuple(names)
-

@@ -40,7 +40,6 @@ def int8_servable(servable: Servable) -> tuple[Servable, dict[str, list[str]]]:
     model in place and cannot be undone)."""
     from kbuild.runs import load_trained_model
     from kbuild.tasks import TASKS
-    from kbuild.tasks.bundle import Assets
 
     model = load_trained_model(servable.folder)
     with warnings.catch_warnings():  # one warning per layer without int8 weights (Dropout, LSTMCell, ...)
@@ -54,8 +53,7 @@ def int8_servable(servable: Servable) -> tuple[Servable, dict[str, list[str]]]:
             left_float.append(layer.path)
     if not quantized:
         raise ValueError(f"{servable.folder.path}: int8 quantisation found no Dense, EinsumDense or Embedding layer")
-    assets = Assets(servable.tokenizer, servable.labels, servable.target_tokenizer)
-    functions = TASKS.get(servable.spec.task).serving_functions(model, assets, servable.spec)
+    functions = TASKS.get(servable.spec.task).serving_functions(model, servable.assets, servable.spec)
     return replace(servable, model=model, functions=functions), {"int8": quantized, "float": left_float}
 
 

@@ -14,16 +14,17 @@ from kbuild.names import TEXT_INPUT as INPUT_NAME  # noqa: F401  (the input's na
 from kbuild.runs import RunFolder, load_trained_run
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
+from kbuild.tasks.bundle import Assets
 
 
 @dataclass
 class Servable:
-    """A trained run ready to serve: spec, tokenizer, labels, model and the task's tf.functions."""
+    """A trained run ready to serve: spec, assets (tokenizers, labels), model and the task's
+    tf.functions."""
 
     folder: RunFolder
     spec: Spec
-    tokenizer: Any
-    labels: list[str]
+    assets: Assets
     model: Any
     functions: dict[str, Any]
     """Signature name -> tf.function; `serving_default` takes raw strings."""
@@ -32,12 +33,21 @@ class Servable:
     def function(self) -> Any:
         return self.functions["serving_default"]
 
-    target_tokenizer: Any = None
-    """seq2seq with separate vocabularies: the target side's tokenizer."""
+    @property
+    def tokenizer(self) -> Any:
+        return self.assets.tokenizer
+
+    @property
+    def labels(self) -> list[str]:
+        return self.assets.labels
+
+    @property
+    def target_tokenizer(self) -> Any:
+        """seq2seq with separate vocabularies: the target side's tokenizer."""
+        return self.assets.target_tokenizer
 
     def trackables(self) -> list[Any]:
-        extra = self.target_tokenizer.trackables() if self.target_tokenizer is not None else []
-        return [self.model, *self.tokenizer.trackables(), *extra]
+        return [self.model, *self.assets.trackables()]
 
 
 def load_servable(run: str, check: Callable[[Spec], None] | None = None) -> Servable:
@@ -45,4 +55,4 @@ def load_servable(run: str, check: Callable[[Spec], None] | None = None) -> Serv
     raising) before its assets and model are loaded."""
     folder, spec, assets, model = load_trained_run(run, check)
     functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
-    return Servable(folder, spec, assets.tokenizer, assets.labels, model, functions, assets.target_tokenizer)
+    return Servable(folder, spec, assets, model, functions)

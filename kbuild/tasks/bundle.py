@@ -111,9 +111,6 @@ class DataBundle(Assets):
 
         return features_dataset(self.splits[split].features, batch_size)
 
-    def save_assets(self, assets_dir: str | Path) -> None:
-        self.save(assets_dir)
-
 
 TARGET_ASSETS = "target"
 """Sub-folder of `assets/` holding a separate target vocabulary."""
