@@ -84,6 +84,18 @@ def test_the_teacher_cache_is_reused_on_resume(runs, monkeypatch, tmp_path):
     assert resumed.results["distillation"]["cache_reused"] is True
 
 
+def test_another_student_of_the_same_teacher_reads_the_teachers_cache(runs, monkeypatch, tmp_path):
+    import kbuild.compression.distillation as distillation
+
+    report = runs["student"].results["distillation"]
+    assert (runs["teacher"].path / "cache" / report["cache"]).is_file()
+    monkeypatch.setattr(distillation, "teacher_outputs", lambda *a, **k: pytest.fail("the teacher ran again"))
+    spec = kbuild.load_spec(runs["spec"], [*STUDENT, "model.pooling=mean", runs["distill"]])
+    second = kbuild.train(spec, run_dir=tmp_path / "second")
+    assert second.results["distillation"]["cache_reused"] is True
+    assert (second.path / "cache" / report["cache"]).is_file()
+
+
 def test_a_teacher_folder_that_is_not_a_run_is_an_error(runs, tmp_path):
     spec = kbuild.load_spec(runs["spec"], [*STUDENT, f"distill={{teacher: {tmp_path}}}"])
     with pytest.raises(TrainingError, match="distill.teacher.*not a kbuild run"):

@@ -4,9 +4,9 @@ The teacher is any trained classification run. Its outputs are computed through 
 path (its tokenizer, its model: `Task.serving_functions`, exactly what its export answers), so
 teacher and student may tokenise differently (a WordPiece MiniLM teacher, a word-level BiLSTM
 student). The pass runs once, batched, with a progress bar on stderr, and its result is cached
-in the student run's `cache/` under a key of teacher and texts: a resumed run, or a second
-student of the same teacher in the same folder, reads the cache instead of paying for the teacher
-again. Only the student is saved and exported; the teacher is never part of its graph.
+under a key of teacher and texts, in the student run's `cache/` and (where it is writable) the
+teacher run's: a resumed run, or any other student of the same teacher on the same texts, reads
+the cache instead of paying for the teacher again. Only the student is saved and exported; the teacher is never part of its graph.
 """
 
 from __future__ import annotations
@@ -73,18 +73,23 @@ def attach_teacher(spec: Spec, bundle: Any, folder: RunFolder, log: Any) -> Teac
     transfer = [text for path in distill.transfer for text in read_transfer(path, spec)]
     texts = train_texts + transfer
     key = _cache_key(teacher_run, texts)
-    cache_file = folder.cache / f"{CACHE_PREFIX}{key}.npz"
-    reused = cache_file.is_file()
-    if reused:
-        with np.load(cache_file, allow_pickle=False) as cached:
+    name = f"{CACHE_PREFIX}{key}.npz"
+    cache_file = folder.cache / name
+    found = next((path for path in (cache_file, teacher_run / "cache" / name) if path.is_file()), None)
+    reused = found is not None
+    if found is not None:
+        with np.load(found, allow_pickle=False) as cached:
             log_probs, teacher_labels = cached["log_probs"], [str(x) for x in cached["labels"]]
-        log(f"distill: teacher targets for {len(texts):,} texts read from {cache_file}")
+        log(f"distill: teacher targets for {len(texts):,} texts read from {found}")
     else:
         log_probs, teacher_labels = teacher_outputs(teacher_run, spec.task, texts, distill.batch_size)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(".tmp.npz")
-        np.savez(partial, log_probs=log_probs, labels=np.asarray(teacher_labels))
-        partial.replace(cache_file)
+    if found != cache_file:
+        _write_cache(cache_file, log_probs, teacher_labels)
+    if not reused:
+        try:  # the teacher's folder may be read-only (a shared run); then only this student keeps it
+            _write_cache(teacher_run / "cache" / name, log_probs, teacher_labels)
+        except OSError:
+            pass
     if sorted(teacher_labels) != sorted(bundle.labels):
         raise TrainingError(f"distill.teacher {distill.teacher}: the teacher's labels {teacher_labels} differ from "
                             f"the student's train labels {bundle.labels}")
@@ -152,6 +157,13 @@ def _teacher_folder(path: str) -> Path:
         return open_run(path).path
     except NotARun as error:
         raise TrainingError(f"distill.teacher: {error}") from None
+
+
+def _write_cache(path: Path, log_probs: np.ndarray, labels: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp.npz")  # renamed into place: a killed write leaves no torn cache
+    np.savez(partial, log_probs=log_probs, labels=np.asarray(labels))
+    partial.replace(path)
 
 
 def _cache_key(run: Path, texts: list[str]) -> str:
