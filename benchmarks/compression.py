@@ -97,8 +97,15 @@ def measure(name: str, run: Path, out: Path, texts: list[str], labels: list[str]
     nonzero, total = parameters(run)
     rows = []
     for label, fmt, quantize in EXPORTS:
-        version = kbuild.export(run, out / f"{run.name}-{fmt}-{quantize}", fmt=fmt, quantize=quantize)
-        predicted = [row["label"] for row in load_predictor(version).predict(texts, batch_size=64)]
+        try:
+            version = kbuild.export(run, out / f"{run.name}-{fmt}-{quantize}", fmt=fmt, quantize=quantize)
+            predicted = [row["label"] for row in load_predictor(version).predict(texts, batch_size=64)]
+        except Exception as error:  # noqa: BLE001  (one export that fails is a row of the table, not the end of it)
+            reason = " ".join(str(error).split())[:300]
+            rows.append({"model": name, "export": label, "run": str(run), "error": f"{type(error).__name__}: {reason}",
+                         "nonzero_parameters": nonzero, "parameters": total})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            continue
         accuracy = sum(p == g for p, g in zip(predicted, labels, strict=True)) / len(labels)
         disk, gz = sizes(version)
         timed = subprocess.run([sys.executable, "-c", TIMING, str(version), str(texts_file)], capture_output=True,
@@ -137,6 +144,9 @@ def main() -> None:
     print("| model | export | dev acc | params non-zero / total | disk KB | gzip KB | p50 ms (batch 1) | samples/s (batch 64) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | {r['export']} | failed: {r['error']} | {r['nonzero_parameters']:,} / {r['parameters']:,} | | | | |")
+            continue
         print(f"| {r['model']} | {r['export']} | {r['dev_accuracy']:.4f} | {r['nonzero_parameters']:,} / {r['parameters']:,} | "
               f"{r['disk_bytes'] / 1024:,.0f} | {r['gzip_bytes'] / 1024:,.0f} | {r['p50_ms_batch1']} | {r['samples_per_s_batch64']} |")
 
