@@ -59,3 +59,7 @@ class Interrupted(KbuildError):
     """SIGINT/SIGTERM during training; a checkpoint was written first (exit 130)."""
 
     exit_code = 130
+
+
+class ExportError(KbuildError):
+    """An export whose result does not run (e.g. a quantised TFLite model whose kernels fail)."""

@@ -12,7 +12,12 @@ megabytes. So a TFLite version folder holds:
                      the exact graph the SavedModel export runs (loads with TF + tensorflow_text)
     vocab.txt        the vocabulary (id = line number - 1), for tokenizers re-implemented on device
     metadata.json    format, quantisation, signatures, labels, metrics, spec (with the tokenizer
-                     settings: type, lowercase, max_length, start token)
+                     settings: type, lowercase, max_length, start token), and `verification`: how
+                     far the converted model's outputs are from the Keras model's on a check batch
+
+Before anything is written, the converted model runs in the interpreter on a check batch (a few
+calibration texts, and rows of every length from 1 to max_length): a conversion whose kernels fail
+at some input, or give non-finite outputs, is an `ExportError` at export instead of at predict.
 
 `kbuild predict` on such a folder runs `tokenizer/` then the interpreter.
 """
@@ -26,6 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from kbuild.errors import ExportError
 from kbuild.exporter.formats import ExportFormat, register_format
 from kbuild.exporter.layout import TFLITE_MODEL, publish_version
 from kbuild.exporter.quantize import DEFAULT_DELEGATES, QUANTIZATIONS
@@ -35,12 +41,15 @@ from kbuild.exporter.serving import INPUT_NAME, Servable
 IDS_NAME = "ids"
 TOKENIZER_DIR = "tokenizer"
 CALIBRATION_EXAMPLES = 200
+CHECK_TEXTS = 8
+"""Calibration texts in the check batch (beside one row of each length)."""
 
 
 def write_tflite(servable: Servable, model_root: Path, quantize: str = "none") -> Path:
     """Convert `servable` (quantised as `quantize`) as the next version under `model_root`."""
     configure = QUANTIZATIONS.get(quantize)
     flatbuffer = convert(servable, lambda converter: configure(converter, _representative(servable)))
+    verification = verify(servable, flatbuffer, quantize)
 
     def fill(staging: Path) -> None:
         (staging / TFLITE_MODEL).write_bytes(flatbuffer)
@@ -53,13 +62,15 @@ def write_tflite(servable: Servable, model_root: Path, quantize: str = "none") -
                            "input": f"{INPUT_NAME}: tf.string [batch]", "output": f"{IDS_NAME}: int32 [batch, max_length]",
                            "start_token": servable.tokenizer.start_token},
             tflite_signature={"inputs": {IDS_NAME: "int32 [batch, max_length]"}},
+            verification=verification,
         ))
 
     return publish_version(model_root, fill)
 
 
 def convert(servable: Servable, configure) -> bytes:
-    """The model as a TFLite flatbuffer: ids -> the task's `serving_outputs`."""
+    """The model as a TFLite flatbuffer: ids -> the task's `serving_outputs`. `configure(converter)`
+    may return a function of the converter's output that gives the model (see quantize.py)."""
     import tensorflow as tf
 
     from kbuild.tasks import TASKS
@@ -87,8 +98,9 @@ def convert(servable: Servable, configure) -> bytes:
     try:
         tf.saved_model.save(holder, staging, signatures={"serving_default": infer.get_concrete_function()})
         converter = tf.lite.TFLiteConverter.from_saved_model(staging)
-        configure(converter)
-        return tidy_flatbuffer(converter.convert())
+        finish = configure(converter)
+        flatbuffer = converter.convert()
+        return tidy_flatbuffer(finish(flatbuffer) if finish else flatbuffer)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -192,19 +204,90 @@ def save_tokenizer(servable: Servable, folder: Path) -> None:
     archive.write_out(str(folder), verbose=False)
 
 
-def _representative(servable: Servable):
-    """Calibration batches: a seeded sample of train-split texts, tokenised as in serving."""
-    import tensorflow as tf
-
+def _calibration_texts(servable: Servable) -> list[str]:
+    """A seeded sample of train-split texts."""
     from kbuild.data.splits import read_splits
 
+    texts = [e.text for e in read_splits(servable.spec.data, servable.spec.seed, ("train",))["train"].examples]
+    return random.Random(servable.spec.seed).sample(texts, min(CALIBRATION_EXAMPLES, len(texts)))
+
+
+def _representative(servable: Servable):
+    """Calibration batches: the calibration texts one by one, tokenised as in serving."""
+    import tensorflow as tf
+
     def batches():
-        texts = [e.text for e in read_splits(servable.spec.data, servable.spec.seed, ("train",))["train"].examples]
-        sample = random.Random(servable.spec.seed).sample(texts, min(CALIBRATION_EXAMPLES, len(texts)))
-        for text in sample:
+        for text in _calibration_texts(servable):
             yield {IDS_NAME: servable.tokenizer.encode(tf.constant([text]))}
 
     return batches
+
+
+def check_ids(servable: Servable) -> Any:
+    """The check batch, int32 [CHECK_TEXTS + max_length, max_length]: the first calibration texts
+    (the shortest and longest among them included), then one row of each length from 1 to
+    max_length, cut from the calibration texts' tokens run together. A quantised kernel can fail or
+    go wrong at one length only (int8 DIV did at 25 tokens of MiniLM's mean pooling)."""
+    import numpy as np
+    import tensorflow as tf
+
+    texts = sorted(_calibration_texts(servable), key=len)
+    chosen = texts[:1] + texts[-1:] + texts[1:CHECK_TEXTS - 1] if len(texts) > 2 else texts
+    ids = servable.tokenizer.encode(tf.constant(chosen)).numpy().astype(np.int32)
+    length = ids.shape[1]
+    stream = np.concatenate([row[row != 0] for row in ids])
+    stream = np.resize(stream, max(length, len(stream)))  # repeats itself when the texts are short
+    prefixes = np.zeros((length, length), np.int32)
+    for n in range(1, length + 1):
+        prefixes[n - 1, :n] = stream[:n]
+    return np.concatenate([ids, prefixes])
+
+
+def verify(servable: Servable, flatbuffer: bytes, quantize: str) -> dict:
+    """Run the converted model on the check batch; raise an ExportError where it fails or gives
+    non-finite outputs, else return how far its float outputs are from the Keras model's."""
+    import re
+
+    import numpy as np
+    import tensorflow as tf
+
+    from kbuild.tasks import TASKS
+
+    ids = check_ids(servable)
+    try:
+        runner = _interpreter(flatbuffer, DEFAULT_DELEGATES[quantize]).get_signature_runner("serving_default")
+        outputs = runner(**{IDS_NAME: ids})
+    except (RuntimeError, ValueError) as error:
+        message = " ".join(str(error).split())
+        op = re.search(r"Node number (\d+) \((\w+)\)", message)
+        where = f"op {op.group(2)} (node {op.group(1)})" if op else "the interpreter"
+        raise ExportError(
+            f"the converted --quantize {quantize} TFLite model fails in {where} on a check batch of "
+            f"{len(ids)} rows of 1 to {ids.shape[1]} tokens: {message}. Export with --quantize dynamic or "
+            f"float16, or as a SavedModel (--format savedmodel --quantize int8)") from None
+    reference = TASKS.get(servable.spec.task).serving_outputs(servable.model(ids, training=False), servable.labels)
+    difference = 0.0
+    for name, value in outputs.items():
+        if value.dtype.kind != "f":
+            continue
+        if not np.isfinite(value).all():
+            raise ExportError(f"the converted --quantize {quantize} TFLite model gives non-finite {name} on a check "
+                              f"batch of {len(ids)} rows: export with --quantize dynamic or float16, or as a SavedModel")
+        difference = max(difference, float(np.max(np.abs(value - np.asarray(tf.cast(reference[name], tf.float32))))))
+    return {"rows": len(ids), "max_abs_difference": round(difference, 6)}
+
+
+def _interpreter(flatbuffer: bytes | None, delegates: bool, model_path: str | None = None) -> Any:
+    """A tf.lite.Interpreter, with TFLite's default delegates or its built-in kernels only."""
+    import tensorflow as tf
+
+    resolver = tf.lite.experimental.OpResolverType
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is what TF 2.21 ships
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(
+            model_path=model_path, model_content=flatbuffer,
+            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
 
 
 def load_tflite(version: Path, metadata: dict) -> Any:
@@ -214,15 +297,8 @@ def load_tflite(version: Path, metadata: dict) -> Any:
     import tensorflow_text  # noqa: F401  (tf-text ops in the tokenizer graph)
 
     tokenize = tf.saved_model.load(str(version / TOKENIZER_DIR)).signatures["serving_default"]
-    resolver = tf.lite.experimental.OpResolverType
     delegates = metadata.get("interpreter", {}).get("default_delegates", True)
-    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is what TF 2.21 ships
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(
-            model_path=str(version / TFLITE_MODEL),
-            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-    runner = interpreter.get_signature_runner("serving_default")
+    runner = _interpreter(None, delegates, str(version / TFLITE_MODEL)).get_signature_runner("serving_default")
 
     def run(texts):
         ids = tokenize(**{INPUT_NAME: texts})[IDS_NAME].numpy().astype(np.int32)
