@@ -166,7 +166,7 @@ def build(
     target = target_tokenizer_for(spec)
     texts, target_texts = task.texts(train), task.target_texts(train)
     # Without a target tokenizer of their own, target texts share the one vocabulary.
-    tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts)
+    tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts, task.extra_tokens)
     if target is not None:
         target.fit(target_texts)
     bundle = DataBundle(tokenizer, task.label_vocabulary(train), target_tokenizer=target)
