@@ -105,6 +105,20 @@ def assemble(spec: Spec, inputs: Any, outputs: Any) -> keras.Model:
     return model
 
 
+BACKBONE_FEATURE_LAYERS = (EMBEDDING, "char_cnn", "bigram_embedding")
+"""The layers with weights that `build_backbone` adds before the blocks (the blocks' own layers
+are named after their `BuildContext.name`)."""
+
+
+def backbone_layers(model: keras.Model, spec: Spec) -> list[Any]:
+    """The layers of `model` that `build_backbone` made for `spec` and that hold weights: the
+    embedding, char and bigram features, and every block's layers. What `init_from` copies; the
+    task's pooling and head are not among them."""
+    prefixes = tuple(f"{ctx.name}_" for _, ctx in block_contexts(spec))
+    return [layer for layer in model.layers
+            if layer.weights and (layer.name in BACKBONE_FEATURE_LAYERS or layer.name.startswith(prefixes))]
+
+
 def block_contexts(spec: Spec) -> Iterator[tuple[BlockSpec, BuildContext]]:
     """Each block of the spec with its build context (input size, seed, layer-name prefix): the
     one place that names blocks' layers, shared by the builder and by generation."""

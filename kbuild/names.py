@@ -18,6 +18,10 @@ TARGET_IDS = "target_ids"
 
 PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
 """Reserved token ids of every kbuild tokenizer: padding, unknown, start ([CLS])."""
+MASK_TOKEN = "[MASK]"
+"""The masked-LM task's mask token. Not reserved: only a masked_lm run's vocabulary holds it (as its
+last entry), so every other task's ids stay as they were; a run started from a masked_lm run
+(`init_from`) inherits that vocabulary, [MASK] included."""
 
 # --- outputs and sub-models --------------------------------------------------------------------
 LOGITS = "logits"

@@ -98,6 +98,19 @@ def open_run(path: str | os.PathLike) -> RunFolder:
     return folder
 
 
+def open_latest_run(path: str | os.PathLike) -> RunFolder:
+    """`open_run(path)`, where `path` may also be a spec's runs folder (`runs/<name>`): then its
+    latest stamp that finished training (has model.keras)."""
+    base = Path(path)
+    if not (base / "spec.yaml").is_file() and base.is_dir():
+        trained = sorted(p for p in base.iterdir() if (p / "spec.yaml").is_file() and (p / "model.keras").is_file())
+        if trained:
+            return open_run(trained[-1])
+        raise NotARun(f"{path}: neither a run folder (no spec.yaml) nor a folder of trained runs "
+                      "(runs/<name>/<stamp> with model.keras)")
+    return open_run(path)
+
+
 def prepare_run(name: str, run_dir: str | os.PathLike | None, resume: bool) -> RunFolder:
     """Create (or, with resume, find) the run folder and check it is writable with space to spare."""
     if resume:

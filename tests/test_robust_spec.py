@@ -167,7 +167,8 @@ def test_logged_metric_names_match_the_compiled_metrics():
     from kbuild.tasks import TASKS
 
     specs = {"classification": "quickstart.yaml", "tagging": "conll2003_bilstm_crf.yaml",
-             "language_model": "tinyshakespeare_lstm.yaml", "seq2seq": "translate_lstm.yaml", "vae": "text_vae.yaml"}
+             "language_model": "tinyshakespeare_lstm.yaml", "seq2seq": "translate_lstm.yaml", "vae": "text_vae.yaml",
+             "masked_lm": "pretrain_mlm.yaml"}
     for task, name in specs.items():
         spec = load_spec(REPO / "specs" / name)
         compiled = {metric.name for metric in TASKS.get(task).metrics(spec, ["a", "b"])}

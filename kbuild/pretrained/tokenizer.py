@@ -58,8 +58,9 @@ class PretrainedTokenizer(Tokenizer):
         self._tokenize: Any = None
 
     # --- vocabulary: the checkpoint's --------------------------------------------------------
-    def fit(self, texts: Sequence[str]) -> PretrainedTokenizer:
-        """Take the checkpoint's tokenizer (nothing is learned from `texts`)."""
+    def fit(self, texts: Sequence[str], extra_tokens: Sequence[str] = ()) -> PretrainedTokenizer:
+        """Take the checkpoint's tokenizer (nothing is learned from `texts`; no task that adds
+        `extra_tokens` takes a checkpoint, so there are none)."""
         import keras_hub
 
         if self.locate is None:

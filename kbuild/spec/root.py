@@ -42,6 +42,11 @@ class Spec(StrictModel):
     """Magnitude pruning during training (kbuild.compression.pruning)."""
     distill: DistillSpec | None = None
     """Train as the student of a trained teacher run (kbuild.compression.distillation)."""
+    init_from: str | None = Field(default=None, min_length=1)
+    """A trained run (`runs/NAME/STAMP`, or `runs/NAME` for its latest trained stamp) whose
+    backbone (embedding + blocks, matched by layer name and shape) and tokenizer this run starts
+    from (kbuild.training.init_from); the head is new. A masked_lm run before a classifier, a
+    language_model run before another language model."""
 
     _source: str = PrivateAttr(default="<spec>")
 
@@ -56,12 +61,24 @@ class Spec(StrictModel):
         for loc, message in self.model.issues():
             yield ("model", *loc), message
         yield from backbone_issues(self)
+        yield from self._init_from_issues()
         yield from oversized(self)  # refused before anything allocates (kbuild.spec.memory)
+
+    def _init_from_issues(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if self.init_from is None:
+            return
+        if self.model.backbone is not None:
+            yield ("init_from",), ("init_from starts kbuild's own embedding and blocks from a run; model.backbone "
+                                   "loads a pretrained checkpoint instead: keep one of them")
+        if self.model.embedding.pretrained is not None:
+            yield ("model", "embedding", "pretrained"), ("init_from already starts the embedding from a run; "
+                                                         "remove model.embedding.pretrained")
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        # An absent search: section stays absent, so specs without one resolve (and hash) as before.
-        return self.model_dump(mode="json", exclude={"search"} if self.search is None else None)
+        # Absent search: and init_from stay absent, so specs without them resolve (and hash) as before.
+        unset = {name for name in ("search", "init_from") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=unset or None)
 
     def fingerprint(self) -> str:
         """Stable hash of the resolved spec (recorded in export metadata)."""

@@ -3,6 +3,7 @@
 from kbuild.tasks import (  # noqa: F401  (registration side effect)
     classification,
     language_model,
+    masked_lm,
     multilabel,
     regression,
     seq2seq,

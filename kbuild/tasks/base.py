@@ -40,6 +40,12 @@ class Task:
     one away from its default is an error, not a silently ignored setting."""
     default_monitor: str = "val_loss"
     """`train.monitor` (and `train.early_stopping.monitor`) when the spec leaves it unset."""
+    extra_tokens: tuple[str, ...] = ()
+    """Tokens the task adds to the vocabulary it fits, after the learned ones (a masked LM's
+    `[MASK]`); none by default, so the ids are those of any other task."""
+    backbone_init: bool = True
+    """Whether `init_from: RUN` can start this task's backbone: its model is `compose`d from
+    `model.build_backbone` (false for the encoder-decoder tasks)."""
 
     logged_metrics: tuple[str, ...] = ()
     """Names of the metrics `metrics()` compiles, besides `loss`: what `train.monitor` may name

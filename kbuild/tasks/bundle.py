@@ -147,7 +147,8 @@ def _read(spec: Spec, splits: Iterable[str], files: Mapping[str, str] | None = N
 
 
 def build(
-    spec: Spec, assets_dir: str | Path | None = None, splits: Iterable[str] = SPLITS
+    spec: Spec, assets_dir: str | Path | None = None, splits: Iterable[str] = SPLITS,
+    vocabulary_from: str | Path | None = None,
 ) -> DataBundle:
     """Read the data, fit tokenizer and labels on train, and build the requested splits' datasets.
 
@@ -155,6 +156,8 @@ def build(
         spec: the resolved spec (data, preprocess, model.pooling, train.batch_size, seed).
         assets_dir: when given, the vocabulary and label list are saved there.
         splits: splits to build; train is read (to fit on) even when not listed.
+        vocabulary_from: another run's `assets/` folder whose vocabulary to load instead of
+            fitting one (`init_from`: the backbone's embedding rows mean those tokens).
 
     Raises:
         DataError: any problem with the files, rows or labels, naming the file and line.
@@ -165,8 +168,11 @@ def build(
     task = TASKS.get(spec.task)
     target = target_tokenizer_for(spec)
     texts, target_texts = task.texts(train), task.target_texts(train)
-    # Without a target tokenizer of their own, target texts share the one vocabulary.
-    tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts)
+    if vocabulary_from is not None:
+        tokenizer = tokenizer_for(spec).load(vocabulary_from)
+    else:
+        # Without a target tokenizer of their own, target texts share the one vocabulary.
+        tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts, task.extra_tokens)
     if target is not None:
         target.fit(target_texts)
     bundle = DataBundle(tokenizer, task.label_vocabulary(train), target_tokenizer=target)

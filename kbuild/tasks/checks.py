@@ -31,6 +31,10 @@ def task_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
     yield from unused_task_fields(spec)
     yield from monitor_issues(spec)
     yield from data_issues(spec)
+    if spec.init_from is not None and not TASKS.get(spec.task).backbone_init:
+        able = ", ".join(name for name, task in TASKS.items() if task.backbone_init)
+        yield ("init_from",), (f"task {spec.task} builds an encoder-decoder model; init_from starts the "
+                               f"backbone of a model of task {able}")
 
 
 def monitor_issues(spec: Spec) -> Iterator[tuple[Location, str]]:

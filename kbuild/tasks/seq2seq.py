@@ -25,6 +25,7 @@ DECODE_BATCH = 128
 
 class Seq2SeqTask(Task):
     name = "seq2seq"
+    backbone_init = False
     logged_metrics = ("token_accuracy", "perplexity")
     owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"))
     uses_labels = False

@@ -30,6 +30,7 @@ SAMPLED_TEXT = "text"
 
 class VaeTask(Task):
     name = "vae"
+    backbone_init = False
     logged_metrics = ("token_accuracy",)
     owned_fields = (("model", "latent"),)
     uses_labels = False

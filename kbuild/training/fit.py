@@ -35,6 +35,7 @@ from kbuild.training.callbacks import (
     optimizer_steps,
 )
 from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
+from kbuild.training.init_from import InitSource, copy_backbone, init_source
 from kbuild.training.optimizers import build_optimizer
 from kbuild.training.stopping import (
     PatienceStopping,
@@ -107,6 +108,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     from kbuild.tasks.bundle import build as build_data
     from kbuild.tasks.bundle import load_bundle
 
+    spec, source = init_source(spec)  # before the run folder exists: a bad init_from leaves none behind
     folder = prepare_run(spec.name, run_dir, resume)
     folder.write_spec(spec.resolved())
     keras.utils.set_random_seed(spec.seed)
@@ -120,7 +122,8 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     started = time.perf_counter()
     # A resumed run must encode exactly as before: reuse its vocabulary, never refit.
     resuming = resume and any(folder.assets.iterdir())
-    bundle = load_bundle(spec, folder.assets) if resuming else build_data(spec, assets_dir=folder.assets)
+    bundle = (load_bundle(spec, folder.assets) if resuming else
+              build_data(spec, assets_dir=folder.assets, vocabulary_from=source and source.folder.assets))
     if "valid" not in bundle.datasets:
         log("no valid split: the best model is chosen on training loss")
     compression = Compression(spec, folder)
@@ -136,7 +139,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     model = compile_model(spec, bundle, placement, total_steps, compression)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
-        start_step = restore_checkpoint(model, folder.checkpoints) if resume and has_checkpoint(folder.checkpoints) else 0
+        checkpointed = resume and has_checkpoint(folder.checkpoints)
+        initialised = _init_backbone(model, source, spec, resumed=checkpointed)
+        start_step = restore_checkpoint(model, folder.checkpoints) if checkpointed else 0
     trainable = trainable_parameters(model)
     log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
         f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
@@ -229,6 +234,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "parameters": model.count_params(),
         "trainable_parameters": trainable,
         "pretrained_vectors": pretrained,
+        "init_from": initialised,
         **compressed,
     }
     folder.write_results(results)
@@ -335,6 +341,19 @@ def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:
         f"({found.coverage:.1%}) in {found.source}; the rest start random"
         f"{'' if embedding.trainable else '; embeddings frozen'}")
     return {"file": found.source, "found": len(found.ids), "coverage": round(found.coverage, 6)}
+
+
+def _init_backbone(model: keras.Model, source: InitSource | None, spec: Spec, resumed: bool) -> dict | None:
+    """`init_from`: the source run's backbone weights, on a fresh start (a checkpoint wins)."""
+    if source is None:
+        return None
+    if resumed:
+        log(f"{source.describe()}: resuming, so the weights come from the checkpoint")
+        return {"run": str(source.folder.path), "task": source.spec.task, "copied": "before the resume"}
+    copied = copy_backbone(model, source, spec)
+    log(f"init_from {copied['run']}: copied {copied['tensors']} tensors ({copied['parameters']:,} parameters) "
+        f"into {copied['layers']} layers")
+    return copied
 
 
 def _what_was_kept(folder: RunFolder) -> str:

@@ -87,11 +87,21 @@ class Tokenizer(ABC):
         """Number of ids `encode` can produce (the embedding's input dimension)."""
         return len(self.vocabulary)
 
-    def fit(self, texts: Sequence[str]) -> Tokenizer:
-        """Learn the vocabulary from `texts` (the train split), at most `spec.vocab_size` tokens."""
-        learned = [t for t in self._learn_tokens(list(texts)) if t not in SPECIAL_TOKENS]
-        self._set_vocabulary([*SPECIAL_TOKENS, *learned][: self.spec.vocab_size])
+    def fit(self, texts: Sequence[str], extra_tokens: Sequence[str] = ()) -> Tokenizer:
+        """Learn the vocabulary from `texts` (the train split), at most `spec.vocab_size` tokens.
+
+        `extra_tokens` (a masked LM's `[MASK]`) close the vocabulary, within `vocab_size`, so the
+        special and learned ids are those a fit without them gives."""
+        extra = [t for t in extra_tokens if t not in SPECIAL_TOKENS]
+        learned = [t for t in self._learn_tokens(list(texts)) if t not in SPECIAL_TOKENS and t not in extra]
+        room = max(len(SPECIAL_TOKENS), self.spec.vocab_size - len(extra))
+        self._set_vocabulary([*[*SPECIAL_TOKENS, *learned][:room], *extra])
         return self
+
+    def token_id(self, token: str) -> int | None:
+        """The id of `token` in the vocabulary (a special token such as `[MASK]`), or None."""
+        vocabulary = self.vocabulary
+        return vocabulary.index(token) if token in vocabulary else None
 
     def save(self, assets_dir: str | Path) -> Path:
         """Write `vocab.txt` (one token per line) into `assets_dir`; returns its path."""
@@ -145,6 +155,25 @@ class Tokenizer(ABC):
         starts = tf.cast(tf.where(fits, starts, 0), tf.int32)
         starts = tf.pad(starts, [[0, 0], [0, self.max_length]])[:, : self.max_length]
         return {TOKEN_IDS: self._pad(ids), WORD_STARTS: tf.ensure_shape(starts, [None, self.max_length])}
+
+    def encode_marked(self, texts: tf.Tensor | Sequence[str], mark: str, mark_id: int) -> tf.Tensor:
+        """Like `encode` (token ids only), but each `mark` in a text (`[MASK]`) becomes the one id
+        `mark_id`, however the tokenizer would cut the mark's characters: the text is split at the
+        marks, each piece tokenised on its own, and one `mark_id` put between the pieces."""
+        self.vocabulary  # noqa: B018  (raises the "call fit() or load()" error)
+        texts = tf.convert_to_tensor(texts, tf.string)
+        segments = tf.strings.split(texts, sep=mark)  # [batch, (segments)]
+        pieces = self.token_ids(segments.flat_values)  # [segments, (ids)]
+        # Every segment but the last of its text is followed by a mark.
+        counts = segments.row_lengths()
+        position = tf.ragged.range(counts).flat_values
+        marked = position < tf.repeat(counts, counts) - 1
+        marks = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(tf.cast(marked, tf.int32))], tf.constant(mark_id, pieces.dtype)),
+            tf.cast(marked, pieces.row_splits.dtype),
+        )
+        ids = segments.with_flat_values(tf.concat([pieces, marks], axis=1)).merge_dims(1, 2)
+        return self._pad(tf.cast(ids, tf.int32))
 
     def _pad(self, ids: tf.RaggedTensor) -> tf.Tensor:
         if self.start_token:
