@@ -195,12 +195,21 @@ def test_bucketing_pads_each_batch_to_one_of_a_few_lengths_and_keeps_every_examp
     )
     bundle = build(spec)
     got = batches(bundle.datasets["train"])
-    assert {x.shape[1] for x, _ in got} <= set(bucket_lengths(64)) == {8, 16, 32, 64}
+    assert {x.shape[1] for x, _ in got} <= set(bucket_lengths(64)) == {4, 6, 8, 12, 16, 24, 32, 48, 64}
     assert len({x.shape[1] for x, _ in got}) > 1
     assert sum(len(y) for _, y in got) == 30
+    for x, _ in got:  # no batch is padded past the next bucket above its longest row
+        longest = int(np.max(np.sum(x != 0, axis=1)))
+        assert x.shape[1] == min(n for n in bucket_lengths(64) if n >= longest)
     plain = bundle.tokenizer.encode([e.text for e in bundle.examples["train"]]).numpy()
     trimmed = sorted(tuple(int(v) for v in row if v) for x, _ in got for row in x)
     assert trimmed == sorted(tuple(int(v) for v in row if v) for row in plain)
+
+
+def test_bucket_lengths_step_by_half_powers_of_two_up_to_max_length():
+    assert bucket_lengths(16) == [4, 6, 8, 12, 16]
+    assert bucket_lengths(100) == [4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 100]
+    assert bucket_lengths(5) == [4, 5] and bucket_lengths(3) == [3]
 
 
 def test_builtin_dataset_builds_three_splits():

@@ -65,27 +65,6 @@ def gpu_peak_mib() -> float | None:
     return round(max(tf.config.experimental.get_memory_info(n)["peak"] for n in names) / 2**20, 1)
 
 
-def _timer():
-    import keras
-
-    class ExecutionTimer(keras.callbacks.Callback):
-        """Wall time of each train_function call (one call runs steps_per_execution steps; it
-        draws its batches from the iterator inside, so input time is included, as in training)."""
-
-        def __init__(self):
-            super().__init__()
-            self.durations: list[float] = []
-            self._start = 0.0
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.durations.append(time.perf_counter() - self._start)
-
-    return ExecutionTimer()
-
-
 @MEASURES.register("model")
 def measure_model(spec: Spec, config: BenchConfig, steps: int, warmup: int) -> BenchRow:
     """Median step time of `model.fit` after `warmup` steps (the first traces and compiles).
@@ -95,19 +74,22 @@ def measure_model(spec: Spec, config: BenchConfig, steps: int, warmup: int) -> B
     import keras
 
     from kbuild.tasks.bundle import build as build_data
+    from kbuild.training.callbacks import ExecutionTimer
+    from kbuild.training.execution import ExecutionChoice
     from kbuild.training.fit import compile_model, global_policy_kept, training_precision
     from kbuild.training.strategy import resolve_strategy
 
     placement = resolve_strategy(spec.train)
     precision = training_precision(spec)
-    per_call = spec.train.steps_per_execution
+    per_call = 1 if spec.train.steps_per_execution == "auto" else spec.train.steps_per_execution
     warm_calls, timed_calls = max(1, math.ceil(warmup / per_call)), math.ceil(steps / per_call)
     with global_policy_kept():
         keras.mixed_precision.set_global_policy(precision)
         keras.utils.set_random_seed(spec.seed)
         bundle = build_data(spec, splits=("train",))
-        model = compile_model(spec, bundle, placement, (warm_calls + timed_calls) * per_call)
-        timer = _timer()
+        execution = ExecutionChoice(spec.train.jit_compile, per_call, "spec")  # bench times what it is told
+        model = compile_model(spec, bundle, placement, (warm_calls + timed_calls) * per_call, execution=execution)
+        timer = ExecutionTimer()
         _reset_gpu_peaks()
         model.fit(bundle.fresh_dataset("train").repeat(), epochs=1, steps_per_epoch=(warm_calls + timed_calls) * per_call,
                   callbacks=[timer], shuffle=False, verbose=0)

@@ -97,6 +97,8 @@ class TrainSpec(StrictModel):
     """Also checkpoint every N steps (default: every epoch); `--resume` continues at that step."""
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto"] | bool = "auto"
-    steps_per_execution: int = Field(default=1, ge=1)
+    """XLA; `auto`: a short timed probe at train start decides (kbuild/training/execution.py)."""
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    """Batches per compiled call; `auto`: probed with jit_compile, among those that divide the epoch."""
     deterministic: bool = False
     """Enable TF op determinism (bit-identical reruns; somewhat slower)."""

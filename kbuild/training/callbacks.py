@@ -120,3 +120,23 @@ class Throughput(keras.callbacks.Callback):
     @property
     def samples_per_second(self) -> float | None:
         return round(self.samples / self.seconds, 1) if self.seconds else None
+
+
+class ExecutionTimer(keras.callbacks.Callback):
+    """Wall time of each train_function call (one call runs steps_per_execution steps and draws
+    its batches inside, so input time is included, as in training). With `budget_s`, training
+    stops once the calls after the first `warmup` have taken that long in all."""
+
+    def __init__(self, budget_s: float | None = None, warmup: int = 0):
+        super().__init__()
+        self.durations: list[float] = []
+        self.budget_s, self.warmup = budget_s, warmup
+        self._start = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+        if self.budget_s is not None and sum(self.durations[self.warmup:]) >= self.budget_s:
+            self.model.stop_training = True

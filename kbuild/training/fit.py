@@ -35,6 +35,7 @@ from kbuild.training.callbacks import (
     optimizer_steps,
 )
 from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
+from kbuild.training.execution import Candidate, ExecutionChoice, choose_execution
 from kbuild.training.init_from import InitSource, copy_backbone, init_source
 from kbuild.training.optimizers import build_optimizer
 from kbuild.training.stopping import (
@@ -136,7 +137,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    model = compile_model(spec, bundle, placement, total_steps, compression)
+    execution = probe_execution(spec, folder, bundle, placement, precision, steps_per_epoch, total_steps, compression)
+    keras.utils.set_random_seed(spec.seed)  # probed or not, the model starts from the same weights
+    model = compile_model(spec, bundle, placement, total_steps, compression, execution)
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         checkpointed = resume and has_checkpoint(folder.checkpoints)
@@ -231,6 +234,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "replicas": placement.replicas,
         "global_batch_size": spec.train.batch_size,
         "precision": precision,
+        "execution": {**execution.record(), "jit_compile_resolved": bool(model.jit_compile)},
         "parameters": model.count_params(),
         "trainable_parameters": trainable,
         "pretrained_vectors": pretrained,
@@ -240,6 +244,20 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     folder.write_results(results)
     log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
     return Run(folder.path, results)
+
+
+def probe_execution(spec: Spec, folder: RunFolder, bundle, placement: Placement, precision: str,
+                    steps_per_epoch: int, total_steps: int, compression: Compression | None = None) -> ExecutionChoice:
+    """jit_compile and steps_per_execution for this run (kbuild.training.execution), logged."""
+    execution = choose_execution(
+        spec, folder, steps_per_epoch, total_steps,
+        build=lambda candidate, steps: compile_model(spec, bundle, placement, steps, compression, candidate),
+        dataset=lambda: _train_stream(bundle.fresh_dataset("train"), 0),
+        reset=lambda: _reset_session(precision),
+        multi_worker=placement.name == "multi_worker", log=log,
+    )
+    log(execution.describe())
+    return execution
 
 
 def trainable_parameters(model: keras.Model) -> int:
@@ -254,14 +272,20 @@ def training_precision(spec: Spec) -> str:
 
 
 def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
-                  compression: Compression | None = None) -> keras.Model:
+                  compression: Compression | None = None,
+                  execution: Candidate | ExecutionChoice | None = None) -> keras.Model:
     """The task's model, built and compiled in the strategy's scope exactly as training runs it
     (`kbuild bench` times this same model).
 
     Set the global dtype policy first: layers take it when they are created. Under
     mixed_float16, Keras's `compile` wraps the optimizer in a LossScaleOptimizer itself, because
     the model's dtype policy is mixed_float16 (tests/test_mixed_precision.py checks it).
+    `execution` is what `choose_execution` decided; without it, the spec's values (`auto` steps
+    per execution: 1).
     """
+    if execution is None:
+        spe = spec.train.steps_per_execution
+        execution = Candidate(spec.train.jit_compile, 1 if spe == "auto" else spe)
     task = TASKS.get(spec.task)
     loss, metrics = task.loss(spec), task.metrics(spec, bundle.labels)
     if compression is not None:  # distillation wraps both around the packed train targets
@@ -272,11 +296,19 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
             optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
             loss=loss,
             metrics=metrics,
-            jit_compile=spec.train.jit_compile,
-            steps_per_execution=spec.train.steps_per_execution,
+            jit_compile=execution.jit_compile,
+            steps_per_execution=execution.steps_per_execution,
         )
         prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
     return model
+
+
+def _reset_session(precision: str) -> None:
+    """Keras after the execution probe built its throwaway models: layer names count from zero
+    again, as in the fresh process of a resume that reads the cached choice (clear_session also
+    resets the dtype policy, so it is set again)."""
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(precision)
 
 
 def _train_stream(dataset, skip: int):
