@@ -23,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import keras_hub  # noqa: E402
+from hand_written import transformer_classifier  # noqa: E402  (benchmarks/, the script's folder)
 
 import kbuild  # noqa: E402
 from kbuild.tasks.bundle import build as build_data  # noqa: E402
@@ -31,24 +31,6 @@ from kbuild.tasks.compose import build_model  # noqa: E402
 from kbuild.training.callbacks import MetricsLog, NanGuard, Throughput  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def hand_written(vocab_size: int, max_length: int, num_labels: int) -> keras.Model:
-    """The keras-io text-classification Transformer, with padding masks, written out by hand."""
-    dim, heads, ff_dim, rate = 128, 4, 256, 0.1
-    ids = keras.Input(shape=(None,), dtype="int32")
-    x = keras_hub.layers.TokenAndPositionEmbedding(vocab_size, max_length, dim, mask_zero=True)(ids)
-    for _ in range(2):
-        attention = keras.layers.MultiHeadAttention(heads, dim // heads, dropout=rate)(x, x)
-        x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(attention))
-        ff = keras.layers.Dense(dim)(keras.layers.Dense(ff_dim, activation="relu")(x))
-        x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(ff))
-    x = keras.layers.GlobalAveragePooling1D()(x)
-    x = keras.layers.Dropout(rate)(x)
-    x = keras.layers.Dense(64, activation="relu")(x)
-    x = keras.layers.Dropout(rate)(x)
-    outputs = keras.layers.Dense(num_labels, activation="softmax")(x)
-    return keras.Model(ids, outputs)
 
 
 def compile_like_kbuild(model: keras.Model, jit: bool) -> keras.Model:
@@ -84,7 +66,7 @@ def main() -> None:
     jit = not args.no_jit
 
     models = {
-        "hand-written keras": (compile_like_kbuild(hand_written(vocab, spec.preprocess.max_length, len(labels)), jit), ()),
+        "hand-written keras": (compile_like_kbuild(transformer_classifier(vocab, spec.preprocess.max_length, len(labels)), jit), ()),
         "kbuild model": (compile_like_kbuild(build_model(spec, vocab, labels), jit), ()),
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -122,29 +122,14 @@ def run_kbuild(kind: str, eval_every: float, max_epochs: int, record: dict) -> N
 
 
 def hand_model(kind: str, vocab_size: int, max_length: int):
-    import keras
-    import keras_hub
+    from hand_written import (  # benchmarks/, the script's folder
+        bilstm_classifier,
+        transformer_classifier,
+    )
 
-    ids = keras.Input(shape=(max_length,), dtype="int64")
     if kind == "bilstm":
-        x = keras.layers.Embedding(vocab_size, 128, mask_zero=True)(ids)
-        x = keras.layers.Dropout(0.2)(x)
-        x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)
-        x = keras.layers.GlobalMaxPooling1D()(x)
-        x = keras.layers.Dropout(0.3)(x)
-    else:
-        dim, heads, ff_dim, rate = 128, 4, 256, 0.1
-        x = keras_hub.layers.TokenAndPositionEmbedding(vocab_size, max_length, dim, mask_zero=True)(ids)
-        for _ in range(2):
-            attention = keras.layers.MultiHeadAttention(heads, dim // heads, dropout=rate)(x, x)
-            x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(attention))
-            ff = keras.layers.Dense(dim)(keras.layers.Dense(ff_dim, activation="relu")(x))
-            x = keras.layers.LayerNormalization(epsilon=1e-5)(x + keras.layers.Dropout(rate)(ff))
-        x = keras.layers.GlobalAveragePooling1D()(x)
-        x = keras.layers.Dropout(rate)(x)
-        x = keras.layers.Dense(64, activation="relu")(x)
-        x = keras.layers.Dropout(rate)(x)
-    return keras.Model(ids, keras.layers.Dense(2, activation="softmax")(x))
+        return bilstm_classifier(vocab_size, 2, length=max_length, dtype="int64")
+    return transformer_classifier(vocab_size, max_length, 2, length=max_length, dtype="int64")
 
 
 def run_hand(kind: str, eval_every: float, max_epochs: int, record: dict) -> None:
