@@ -22,6 +22,7 @@ SHORT = ["data.limit=512", "train.max_steps=null", "train.epochs=2"]
 def quick_probe(monkeypatch):
     """A probe that fits a test: every run is probed, two timed executions per candidate."""
     monkeypatch.setattr(execution, "MIN_STEPS", 0)
+    monkeypatch.setattr(execution, "MIN_RUN_S", 0)
     monkeypatch.setattr(execution, "WARMUP_EXECUTIONS", 1)
     monkeypatch.setattr(execution, "TIMED_STEPS", 4)
     monkeypatch.setattr(execution, "SPE_CANDIDATES", (4, 5))  # 5 divides neither 16 nor 32
@@ -74,6 +75,15 @@ def test_a_later_run_of_the_same_spec_reads_the_cached_choice(quick_probe, tiny_
     # another spec (a different hash) is probed afresh
     with pytest.raises(pytest.fail.Exception, match="probed again"):
         kbuild.train(kbuild.load_spec(tiny_spec_file, [*SHORT, "seed=8"]), run_dir=tmp_path / "runs" / "c")
+
+
+def test_a_run_too_short_to_repay_it_times_only_the_plain_setting(quick_probe, tiny_spec_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(execution, "MIN_RUN_S", 1e9)
+    run = kbuild.train(kbuild.load_spec(tiny_spec_file, SHORT), run_dir=tmp_path / "run")
+    chosen = run.results["execution"]
+    assert chosen["source"] == "probe" and "too short to repay" in chosen["reason"]
+    assert list(chosen["ms_per_step"]) == ["XLA off, 1 step(s) per execution"]
+    assert chosen["jit_compile"] is False and chosen["steps_per_execution"] == 1
 
 
 def test_short_runs_and_multi_worker_are_not_probed(tiny_spec_file, tmp_path):

@@ -35,13 +35,18 @@ from kbuild.runs import RunFolder
 from kbuild.spec import Spec
 
 MIN_STEPS = 300
-"""Runs shorter than this many steps are not probed: the probe (a few dozen steps per candidate)
-would cost more than any choice could save."""
+"""Runs shorter than this many steps are not probed at all."""
+MIN_RUN_S = 900.0
+"""The plain setting is timed first (a few seconds); the alternatives are probed only when that
+puts the run at this many seconds or more. Measured here: probing XLA for the SST-2 Transformer
+took about a minute (an XLA compile per bucket length), 11 % of its 9-minute run, so only runs of
+15 minutes and longer (a masked-LM pretraining, a MiniLM fine-tune) can repay it."""
 MARGIN = 0.05
 """A candidate must be this much faster than the plain setting to be chosen."""
-WARMUP_EXECUTIONS = 3
-TIMED_STEPS = 24
-BUDGET_S = 8.0
+WARMUP_EXECUTIONS = 2
+TIMED_STEPS = 16
+FIRST_BUDGET_S = 1.5
+BUDGET_S = 5.0
 """Seconds of timed steps per candidate (after its warm-up); fewer steps are timed when slow."""
 SPE_CANDIDATES = (8, 32)
 CACHE_FILE = "execution.json"
@@ -83,7 +88,8 @@ class ExecutionChoice:
         timings = ", ".join(f"{label}: {_ms(ms)}" for label, ms in self.ms_per_step.items())
         how = {"probe": f"probed in {self.probe_seconds:.1f} s", "cache": "cached probe", "spec": "set in the spec",
                "default": self.reason}[self.source]
-        return f"execution: {self.candidate.label} ({how}{'; ' + timings if timings else ''})"
+        note = f"; {self.reason}" if self.reason and self.source != "default" else ""
+        return f"execution: {self.candidate.label} ({how}{'; ' + timings if timings else ''}{note})"
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,10 +128,11 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
         return cached
     started = time.perf_counter()
     try:
-        timings = _probe(jits, spes, build, dataset, log)
+        timings, note = _probe(jits, spes, build, dataset, log, total_steps)
     finally:
         reset()
     choice = _pick(timings, jits, spes)
+    choice.reason = note
     choice.probe_seconds = round(time.perf_counter() - started, 2)
     choice.key = key
     _write_cache(folder, choice)
@@ -152,20 +159,24 @@ def _spe_reason(spec: Spec) -> str:
 
 
 def _probe(jits: list[bool], spes: list[int], build: Callable[[Candidate, int], Any], dataset: Callable[[], Any],
-           log: Callable[[str], None]) -> dict[Candidate, float | None]:
-    """ms/step of each candidate: XLA first (one step per execution), then steps per execution
-    with the better XLA setting. A candidate that fails to compile is recorded as None."""
-    timings: dict[Candidate, float | None] = {}
-    for jit in jits:
+           log: Callable[[str], None], total_steps: int) -> tuple[dict[Candidate, float | None], str]:
+    """ms/step of each candidate, and a note: the plain setting first, then (for a run long enough
+    to repay them) XLA, then steps per execution with the better XLA setting. A candidate that fails
+    to compile is recorded as None."""
+    first = Candidate(jits[0], spes[0])
+    timings = {first: _time_candidate(first, build, dataset, log, FIRST_BUDGET_S)}
+    if timings[first] is not None and (estimate := timings[first] / 1000 * total_steps) < MIN_RUN_S:
+        return timings, f"about {estimate:.0f} s of training: too short to repay probing the alternatives"
+    for jit in jits[1:]:
         timings[Candidate(jit, spes[0])] = _time_candidate(Candidate(jit, spes[0]), build, dataset, log)
     best_jit = min((c for c in timings if timings[c] is not None), key=timings.get, default=Candidate(jits[0], 1)).jit_compile
     for spe in spes[1:]:
         timings[Candidate(best_jit, spe)] = _time_candidate(Candidate(best_jit, spe), build, dataset, log)
-    return timings
+    return timings, ""
 
 
 def _time_candidate(candidate: Candidate, build: Callable[[Candidate, int], Any], dataset: Callable[[], Any],
-                    log: Callable[[str], None]) -> float | None:
+                    log: Callable[[str], None], budget_s: float = BUDGET_S) -> float | None:
     from kbuild.training.callbacks import ExecutionTimer
 
     spe = candidate.steps_per_execution
@@ -175,7 +186,7 @@ def _time_candidate(candidate: Candidate, build: Callable[[Candidate, int], Any]
         if candidate.jit_compile is True and not model.jit_compile:  # Keras fell back: a layer cannot be compiled
             log("execution probe: this model cannot run under XLA (Keras turned jit_compile off)")
             return None
-        timer = ExecutionTimer(budget_s=BUDGET_S, warmup=WARMUP_EXECUTIONS)
+        timer = ExecutionTimer(budget_s=budget_s, warmup=WARMUP_EXECUTIONS)
         model.fit(dataset(), epochs=1, steps_per_epoch=executions * spe, callbacks=[timer], shuffle=False, verbose=0)
     except Exception as error:  # noqa: BLE001  (a setting the model cannot run is not chosen)
         log(f"execution probe: {candidate.label} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
