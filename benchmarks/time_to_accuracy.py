@@ -92,7 +92,7 @@ def dev_check(clock: Clock, target: float, every: int, accuracy, record: dict):
     return DevCheck()
 
 
-def run_kbuild(kind: str, eval_every: float, max_epochs: int, record: dict) -> None:
+def run_kbuild(kind: str, eval_every: float, max_epochs: int, record: dict, overrides: list[str]) -> None:
     clock = Clock()
     import numpy as np
     import tensorflow as tf
@@ -101,7 +101,7 @@ def run_kbuild(kind: str, eval_every: float, max_epochs: int, record: dict) -> N
     from kbuild.tasks.bundle import load_assets
 
     texts, labels = read_tsv(DATA / "sst2" / "dev.tsv")
-    spec = kbuild.load_spec(SPECS[kind], [f"train.epochs={max_epochs}", "train.early_stopping=null"])
+    spec = kbuild.load_spec(SPECS[kind], [f"train.epochs={max_epochs}", "train.early_stopping=null", *overrides])
     train_rows = len((DATA / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()) - 1
     every = max(1, int(eval_every * train_rows / spec.train.batch_size))
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,10 +171,13 @@ def run_hand(kind: str, eval_every: float, max_epochs: int, record: dict) -> Non
     record["total_seconds"] = round(clock.elapsed(), 2)
 
 
-def worker(name: str, eval_every: float, max_epochs: int, out: Path) -> None:
+def worker(name: str, eval_every: float, max_epochs: int, out: Path, overrides: list[str]) -> None:
     who, kind = name.split()
     record = {"contestant": name, "target": TARGETS[kind], "seconds_to_target": None, "steps_to_target": None, "checks": []}
-    (run_kbuild if who == "kbuild" else run_hand)(kind, eval_every, max_epochs, record)
+    if who == "kbuild":
+        run_kbuild(kind, eval_every, max_epochs, record, overrides)
+    else:
+        run_hand(kind, eval_every, max_epochs, record)
     out.write_text(json.dumps(record))
 
 
@@ -184,15 +187,20 @@ def main() -> None:
     parser.add_argument("--models", default="bilstm,transformer")
     parser.add_argument("--eval-every", type=float, default=0.25, help="dev check interval, in epochs")
     parser.add_argument("--max-epochs", type=int, default=3)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="spec override for the kbuild contestants (e.g. a tokenizer to compare)")
+    parser.add_argument("--only", help="comma-separated contestants to run, e.g. 'kbuild transformer'")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.eval_every, args.max_epochs, Path(args.out))
+        worker(args.worker, args.eval_every, args.max_epochs, Path(args.out), args.overrides)
         return
 
     kinds = args.models.split(",")
     contestants = [f"{who} {kind}" for kind in kinds for who in ("kbuild", "hand")]
+    if args.only:
+        contestants = [name for name in contestants if name in args.only.split(",")]
     records: dict[str, list[dict]] = {name: [] for name in contestants}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
@@ -201,11 +209,14 @@ def main() -> None:
                 out = Path(tmp) / "record.json"
                 print(f"round {round_ + 1}: {name} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
                 subprocess.run([sys.executable, __file__, "--worker", name, "--out", str(out),
-                                "--eval-every", str(args.eval_every), "--max-epochs", str(args.max_epochs)],
+                                "--eval-every", str(args.eval_every), "--max-epochs", str(args.max_epochs),
+                                *(f"--set={o}" for o in args.overrides)],
                                check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
                 records[name].append(json.loads(out.read_text()))
 
     def median(name: str, key: str) -> float | None:
+        if not records.get(name):
+            return None
         values = [r[key] for r in records[name] if r[key] is not None]
         return statistics.median(values) if len(values) == len(records[name]) else None
 
@@ -215,6 +226,8 @@ def main() -> None:
         reached = median(name, "seconds_to_target")
         if reached is not None:
             return reached, f"{reached:.1f}"
+        if not records.get(name):
+            return None, "-"
         longest = max(r["total_seconds"] for r in records[name])
         return None, f"> {longest:.1f} (not reached)"
 
@@ -226,7 +239,7 @@ def main() -> None:
         (ours, ours_text), (theirs, theirs_text) = time_to_target(f"kbuild {kind}"), time_to_target(f"hand {kind}")
         if ours and theirs:
             ratio = f"{theirs / ours:.2f}x"
-        elif ours:  # the hand-written model never got there: the ratio is at least this
+        elif ours and records.get(f"hand {kind}"):  # the hand-written model never got there: at least this
             ratio = f"> {max(r['total_seconds'] for r in records[f'hand {kind}']) / ours:.2f}x"
         else:
             ratio = "-"
