@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
 import warnings
@@ -72,3 +73,24 @@ def init_tensorflow(debug: bool = False, before_start: Callable[[], None] | None
         if before_start is not None:
             before_start()
         tf.config.list_logical_devices()
+
+
+@contextmanager
+def sigterm_as_interrupt(before: Callable[[], None] | None = None) -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, so `kill` and Ctrl-C take the same clean-up path;
+    `before` runs first (a search passes the signal on to its children). Off the main thread,
+    where Python cannot install handlers, signals are left alone."""
+    def _raise(signum, frame):
+        if before is not None:
+            before()
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

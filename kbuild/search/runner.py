@@ -24,6 +24,7 @@ from typing import Any
 
 import kbuild
 from kbuild.errors import Interrupted, KbuildError, SpecError, SpecIssue
+from kbuild.runtime import sigterm_as_interrupt
 from kbuild.search.output import Summary, collect, progress_line, trial_line, write_outputs
 from kbuild.search.study import (
     SearchFolder,
@@ -280,25 +281,15 @@ def _rss_mib() -> float | None:
     return None
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM stops the search like Ctrl-C; unlike Ctrl-C it reaches only this process, so pass
     it on to the running children first."""
-    def _raise(signum, frame):
+    def _forward() -> None:
         for child in list(_CHILDREN):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        raise KeyboardInterrupt
 
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sigterm_as_interrupt(_forward)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from kbuild.blocks.recurrent import _RecurrentBlock
 from kbuild.compression import Compression
 from kbuild.errors import Interrupted, TrainingError
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
+from kbuild.runtime import sigterm_as_interrupt
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 from kbuild.training.callbacks import (
@@ -184,7 +184,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     stopped_before = bool(start_step) and selection.restore()
 
     fit_started = time.perf_counter()
-    with _signals_as_interrupts():
+    with sigterm_as_interrupt():  # SIGTERM, like Ctrl-C, writes a checkpoint before exiting 130
         try:
             for call in [] if stopped_before else _epoch_plan(start_step, total_steps, steps_per_epoch):
                 model.fit(
@@ -421,20 +421,3 @@ def _describe_data(bundle) -> str:
     skipped = sum(bundle.skipped.values())
     extra = f"; skipped {skipped} bad rows" if skipped else ""
     return f"data: {counts} rows; vocabulary {bundle.tokenizer.vocabulary_size:,}; labels {bundle.labels}{extra}"
-
-
-@contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so both write a checkpoint before exiting 130."""
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
