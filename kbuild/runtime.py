@@ -67,6 +67,10 @@ def init_tensorflow(debug: bool = False, before_start: Callable[[], None] | None
         # mask. Every model and decoding loop would print it: noise, not news.
         warnings.filterwarnings("ignore", message=r".*does not support masking and will therefore destroy",
                                 category=UserWarning)
+        # Bucketed evaluation datasets have no known length, so Keras learns it by running out,
+        # and then warns "Your input ran out of data" after every run's final scores. kbuild's
+        # training stream repeats (fit.py), so it cannot run dry in training.
+        warnings.filterwarnings("ignore", message=r"Your input ran out of data", category=UserWarning)
     with contextlib.nullcontext() if debug else filtered_native_stderr():
         import tensorflow as tf
 
@@ -94,3 +98,25 @@ def sigterm_as_interrupt(before: Callable[[], None] | None = None) -> Iterator[N
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt: a file write
+    (a checkpoint, a study update) is never cut in half. An HDF5 write interrupted mid-way leaves
+    its file open inside h5py, and the clean-up's own save then fails with "unable to truncate a
+    file which is already open"."""
+    received: list[int] = []
+    try:
+        previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: Python cannot install handlers there
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if received:
+            raise KeyboardInterrupt

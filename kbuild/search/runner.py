@@ -18,13 +18,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import kbuild
 from kbuild.errors import Interrupted, KbuildError, SpecError, SpecIssue
-from kbuild.runtime import sigterm_as_interrupt
+from kbuild.runtime import deferred_interrupts, sigterm_as_interrupt
 from kbuild.search.output import Summary, collect, progress_line, trial_line, write_outputs
 from kbuild.search.study import (
     SearchFolder,
@@ -131,7 +131,7 @@ def work(folder: SearchFolder, worker: int, deadline: float | None, started: flo
     env = _child_env()
     with _sigterm_as_interrupt():
         while True:
-            with folder.ask_lock(), _deferred_sigint():
+            with folder.ask_lock(), deferred_interrupts():
                 trials = study.get_trials(deepcopy=False)
                 if _counted(trials) >= budget or (deadline is not None and time.time() >= deadline):
                     return
@@ -139,7 +139,7 @@ def work(folder: SearchFolder, worker: int, deadline: float | None, started: flo
                 trial.set_user_attr("worker", worker_id())
                 sampled = {path: space.suggest(trial, path) for path, space in search.parameters.items()}
             outcome = run_trial_process(folder, trial.number, trial._trial_id, trial_overrides(search, sampled), env)
-            with _deferred_sigint():
+            with deferred_interrupts():
                 _tell(study, trial, outcome, optuna)
             summary = write_outputs(folder, study, spec)
             log(trial_line(summary, trial.number))
@@ -290,24 +290,6 @@ def _sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
                 child.send_signal(signal.SIGTERM)
 
     return sigterm_as_interrupt(_forward)
-
-
-@contextlib.contextmanager
-def _deferred_sigint() -> Iterator[None]:
-    """Hold Ctrl-C (and SIGTERM) until the block ends: a study write is never cut in half."""
-    received: list[int] = []
-    try:
-        previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if received:
-            raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kbuild.runtime import deferred_interrupts
 from kbuild.training.callbacks import NanGuard, optimizer_steps
 
 WEIGHTS = "latest.weights.h5"
@@ -39,7 +40,13 @@ def has_checkpoint(folder: Path) -> bool:
 
 
 def save_checkpoint(model: keras.Model, folder: Path, epoch: int) -> None:
-    """Write weights, optimizer and RNG state atomically (each file renamed into place)."""
+    """Write weights, optimizer and RNG state atomically (each file renamed into place); a
+    Ctrl-C or SIGTERM that arrives meanwhile is raised once the checkpoint is complete."""
+    with deferred_interrupts():
+        _write_checkpoint(model, folder, epoch)
+
+
+def _write_checkpoint(model: keras.Model, folder: Path, epoch: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder / f"staging.{os.getpid()}.weights.h5"
     model.save_weights(str(staging), overwrite=True)
@@ -89,6 +96,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.folder, self.guard, self.every = folder, guard, every
         self._epoch = 0
         self._saved_at = -1
+        self._saved: tuple[int, int] | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -103,7 +111,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.save_now()
 
     def save_now(self) -> None:
-        """Write a checkpoint immediately (also used on SIGINT/SIGTERM)."""
-        if self.guard.failed_at is None:
-            save_checkpoint(self.model, self.folder, self._epoch)
-            self._saved_at = optimizer_steps(self.model)
+        """Write a checkpoint immediately (also used on SIGINT/SIGTERM); once per step and epoch:
+        an interrupt held during a save is raised after it, and the clean-up then has nothing
+        new to write."""
+        state = (optimizer_steps(self.model), self._epoch)
+        if self.guard.failed_at is None and state != self._saved:
+            try:
+                save_checkpoint(self.model, self.folder, self._epoch)
+            except KeyboardInterrupt:  # held until the checkpoint was complete
+                self._saved_at, self._saved = state[0], state
+                raise
+            self._saved_at, self._saved = state[0], state
