@@ -85,6 +85,26 @@ def test_a_run_too_short_to_repay_it_times_only_the_plain_setting(quick_probe, t
     assert list(chosen["ms_per_step"]) == ["XLA off, 1 step(s) per execution"]
     assert chosen["jit_compile"] is False and chosen["steps_per_execution"] == 1
 
+    # The plain setting was timed on the run's own model (its traced step kept, no throwaway
+    # built), and its state put back: the same loss curve and weights as with the setting given.
+    given = kbuild.train(kbuild.load_spec(tiny_spec_file, [*SHORT, "train.jit_compile=false", "train.steps_per_execution=1"]),
+                         run_dir=tmp_path / "given")
+    np.testing.assert_allclose(_losses(run), _losses(given), rtol=1e-6)
+    for a, b in zip(_weights(run), _weights(given), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_timing_on_the_real_model_builds_no_throwaway(quick_probe, tiny_spec_file, tmp_path, monkeypatch):
+    import kbuild.training.fit as fit
+
+    monkeypatch.setattr(execution, "MIN_RUN_S", 1e9)
+    built = []
+    original = fit.compile_model
+    monkeypatch.setattr(fit, "compile_model", lambda *a, **k: built.append(a[3]) or original(*a, **k))
+    run = kbuild.train(kbuild.load_spec(tiny_spec_file, SHORT), run_dir=tmp_path / "run")
+    assert run.results["execution"]["source"] == "probe"
+    assert built == [run.results["steps"]], "one model, built for the run's own step budget"
+
 
 def test_short_runs_and_multi_worker_are_not_probed(tiny_spec_file, tmp_path):
     run = kbuild.train(kbuild.load_spec(tiny_spec_file), run_dir=tmp_path / "short")  # 4 steps

@@ -10,8 +10,11 @@ choice and its timings are logged ("XLA off: 41 ms/step against 63 ms/step with"
 the run folder under the spec's hash and the machine, so a resume, and any later run of the same
 spec on the same machine, skips the probe.
 
-A probe never changes the result. Its models are throwaways; afterwards Keras's session (layer
-names) and the seeds are reset, so the real model starts from the same weights, sees the same
+A probe never changes the result. The plain setting is timed on the run's real model, whose
+variables (weights, optimizer state, seed-generator states) are put back afterwards; it keeps
+its traced step, so a run too short to probe anything else pays only for the timed steps. The
+alternatives run on throwaway models; afterwards Keras's session (layer names) and the seeds are
+reset and the real model is built again, so it starts from the same weights, sees the same
 batches and follows the same loss curve as without a probe (tests/test_execution_probe.py).
 `steps_per_execution` also changes nothing a run computes: its candidates are only the ones that
 divide the epoch and the step budget (Keras runs whole executions, so any other would add steps),
@@ -101,12 +104,16 @@ def _ms(value: float | None) -> str:
 
 def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_steps: int,
                      build: Callable[[Candidate, int], Any], dataset: Callable[[], Any],
-                     reset: Callable[[], None], multi_worker: bool, log: Callable[[str], None]) -> ExecutionChoice:
+                     reset: Callable[[], None], multi_worker: bool, log: Callable[[str], None],
+                     real: Callable[[Candidate], tuple[Any, Callable[[], None]]] | None = None) -> ExecutionChoice:
     """The run's jit_compile and steps_per_execution.
 
-    `build(candidate, steps)` returns a compiled throwaway model; `dataset()` the train stream
-    from its first batch; `reset()` puts Keras's session and seeds back as they were before the
-    probe. Explicit spec values are kept; `auto` ones are probed (or read from the cache).
+    `build(candidate, steps)` returns a compiled throwaway model; `real(candidate)`, when given,
+    the run's own compiled model and a function that restores its state, on which the first
+    (plain) candidate is timed; `dataset()` the train stream from its first batch; `reset()` puts
+    Keras's session and seeds back as they were before the probe, and is called only when
+    throwaway models were built. Explicit spec values are kept; `auto` ones are probed (or read
+    from the cache).
     """
     train = spec.train
     jits = [False, True] if train.jit_compile == "auto" else [bool(train.jit_compile)]
@@ -127,10 +134,17 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
     if cached is not None:
         return cached
     started = time.perf_counter()
+    throwaways: list[Candidate] = []
+
+    def throwaway(candidate: Candidate, steps: int) -> Any:
+        throwaways.append(candidate)
+        return build(candidate, steps)
+
     try:
-        timings, note = _probe(jits, spes, build, dataset, log, total_steps)
+        timings, note = _probe(jits, spes, throwaway, real, dataset, log, total_steps)
     finally:
-        reset()
+        if throwaways:
+            reset()
     choice = _pick(timings, jits, spes)
     choice.reason = note
     choice.probe_seconds = round(time.perf_counter() - started, 2)
@@ -158,13 +172,17 @@ def _spe_reason(spec: Spec) -> str:
     return ""
 
 
-def _probe(jits: list[bool], spes: list[int], build: Callable[[Candidate, int], Any], dataset: Callable[[], Any],
+def _probe(jits: list[bool], spes: list[int], build: Callable[[Candidate, int], Any],
+           real: Callable[[Candidate], tuple[Any, Callable[[], None]]] | None, dataset: Callable[[], Any],
            log: Callable[[str], None], total_steps: int) -> tuple[dict[Candidate, float | None], str]:
-    """ms/step of each candidate, and a note: the plain setting first, then (for a run long enough
-    to repay them) XLA, then steps per execution with the better XLA setting. A candidate that fails
-    to compile is recorded as None."""
+    """ms/step of each candidate, and a note: the plain setting first (on the real model when
+    `real` is given), then (for a run long enough to repay them) XLA, then steps per execution with
+    the better XLA setting. A candidate that fails to compile is recorded as None."""
     first = Candidate(jits[0], spes[0])
-    timings = {first: _time_candidate(first, build, dataset, log, FIRST_BUDGET_S)}
+    if real is not None:
+        timings = {first: _time_candidate(first, lambda candidate, steps: real(candidate), dataset, log, FIRST_BUDGET_S)}
+    else:
+        timings = {first: _time_candidate(first, build, dataset, log, FIRST_BUDGET_S)}
     if timings[first] is not None and (estimate := timings[first] / 1000 * total_steps) < MIN_RUN_S:
         return timings, f"about {estimate:.0f} s of training: too short to repay probing the alternatives"
     for jit in jits[1:]:
@@ -181,8 +199,11 @@ def _time_candidate(candidate: Candidate, build: Callable[[Candidate, int], Any]
 
     spe = candidate.steps_per_execution
     executions = WARMUP_EXECUTIONS + max(1, math.ceil(TIMED_STEPS / spe))
+    restore = None
     try:
         model = build(candidate, executions * spe)
+        if isinstance(model, tuple):  # the real model, and how to put its state back
+            model, restore = model
         if candidate.jit_compile is True and not model.jit_compile:  # Keras fell back: a layer cannot be compiled
             log("execution probe: this model cannot run under XLA (Keras turned jit_compile off)")
             return None
@@ -191,6 +212,9 @@ def _time_candidate(candidate: Candidate, build: Callable[[Candidate, int], Any]
     except Exception as error:  # noqa: BLE001  (a setting the model cannot run is not chosen)
         log(f"execution probe: {candidate.label} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
         return None
+    finally:
+        if restore is not None:
+            restore()
     timed = timer.durations[WARMUP_EXECUTIONS:]
     return round(1000 * statistics.median(timed) / spe, 2) if timed else None
 

@@ -138,9 +138,10 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         total_steps = min(total_steps, spec.train.max_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    execution = probe_execution(spec, folder, bundle, placement, precision, steps_per_epoch, total_steps, compression)
     keras.utils.set_random_seed(spec.seed)  # probed or not, the model starts from the same weights
-    model = compile_model(spec, bundle, placement, total_steps, compression, execution)
+    execution, model = probe_execution(spec, folder, bundle, placement, precision, steps_per_epoch, total_steps,
+                                       compression)
+    keras.utils.set_random_seed(spec.seed)  # and the same random state after it
     pretrained = None if resuming else _load_pretrained(spec, bundle, model)
     with placement.strategy.scope():
         checkpointed = resume and has_checkpoint(folder.checkpoints)
@@ -248,17 +249,57 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
 
 
 def probe_execution(spec: Spec, folder: RunFolder, bundle, placement: Placement, precision: str,
-                    steps_per_epoch: int, total_steps: int, compression: Compression | None = None) -> ExecutionChoice:
-    """jit_compile and steps_per_execution for this run (kbuild.training.execution), logged."""
+                    steps_per_epoch: int, total_steps: int,
+                    compression: Compression | None = None) -> tuple[ExecutionChoice, keras.Model]:
+    """jit_compile and steps_per_execution for this run (kbuild.training.execution), logged, and
+    the run's model compiled with them: the one the plain setting was timed on, its state put
+    back, when that setting won and no throwaway model was built after it; else a new one."""
+    timed: dict[Candidate, keras.Model] = {}
+    throwaways_built = False
+
+    def real(candidate: Candidate):
+        model = compile_model(spec, bundle, placement, total_steps, compression, candidate)
+        timed[candidate] = model
+        return model, _state_restorer(model, placement)
+
+    def throwaway(candidate: Candidate, steps: int):
+        nonlocal throwaways_built
+        throwaways_built = True
+        return compile_model(spec, bundle, placement, steps, compression, candidate)
+
     execution = choose_execution(
-        spec, folder, steps_per_epoch, total_steps,
-        build=lambda candidate, steps: compile_model(spec, bundle, placement, steps, compression, candidate),
+        spec, folder, steps_per_epoch, total_steps, build=throwaway, real=real,
         dataset=lambda: _train_stream(bundle.fresh_dataset("train"), 0),
         reset=lambda: _reset_session(precision),
         multi_worker=placement.name == "multi_worker", log=log,
     )
     log(execution.describe())
-    return execution
+    model = timed.get(execution.candidate) if not throwaways_built else None
+    if model is None:
+        if timed or throwaways_built:
+            _reset_session(precision)  # names count from zero again, as in an unprobed run
+        keras.utils.set_random_seed(spec.seed)
+        model = compile_model(spec, bundle, placement, total_steps, compression, execution)
+    return execution, model
+
+
+def _state_restorer(model: keras.Model, placement: Placement):
+    """A function that puts back every variable of `model` and its optimizer (built now, so its
+    slots exist) as they are now, and clears its metrics: the probe's timed steps leave no trace."""
+    with placement.strategy.scope():
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    variables = list({id(v): v for v in [*model.variables, *model.optimizer.variables]}.values())
+    values = [keras.ops.convert_to_numpy(v) for v in variables]
+
+    def restore() -> None:
+        with placement.strategy.scope():
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+        model.reset_metrics()
+        model.stop_training = False
+
+    return restore
 
 
 def trainable_parameters(model: keras.Model) -> int:
