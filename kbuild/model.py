@@ -114,20 +114,9 @@ def backbone_layers(model: keras.Model, spec: Spec) -> list[Any]:
     """The layers of `model` that `build_backbone` made for `spec` and that hold weights: the
     embedding, char and bigram features, and every block's layers. What `init_from` copies; the
     task's pooling and head are not among them."""
-    if spec.model.backbone is not None:  # the pretrained checkpoint: the one nested model
-        import keras
-
-        return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.weights]
     prefixes = tuple(f"{ctx.name}_" for _, ctx in block_contexts(spec))
     return [layer for layer in model.layers
             if layer.weights and (layer.name in BACKBONE_FEATURE_LAYERS or layer.name.startswith(prefixes))]
-
-
-def head_variable_paths(model: keras.Model, spec: Spec) -> list[str]:
-    """Paths of the trainable variables outside `backbone_layers`: what `train.head_learning_rate`
-    steps."""
-    backbone = {id(variable) for layer in backbone_layers(model, spec) for variable in layer.weights}
-    return [variable.path for variable in model.trainable_variables if id(variable) not in backbone]
 
 
 def block_contexts(spec: Spec) -> Iterator[tuple[BlockSpec, BuildContext]]:

@@ -27,7 +27,6 @@ from kbuild.layers.metrics import (
     SparseMacroF1,
     TokenAccuracy,
 )
-from kbuild.layers.optimizers import HeadRateAdam, HeadRateAdamW, HeadRateSGD
 from kbuild.layers.pooling import AttentionPooling, DropMask, FirstSubtoken, MaskedPooling
 from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
 from kbuild.layers.schedules import WarmupSchedule
@@ -36,7 +35,6 @@ from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
 
 __all__ = [
-    "HeadRateAdam", "HeadRateAdamW", "HeadRateSGD",
     "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "BigramEmbedding", "CRFLoss", "CharCNN",
     "ConcatToSteps", "DistillationLoss", "DropMask", "FirstSubtoken", "HardLabels", "MaskedFeatures", "TextCNN",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",

@@ -74,10 +74,6 @@ class TrainSpec(StrictModel):
     max_steps: int | None = Field(default=None, ge=1)
     """Stop after this many optimizer steps in all (overrides epochs when reached first)."""
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    head_learning_rate: float | None = Field(default=None, gt=0)
-    """Peak learning rate of the head (pooling and head layers: what is not the backbone or
-    kbuild's embedding and blocks), on the same schedule; unset: `optimizer.learning_rate` for all.
-    For fine-tuning a pretrained backbone on little data (benchmarks/RESULTS.md measures it)."""
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     early_stopping: EarlyStoppingSpec | None = None
     monitor: str = Field(default="val_loss", min_length=1)

@@ -21,7 +21,6 @@ from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
 from kbuild.compression import Compression
 from kbuild.errors import Interrupted, TrainingError
-from kbuild.model import head_variable_paths
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.runtime import sigterm_as_interrupt
 from kbuild.spec import Spec
@@ -334,9 +333,8 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
         loss, metrics = compression.loss(loss), compression.metrics(metrics)
     with placement.strategy.scope():
         model = task.build_model(spec, bundle)
-        head = head_variable_paths(model, spec) if spec.train.head_learning_rate is not None else ()
         model.compile(
-            optimizer=build_optimizer(spec.train, total_steps, placement.replicas, head),
+            optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
             loss=loss,
             metrics=metrics,
             jit_compile=execution.jit_compile,
