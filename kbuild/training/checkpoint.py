@@ -95,15 +95,15 @@ class StepCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.guard, self.every = folder, guard, every
         self._epoch = 0
-        self._saved_at = -1
         self._saved: tuple[int, int] | None = None
+        """(optimizer step, epoch) of the last checkpoint written."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         # `>=`, not `%`: with steps_per_execution > 1 this runs once per several steps.
-        if self.every and optimizer_steps(self.model) >= max(self._saved_at, 0) + self.every:
+        if self.every and optimizer_steps(self.model) >= (self._saved[0] if self._saved else 0) + self.every:
             self.save_now()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -119,6 +119,6 @@ class StepCheckpoint(keras.callbacks.Callback):
             try:
                 save_checkpoint(self.model, self.folder, self._epoch)
             except KeyboardInterrupt:  # held until the checkpoint was complete
-                self._saved_at, self._saved = state[0], state
+                self._saved = state
                 raise
-            self._saved_at, self._saved = state[0], state
+            self._saved = state

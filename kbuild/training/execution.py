@@ -136,9 +136,11 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
     started = time.perf_counter()
     throwaways: list[Candidate] = []
 
-    def throwaway(candidate: Candidate, steps: int) -> Any:
-        throwaways.append(candidate)
-        return build(candidate, steps)
+    def throwaway(candidate: Candidate) -> Callable[[int], tuple[Any, None]]:
+        def make(steps: int) -> tuple[Any, None]:
+            throwaways.append(candidate)
+            return build(candidate, steps), None
+        return make
 
     try:
         timings, note = _probe(jits, spes, throwaway, real, dataset, log, total_steps)
@@ -172,38 +174,36 @@ def _spe_reason(spec: Spec) -> str:
     return ""
 
 
-def _probe(jits: list[bool], spes: list[int], build: Callable[[Candidate, int], Any],
+def _probe(jits: list[bool], spes: list[int], throwaway: Callable[[Candidate], Callable[[int], tuple[Any, None]]],
            real: Callable[[Candidate], tuple[Any, Callable[[], None]]] | None, dataset: Callable[[], Any],
            log: Callable[[str], None], total_steps: int) -> tuple[dict[Candidate, float | None], str]:
     """ms/step of each candidate, and a note: the plain setting first (on the real model when
     `real` is given), then (for a run long enough to repay them) XLA, then steps per execution with
     the better XLA setting. A candidate that fails to compile is recorded as None."""
     first = Candidate(jits[0], spes[0])
-    if real is not None:
-        timings = {first: _time_candidate(first, lambda candidate, steps: real(candidate), dataset, log, FIRST_BUDGET_S)}
-    else:
-        timings = {first: _time_candidate(first, build, dataset, log, FIRST_BUDGET_S)}
+    make_first = throwaway(first) if real is None else (lambda steps: real(first))
+    timings = {first: _time_candidate(first, make_first, dataset, log, FIRST_BUDGET_S)}
     if timings[first] is not None and (estimate := timings[first] / 1000 * total_steps) < MIN_RUN_S:
         return timings, f"about {estimate:.0f} s of training: too short to repay probing the alternatives"
     for jit in jits[1:]:
-        timings[Candidate(jit, spes[0])] = _time_candidate(Candidate(jit, spes[0]), build, dataset, log)
+        timings[Candidate(jit, spes[0])] = _time_candidate(Candidate(jit, spes[0]), throwaway(Candidate(jit, spes[0])), dataset, log)
     best_jit = min((c for c in timings if timings[c] is not None), key=timings.get, default=Candidate(jits[0], 1)).jit_compile
     for spe in spes[1:]:
-        timings[Candidate(best_jit, spe)] = _time_candidate(Candidate(best_jit, spe), build, dataset, log)
+        timings[Candidate(best_jit, spe)] = _time_candidate(Candidate(best_jit, spe), throwaway(Candidate(best_jit, spe)), dataset, log)
     return timings, ""
 
 
-def _time_candidate(candidate: Candidate, build: Callable[[Candidate, int], Any], dataset: Callable[[], Any],
-                    log: Callable[[str], None], budget_s: float = BUDGET_S) -> float | None:
+def _time_candidate(candidate: Candidate, make: Callable[[int], tuple[Any, Callable[[], None] | None]],
+                    dataset: Callable[[], Any], log: Callable[[str], None], budget_s: float = BUDGET_S) -> float | None:
+    """ms/step of `candidate` on the model `make(steps)` compiles, and the function that puts
+    that model's state back afterwards (None for a throwaway)."""
     from kbuild.training.callbacks import ExecutionTimer
 
     spe = candidate.steps_per_execution
     executions = WARMUP_EXECUTIONS + max(1, math.ceil(TIMED_STEPS / spe))
     restore = None
     try:
-        model = build(candidate, executions * spe)
-        if isinstance(model, tuple):  # the real model, and how to put its state back
-            model, restore = model
+        model, restore = make(executions * spe)
         if candidate.jit_compile is True and not model.jit_compile:  # Keras fell back: a layer cannot be compiled
             log("execution probe: this model cannot run under XLA (Keras turned jit_compile off)")
             return None

@@ -254,29 +254,25 @@ def probe_execution(spec: Spec, folder: RunFolder, bundle, placement: Placement,
     the run's model compiled with them: the one the plain setting was timed on, its state put
     back, when that setting won and no throwaway model was built after it; else a new one."""
     timed: dict[Candidate, keras.Model] = {}
-    throwaways_built = False
 
     def real(candidate: Candidate):
         model = compile_model(spec, bundle, placement, total_steps, compression, candidate)
         timed[candidate] = model
         return model, _state_restorer(model, placement)
 
-    def throwaway(candidate: Candidate, steps: int):
-        nonlocal throwaways_built
-        throwaways_built = True
-        return compile_model(spec, bundle, placement, steps, compression, candidate)
+    def reset() -> None:  # throwaway models were built after the timed one: it is rebuilt below
+        timed.clear()
+        _reset_session(precision)
 
     execution = choose_execution(
-        spec, folder, steps_per_epoch, total_steps, build=throwaway, real=real,
+        spec, folder, steps_per_epoch, total_steps, real=real, reset=reset,
+        build=lambda candidate, steps: compile_model(spec, bundle, placement, steps, compression, candidate),
         dataset=lambda: _train_stream(bundle.fresh_dataset("train"), 0),
-        reset=lambda: _reset_session(precision),
         multi_worker=placement.name == "multi_worker", log=log,
     )
     log(execution.describe())
-    model = timed.get(execution.candidate) if not throwaways_built else None
+    model = timed.get(execution.candidate)
     if model is None:
-        if timed or throwaways_built:
-            _reset_session(precision)  # names count from zero again, as in an unprobed run
         keras.utils.set_random_seed(spec.seed)
         model = compile_model(spec, bundle, placement, total_steps, compression, execution)
     return execution, model
