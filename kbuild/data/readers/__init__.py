@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 
-def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) -> ReadResult:
+def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True,
+                  inputs: tuple[str, ...] = ("text",)) -> ReadResult:
     """Read one split's file as `data` describes it.
 
     Args:
@@ -41,6 +42,8 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) ->
         data: the spec's `data:` section (format, columns, header, limit, on_error).
         key: the spec key naming this file, e.g. `data.valid`, used in every message.
         labelled: read the label column too (`False` for prediction input).
+        inputs: the names of the texts each example holds (the task's inputs; `data.columns`
+            maps each to a column).
 
     Returns:
         The examples and the number of rows skipped under `on_error: skip`.
@@ -59,7 +62,7 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) ->
         what = "is a folder, not a file" if folder else "file not found"
         raise DataError(f"{key}: {what}: {file}")
     reader = READERS.get(data.format or infer_format(file, key))
-    return reader.read(file, ReadOptions.from_spec(data, key, labelled))
+    return reader.read(file, ReadOptions.from_spec(data, key, labelled, inputs))
 
 
 def infer_format(file: Path, key: str = "data") -> str:

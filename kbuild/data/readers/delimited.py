@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kbuild.data.example import ReadResult
 from kbuild.data.readers.base import (
+    LABEL,
     Column,
     ReadOptions,
     RowCollector,
@@ -71,14 +72,11 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
             return collector.result()
         header_line, header = first[0], [name.strip() for name in first[1]]
         width = len(header)
-        text_index = _header_index(options.text_column, header, path, header_line, options.key)
-        label_index = _optional_index(options.label_column, header, path, header_line, options.key)
+        indices = {role: _header_index(column, header, path, header_line, options.key) for role, column in options.columns}
     else:
-        text_index = int(options.text_column)
-        label_index = None if options.label_column is None else int(options.label_column)
-    requested = [(options.text_column, text_index)]
-    if label_index is not None:
-        requested.append((options.label_column, label_index))
+        indices = {role: int(column) for role, column in options.columns}
+    requested = [(column, indices[role]) for role, column in options.columns]
+    label_index = indices.get(LABEL)
 
     for line, fields in rows:
         problem = _width_problem(len(fields), width, requested, delimiter)
@@ -86,7 +84,7 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
             collector.bad(line, problem)
         else:
             label = fields[label_index].strip() if label_index is not None else None
-            collector.add(fields[text_index], label, line)
+            collector.add({name: fields[indices[name]] for name, _ in options.inputs}, label, line)
         if collector.full:
             break
     return collector.result()
@@ -116,12 +114,6 @@ def _width_problem(
     expected = f"the header has {width}" if width is not None else f"{needed} are needed"
     what = f"; column {', '.join(missing)} is missing" if missing else ""
     return f"row has {count} field{'' if count == 1 else 's'} but {expected}{what}"
-
-
-def _optional_index(
-    column: Column | None, header: list[str], path: Path, line: int, key: str
-) -> int | None:
-    return None if column is None else _header_index(column, header, path, line, key)
 
 
 def _header_index(column: Column, header: list[str], path: Path, line: int, key: str) -> int:
