@@ -38,6 +38,8 @@ __all__ = ["ConversionError", "Conversion", "convert", "read", "unpermute", "mai
 
 PROVENANCE = "conversion.json"
 WEIGHTS = "model.safetensors"
+WRITTEN = (WEIGHTS, "config.json", "tokenizer.json", "tokenizer_config.json")
+"""The Hugging Face files `convert` writes (PROVENANCE last, once they are all there)."""
 ARCHITECTURE = "llama"
 
 _LAYER = re.compile(r"^blk\.(\d+)\.(.+)$")
@@ -243,7 +245,7 @@ def convert(source: Path, folder: Path, source_sha256: str | None = None,
     save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt"})
     parameters = sum(int(w.size) for w in weights.values())
     del weights
-    for name, content in {"config.json": config, **files}.items():
+    for name, content in {WRITTEN[1]: config, **files}.items():
         (staging / name).write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")
     provenance = {"source": source.name, "source_sha256": source_sha256 or sha256(source),
                   "weights_sha256": sha256(staging / WEIGHTS), "converter": __name__}
