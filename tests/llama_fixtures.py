@@ -30,6 +30,8 @@ class TinyLlama:
     context: int = 64
     rope_theta: float = 10000.0
     eps: float = 1e-5
+    tied: bool = True
+    """False: a separate `output.weight` (Hugging Face's `lm_head.weight`)."""
 
     @property
     def head_dim(self) -> int:
@@ -122,6 +124,8 @@ def write_tiny_gguf(path: Path, model: TinyLlama = TinyLlama(), seed: int = 0) -
         add(blk + "ffn_up.weight", layer + "mlp.up_proj.weight", draw(model.ffn, model.hidden), q_types.Q4_1)
         add(blk + "ffn_down.weight", layer + "mlp.down_proj.weight", draw(model.hidden, model.ffn), q_types.Q4_1)
     add("output_norm.weight", "model.norm.weight", 1 + draw(model.hidden, scale=0.1))
+    if not model.tied:
+        add("output.weight", "lm_head.weight", draw(len(tokens), model.hidden), q_types.Q8_0)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -131,7 +135,7 @@ def write_tiny_gguf(path: Path, model: TinyLlama = TinyLlama(), seed: int = 0) -
 
 
 def reference_logits(weights: dict[str, np.ndarray], ids: list[int], model: TinyLlama = TinyLlama()) -> np.ndarray:
-    """Hugging Face's LlamaForCausalLM forward pass (tied embeddings) in float64 numpy: `[time, vocab]`."""
+    """Hugging Face's LlamaForCausalLM forward pass in float64 numpy: `[time, vocab]`."""
     w = {name: value.astype(np.float64) for name, value in weights.items()}
     steps, dim = len(ids), model.head_dim
 
@@ -160,4 +164,4 @@ def reference_logits(weights: dict[str, np.ndarray], ids: list[int], model: Tiny
         h = rms(x, w[p + "post_attention_layernorm.weight"])
         gate = h @ w[p + "mlp.gate_proj.weight"].T
         x = x + (gate / (1 + np.exp(-gate)) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    return rms(x, w["model.norm.weight"]) @ w["model.embed_tokens.weight"].T
+    return rms(x, w["model.norm.weight"]) @ w.get("lm_head.weight", w["model.embed_tokens.weight"]).T

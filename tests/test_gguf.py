@@ -59,6 +59,27 @@ def test_converted_keras_hub_model_matches_the_source_models_logits(tiny, causal
     assert causal_lm.backbone.layer_norm_epsilon == pytest.approx(1e-5)  # the file's, not keras_hub's 1e-6
 
 
+def test_an_untied_output_layer_converts_to_lm_head(tmp_path):
+    from kbuild.pretrained.causal_lm import load_causal_lm
+
+    untied = TinyLlama(tied=False)
+    weights = write_tiny_gguf(tmp_path / "untied.gguf", untied, seed=1)
+    folder = convert(tmp_path / "untied.gguf", tmp_path / "untied").folder
+    assert json.loads((folder / "config.json").read_text())["tie_word_embeddings"] is False
+    ids = [5, 6, 7, 263]
+    logits = load_causal_lm(read_folder(folder))({"token_ids": np.array([ids], np.int32),
+                                                  "padding_mask": np.ones((1, len(ids)), bool)})
+    np.testing.assert_allclose(np.asarray(logits)[0], reference_logits(weights, ids, untied), atol=2e-4, rtol=1e-4)
+
+
+def test_a_keras_hub_preset_of_a_causal_lm_is_read_as_one(causal_lm, tmp_path):
+    causal_lm.backbone.save_to_preset(str(tmp_path / "preset"))
+    causal_lm.preprocessor.tokenizer.save_to_preset(str(tmp_path / "preset"))
+    checkpoint = read_folder(tmp_path / "preset")
+    assert (checkpoint.kind, checkpoint.architecture.model_type, checkpoint.layers, checkpoint.positions) == (
+        CAUSAL_LM, "llama", 2, None)
+
+
 def test_written_weights_are_the_files_dequantised_values_in_hugging_face_layout(tiny):
     from safetensors.numpy import load_file
 
