@@ -93,8 +93,7 @@ def _field(reader: Any, source: Path, key: str, default: Any = ...) -> Any:
         if default is ...:
             raise ConversionError(f"{source}: no {key} key; is it a {ARCHITECTURE} model?")
         return default
-    value = field.contents()
-    return value
+    return field.contents()
 
 
 def hugging_face_config(reader: Any, source: Path) -> dict[str, Any]:
@@ -116,8 +115,9 @@ def hugging_face_config(reader: Any, source: Path) -> dict[str, Any]:
         if int(value) != head_dim:
             raise ConversionError(f"{source}: {ARCHITECTURE}.{name} is {value}, not embedding_length / head_count "
                                   f"({head_dim}); Hugging Face's llama config cannot express it")
-    if key("rope.scaling.type", None) not in (None, "none"):
-        raise ConversionError(f"{source}: {ARCHITECTURE}.rope.scaling.type {key('rope.scaling.type')!r} is not converted")
+    scaling = key("rope.scaling.type", None)
+    if scaling not in (None, "none"):
+        raise ConversionError(f"{source}: {ARCHITECTURE}.rope.scaling.type {scaling!r} is not converted")
     names = {t.name for t in reader.tensors}
     vocab_size = int(key("vocab_size", len(_field(reader, source, "tokenizer.ggml.tokens"))))
     return {
