@@ -54,6 +54,7 @@ class Seq2SeqTask(Task):
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         yield from eval_issues(spec)
+        yield from decoding_issues(spec)
         if spec.model.decoder is None:
             yield ("model", "decoder"), ("seq2seq needs a decoder, e.g. decoder: {type: transformer, layers: 2, "
                                          "heads: 4, ff_dim: 512} or {type: lstm, units: 256, attention: luong}")
@@ -156,6 +157,24 @@ class Seq2SeqTask(Task):
     def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
         return [{"source": text, TRANSLATION: translation.decode("utf-8")}
                 for text, translation in zip(texts, outputs[TRANSLATION], strict=True)]
+
+
+def decoding_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """The decoder's length options: within `preprocess.max_length`, consistent, and a length
+    penalty only where there are beams to rank."""
+    decoder = spec.model.decoder
+    if decoder is None:
+        return
+    longest = spec.preprocess.max_length - 1  # the buffer's first position holds the start token
+    if decoder.max_length is not None and decoder.max_length > longest:
+        yield ("model", "decoder", "max_length"), (f"Expected at most preprocess.max_length - 1 ({longest}) output "
+                                                   f"tokens; received max_length={decoder.max_length}")
+    if decoder.min_length > min(decoder.max_length or longest, longest):
+        yield ("model", "decoder", "min_length"), (f"Expected at most the output's maximum length "
+                                                   f"({min(decoder.max_length or longest, longest)}); "
+                                                   f"received min_length={decoder.min_length}")
+    if decoder.length_penalty is not None and decoder.search != "beam":
+        yield ("model", "decoder", "length_penalty"), "a length penalty ranks beams: set search: beam, or remove it"
 
 
 def eval_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
