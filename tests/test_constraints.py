@@ -90,3 +90,24 @@ def test_decoder_max_length_caps_the_decoding_buffer():
     assert TransformerDecoderSpec().decode_length(40) == 40  # unset: as before
     assert TransformerDecoderSpec(max_length=16).decode_length(256) == 17  # the start token, then 16
     assert TransformerDecoderSpec(max_length=80).decode_length(40) == 40
+
+
+def test_decoding_options_that_cannot_apply_are_spec_errors(write_spec):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    path = write_spec("""\
+        name: s
+        task: seq2seq
+        data: {train: t.en, format: parallel, target_suffix: .de}
+        preprocess: {max_length: 20}
+        model:
+          blocks: [{type: lstm, units: 8}]
+          decoder: {type: lstm, units: 8, max_length: 20, min_length: 25, length_penalty: 0.6}
+        """)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "model.decoder.max_length: Expected at most preprocess.max_length - 1 (19) output tokens" in result.output
+    assert "model.decoder.min_length: Expected at most the output's maximum length (19)" in result.output
+    assert "model.decoder.length_penalty: a length penalty ranks beams: set search: beam" in result.output
