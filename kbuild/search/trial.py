@@ -25,6 +25,7 @@ from typing import Any
 
 from kbuild.errors import Interrupted, KbuildError
 from kbuild.registry import did_you_mean
+from kbuild.search.lifeline import end_with_parent
 from kbuild.search.study import (
     SearchFolder,
     load_search_spec,
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("trial_id", type=int)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
+    end_with_parent()  # a trial whose worker died would train on unheard (kbuild.search.lifeline)
     folder = open_search_folder(args.folder)
     started = time.perf_counter()
     code = 0
