@@ -107,6 +107,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 RETRAIN = "retrain the run (kbuild train SPEC, into a new --run-dir)"
 FRESH_START = "drop --resume to train from the start (or move the run's checkpoints/ folder away)"
+RESTART = "drop --resume to train from the start, into a new --run-dir"
 
 
 class DamagedRunFile(KbuildError):
@@ -222,6 +223,9 @@ def check_resumable(folder: RunFolder) -> None:
     if folder.model.exists():
         with reading(folder.model, RETRAIN):
             _check_keras_archive(folder.model)
+    for asset in sorted(p for p in folder.assets.rglob("*") if p.is_file()) if folder.assets.is_dir() else ():
+        with reading(asset, RESTART):  # a resume encodes with these: a vocabulary cut short would go unnoticed
+            _check_asset(asset)
     checkpoint = folder.checkpoints
     for name, check in ((CHECKPOINT_WEIGHTS, _check_hdf5), (CHECKPOINT_RNG, _check_zip),
                         (CHECKPOINT_STATE, _check_json), (SELECTION_STATE, _check_json)):
@@ -235,6 +239,16 @@ def _check_keras_archive(path: Path) -> None:
         missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
         if missing:
             raise ValueError(f"the archive lacks {', '.join(sorted(missing))}")
+
+
+def _check_asset(path: Path) -> None:
+    """What can be judged without the tokenizer: no asset is empty, text assets decode, JSON parses."""
+    if path.stat().st_size == 0:
+        raise ValueError("empty")
+    if path.suffix in (".txt", ".json"):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            json.loads(text)
 
 
 def _check_hdf5(path: Path) -> None:

@@ -89,6 +89,11 @@ def test_resume_with_a_truncated_model_fails_before_training(run_copy):
 
 def test_check_resumable_passes_an_intact_run_and_names_each_damaged_file(run_copy):
     check_resumable(RunFolder(run_copy))
+    vocabulary = run_copy / "assets" / "vocab.txt"
+    vocabulary.write_bytes(b"")  # killed while the vocabulary was written: a resume would encode with nothing
+    with pytest.raises(DamagedRunFile, match=rf"{vocabulary}: is empty \(0 bytes\).*; drop --resume to train from the start"):
+        check_resumable(RunFolder(run_copy))
+    vocabulary.unlink()
     state = run_copy / "checkpoints" / "state.json"
     state.write_text("")
     with pytest.raises(DamagedRunFile, match=r"state.json: is empty \(0 bytes\)"):

@@ -114,7 +114,10 @@ def load_version(name: str, version: int, path: Path) -> ModelVersion:
         raise KbuildError(f"{path}: cannot load the SavedModel: {exc}") from None
     signatures = {key: _signature(key, fn) for key, fn in handle.signatures.items()}
     metadata_path = path / METADATA
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise KbuildError(f"{metadata_path}: not readable as JSON ({exc}); re-export the run (kbuild export RUN)") from None
     return ModelVersion(name, version, path, signatures, metadata, handle)
 
 
