@@ -150,3 +150,11 @@ def test_requests_under_load_move_to_a_version_exported_meanwhile_without_an_err
     assert 3 not in answers[switched + 6:]  # after the switch (6 clients in flight), only the new version answers
     assert health["models"] == {"m": [2]}
     assert "serving m version 2 (versions now 2)" in said and "retired m version 1 (latest policy)" in said
+
+
+def test_the_cli_offers_every_registered_version_policy():
+    from kbuild.cli import serve
+    from kbuild.serve.versions import VERSION_POLICIES
+
+    option = next(p for p in serve.params if p.name == "policy")
+    assert sorted(option.type.choices) == sorted(VERSION_POLICIES.names())
