@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import yaml
 
 from kbuild.errors import KbuildError, TrainingError
+from kbuild.files import write_atomic  # noqa: F401  (re-exported: the run folder writes through it)
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
@@ -89,18 +90,6 @@ class RunFolder:
             return {}
         with reading(self.results, RETRAIN):
             return json.loads(self.results.read_text(encoding="utf-8"))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `path` beside itself and rename it into place: a kill or a full disk mid-write leaves
-    the previous file whole, and a reader (`kbuild report`, another worker) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- reading a run back: one error for every damaged file ------------------------------------
