@@ -153,15 +153,25 @@ def test_exported_warm_start_summarises_raw_text_in_a_fresh_process_equal_to_in_
     assert in_process[1] == "stock news"
 
 
-def test_a_target_tokenizer_of_its_own_trains_a_fresh_target_embedding(data, tmp_path):
-    spec = _spec(data, tmp_path, target=", target_tokenizer: {type: word}")
-    from kbuild.names import TARGET_EMBEDDING
-    from kbuild.runs import load_trained_run
+def test_a_target_tokenizer_of_its_own_gets_kbuilds_ids_and_a_fresh_embedding(data, tmp_path):
+    from kbuild.data.pairs import encode_pairs
+    from kbuild.names import CLS_ID, TARGET_EMBEDDING
+    from kbuild.pretrained.backbone import token_embedding_table
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
 
-    run = kbuild.train(spec, run_dir=tmp_path / "run")
-    assert "rougeL" in run.results["metrics"]["test"]
-    loaded = load_trained_run(run.path)
-    target = loaded.assets.target
-    assert target is not loaded.assets.tokenizer
+    spec = _spec(data, tmp_path, target=", target_tokenizer: {type: word}")
+    bundle = build(spec, splits=("test",))
+    target = bundle.target
+    assert target is not bundle.tokenizer and bundle.tokenizer.vocabulary == VOCABULARY
     assert target.vocabulary[:3] == ["[PAD]", "[UNK]", "[CLS]"] and set(target.vocabulary[3:]) <= set(WORDS)
-    assert loaded.model.get_layer("decoder").get_layer(TARGET_EMBEDDING).token.embeddings.shape == (len(target.vocabulary), 16)
+    pairs = encode_pairs(bundle.tokenizer, target, bundle.examples["test"][:1], 12)
+    subject = [target.vocabulary.index(word) for word in bundle.examples["test"][0].label.split()]
+    assert pairs.target_in[0, :3].tolist() == [CLS_ID, *subject]  # kbuild's [CLS] starts and ends it
+    assert pairs.target_out[0, :3].tolist() == [*subject, CLS_ID]
+    assert pairs.source[0, 0] == CLS  # the source is still the checkpoint's
+
+    model = TASKS.get("seq2seq").build_model(spec, bundle)
+    embedding = model.get_layer("decoder").get_layer(TARGET_EMBEDDING).token.embeddings
+    assert tuple(embedding.shape) == (len(target.vocabulary), 16)  # at the checkpoint's width, started fresh
+    assert tuple(token_embedding_table(model).shape) == (len(VOCABULARY), 16)
