@@ -85,11 +85,12 @@ def hugging_face_weights(backbone) -> dict[str, np.ndarray]:
     return weights
 
 
-def write_hugging_face(folder: Path, seed: int = 0):
-    """A Hugging Face BERT folder; returns the keras backbone whose weights it holds."""
+def write_hugging_face(folder: Path, seed: int = 0, vocab: list[str] | None = None):
+    """A Hugging Face BERT folder (`vocab`: its vocabulary, `vocabulary()` by default); returns
+    the keras backbone whose weights it holds."""
     from safetensors.numpy import save_file
 
-    vocab = vocabulary()
+    vocab = vocab or vocabulary()
     backbone = tiny_backbone(vocab, seed)
     folder.mkdir(parents=True, exist_ok=True)
     config = {

@@ -2,6 +2,8 @@
 
 A target of n tokens becomes the decoder input `[CLS] t1 .. tn` and the prediction target
 `t1 .. tn [CLS]`: `[CLS]` starts and ends every target sentence (see kbuild.decoding.seq2seq).
+A target in a pretrained checkpoint's vocabulary ends with its `[SEP]` instead
+(`Tokenizer.target_end_id`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tensorflow as tf
 
 from kbuild.data.example import Example
 from kbuild.data.pipeline import encode_all
-from kbuild.data.tokenizers import CLS_ID, PAD_ID, Tokenizer
+from kbuild.data.tokenizers import PAD_ID, Tokenizer
 from kbuild.names import SOURCE_IDS, TARGET_IDS
 
 _ENCODE_BATCH = 4096
@@ -37,14 +39,14 @@ def encode_pairs(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, examp
     source = encode_all(source_tokenizer, sources)
     target_in = np.zeros((len(examples), max_length), np.int32)
     target_out = np.zeros((len(examples), max_length), np.int32)
-    long_targets = 0
+    long_targets, begin, end = 0, target_tokenizer.cls_id, target_tokenizer.target_end_id
     for start in range(0, len(examples), _ENCODE_BATCH):
         chunk = [example.label for example in examples[start : start + _ENCODE_BATCH]]
         for row, ids in enumerate(target_tokenizer.token_ids(tf.constant(chunk, tf.string)).to_list(), start):
             long_targets += len(ids) > max_length - 1
             ids = ids[: max_length - 1]
-            target_in[row, : len(ids) + 1] = [CLS_ID, *ids]
-            target_out[row, : len(ids) + 1] = [*ids, CLS_ID]
+            target_in[row, : len(ids) + 1] = [begin, *ids]
+            target_out[row, : len(ids) + 1] = [*ids, end]
     long_sources = sum(1 for length in source_lengths(source_tokenizer, sources) if length > max_length)
     if long_sources or long_targets:
         print(f"[kbuild] warning: {key}: {long_sources} source(s) and {long_targets} target(s) longer than "

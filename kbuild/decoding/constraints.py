@@ -1,7 +1,8 @@
 """`StepConstraints`: what a decoded target may not do at a step, added to the step's logits.
 
 - `[PAD]` and `[UNK]` are never worth emitting;
-- `min_length`: the end token (`[CLS]`) is impossible until that many tokens came before it;
+- `min_length`: the end token (`[CLS]`, or a checkpoint vocabulary's `[SEP]`) is impossible until
+  that many tokens came before it;
 - `no_repeat_ngram_size` n: a token that would complete an n-gram the output already holds is
   impossible (Paulus et al. 2018's trigram blocking with n = 3), n-grams over the output's own
   tokens, the leading start token excluded.
@@ -28,12 +29,16 @@ class StepConstraints:
         vocab: the target vocabulary size (the logits' last axis).
         min_length: int, default 0. Tokens the output holds at least, the end token excluded.
         no_repeat_ngram_size: int, default 0 (off). No n-gram of this size occurs twice.
+        end_id: int, default `[CLS]`. The token that ends the output.
+        unknown_id: int, default `[UNK]`. The vocabulary's unknown token, never emitted.
     """
 
-    def __init__(self, vocab: int, min_length: int = 0, no_repeat_ngram_size: int = 0):
+    def __init__(self, vocab: int, min_length: int = 0, no_repeat_ngram_size: int = 0, end_id: int = CLS_ID,
+                 unknown_id: int = UNK_ID):
         self.vocab, self.min_length, self.ngram = vocab, min_length, no_repeat_ngram_size
-        self.special = banned_logits(vocab)
-        self.end = ops.convert_to_tensor([BANNED if i == CLS_ID else 0.0 for i in range(vocab)], "float32")
+        # A vocabulary without an unknown token of its own falls back to the end id: never ban that.
+        self.special = banned_logits(vocab, unknown_id if unknown_id != end_id else UNK_ID)
+        self.end = ops.convert_to_tensor([BANNED if i == end_id else 0.0 for i in range(vocab)], "float32")
 
     def __call__(self, logits: Any, prompt: Any, index: Any) -> Any:
         """`logits` [rows, vocab] of the token at position `index` of `prompt` [rows, length]
@@ -47,9 +52,9 @@ class StepConstraints:
         return logits
 
 
-def banned_logits(vocab: int) -> Any:
-    """Added to each step's logits: padding and [UNK] are never worth emitting."""
-    return ops.convert_to_tensor([BANNED if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
+def banned_logits(vocab: int, unknown_id: int = UNK_ID) -> Any:
+    """Added to each step's logits: padding and the unknown token are never worth emitting."""
+    return ops.convert_to_tensor([BANNED if i in (PAD_ID, unknown_id) else 0.0 for i in range(vocab)], "float32")
 
 
 def repeated_ngram_tokens(prompt: Any, index: Any, n: int, vocab: int) -> Any:

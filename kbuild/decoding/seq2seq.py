@@ -6,19 +6,37 @@ one target position per step (`CachedTransformerDecoding`): each layer keeps its
 keys and values, and the cross-attention keys and values of the encoder output, computed once.
 Other decoders re-run over the target prefix buffer each step and read the logits at the step's
 position. The target's `[CLS]` is both the start and the end of a sentence: decoding starts from
-it and a row is finished once it produces it again.
+it and a row is finished once it produces it again. A target in a pretrained checkpoint's
+vocabulary starts with its `[CLS]` and ends with its `[SEP]` (`TargetTokens.of` the tokenizer).
 Backend-neutral (keras.ops); TensorFlow callers wrap `decode_ids` in a tf.function.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from keras import ops
 
-from kbuild.data.tokenizers.base import CLS_ID, PAD_ID
+from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
 from kbuild.decoding.constraints import StepConstraints
 from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
+
+
+@dataclass(frozen=True)
+class TargetTokens:
+    """The target vocabulary's bookkeeping ids: `start` opens every output, `end` finishes it and
+    `unknown` is never emitted. The defaults are kbuild's own vocabularies' (`[CLS]` both starts
+    and ends)."""
+
+    start: int = CLS_ID
+    end: int = CLS_ID
+    unknown: int = UNK_ID
+
+    @classmethod
+    def of(cls, tokenizer: Any) -> TargetTokens:
+        """The ids the target tokenizer trains with (see kbuild.data.pairs)."""
+        return cls(tokenizer.cls_id, tokenizer.target_end_id, tokenizer.unknown_id)
 
 
 def make_sampler(search: str, beams: int, length_penalty: float | None = None) -> Any:
@@ -31,23 +49,25 @@ def make_sampler(search: str, beams: int, length_penalty: float | None = None) -
     return keras_hub.samplers.GreedySampler()
 
 
-def step_constraints(decoder_spec: Any, vocab: int) -> StepConstraints:
+def step_constraints(decoder_spec: Any, vocab: int, tokens: TargetTokens = TargetTokens()) -> StepConstraints:
     """The spec decoder's `min_length` and `no_repeat_ngram_size` (neither without a spec)."""
-    return StepConstraints(vocab, getattr(decoder_spec, "min_length", 0), getattr(decoder_spec, "no_repeat_ngram_size", 0))
+    return StepConstraints(vocab, getattr(decoder_spec, "min_length", 0), getattr(decoder_spec, "no_repeat_ngram_size", 0),
+                           tokens.end, tokens.unknown)
 
 
 def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decoder_spec: Any = None,
-               use_cache: bool = True) -> Any:
-    """Target ids [batch, max_length]: `[CLS]` at 0, then the translation, ended by `[CLS]` and
-    anything after it (see `finished_mask`). `decoder_spec` (the spec's `model.decoder`) lets a
-    Transformer decoder use its caches; `use_cache=False` re-runs the prefix (for comparisons)."""
+               use_cache: bool = True, tokens: TargetTokens = TargetTokens()) -> Any:
+    """Target ids [batch, max_length]: `tokens.start` at 0, then the translation, ended by
+    `tokens.end` and anything after it (see `finished_mask`). `decoder_spec` (the spec's
+    `model.decoder`) lets a Transformer decoder use its caches; `use_cache=False` re-runs the
+    prefix (for comparisons)."""
     encoder, decoder = model.get_layer(ENCODER), model.get_layer(DECODER)
     encoded = encoder(source_ids, training=False)
-    buffer, prompt_mask = start_buffer(ops.shape(source_ids)[0], max_length)
-    constrain = step_constraints(decoder_spec, decoder.output_shape[-1])
+    buffer, prompt_mask = start_buffer(ops.shape(source_ids)[0], max_length, tokens.start)
+    constrain = step_constraints(decoder_spec, decoder.output_shape[-1], tokens)
     if use_cache and getattr(decoder_spec, "type", None) == "transformer":
         return CachedTransformerDecoding(decoder, decoder_spec).decode(sampler, encoded, source_ids, buffer, prompt_mask,
-                                                                       constrain)
+                                                                       constrain, tokens.end)
     features, project = split_projection(decoder)
 
     def next_token(prompt, cache, index):
@@ -58,7 +78,7 @@ def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decod
         return constrain(project(hidden), prompt, index), None, cache
 
     return sampler(next_token, buffer, cache=(encoded, source_ids), index=1, mask=prompt_mask,
-                   stop_token_ids=(CLS_ID,))
+                   stop_token_ids=(tokens.end,))
 
 
 class CachedTransformerDecoding:
@@ -95,13 +115,13 @@ class CachedTransformerDecoding:
         return self.project(x[:, 0, :]), (tuple(new_self), tuple(new_cross))
 
     def decode(self, sampler: Any, encoded: Any, source_ids: Any, buffer: Any, prompt_mask: Any,
-               constrain: StepConstraints) -> Any:
+               constrain: StepConstraints, end_id: int = CLS_ID) -> Any:
         batch, length, source_length = ops.shape(buffer)[0], ops.shape(buffer)[1], ops.shape(encoded)[1]
         head_dim = self.embedding.dim // self.heads
         dtype = self.layers[0].compute_dtype
         empty = (tuple(ops.zeros((batch, 2, length, self.heads, head_dim), dtype) for _ in self.layers),
                  tuple(ops.zeros((batch, 2, source_length, self.heads, head_dim), dtype) for _ in self.layers))
-        # Prefill with the leading [CLS]: it computes every layer's cross-attention cache (the first
+        # Prefill with the leading start token: it computes every layer's cross-attention cache (the first
         # step then recomputes position 0, writing the same keys and values again).
         _, caches = self.run(buffer[:, :1], encoded, source_ids, empty, 0, fill_cross=True)
 
@@ -113,7 +133,7 @@ class CachedTransformerDecoding:
             return constrain(logits, prompt, index), None, (caches, encoded, source_ids)
 
         return sampler(next_token, buffer, cache=(caches, encoded, source_ids), index=1, mask=prompt_mask,
-                       stop_token_ids=(CLS_ID,))
+                       stop_token_ids=(end_id,))
 
 
 def split_projection(decoder: Any) -> tuple[Any, Any]:
@@ -124,18 +144,19 @@ def split_projection(decoder: Any) -> tuple[Any, Any]:
     return keras.Model(decoder.inputs, project.input, name=f"{decoder.name}_features"), project
 
 
-def start_buffer(batch: Any, max_length: int) -> tuple[Any, Any]:
-    """(ids, prompt mask) [batch, max_length] for a sampler: `[CLS]` at 0 as the prompt, the rest
-    to fill."""
+def start_buffer(batch: Any, max_length: int, start_id: int = CLS_ID) -> tuple[Any, Any]:
+    """(ids, prompt mask) [batch, max_length] for a sampler: `start_id` at 0 as the prompt, the
+    rest to fill."""
     buffer = ops.concatenate(
-        [ops.full((batch, 1), CLS_ID, "int32"), ops.zeros((batch, max_length - 1), "int32")], axis=1)
+        [ops.full((batch, 1), start_id, "int32"), ops.zeros((batch, max_length - 1), "int32")], axis=1)
     prompt_mask = ops.concatenate(
         [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1)
     return buffer, prompt_mask
 
 
-def finished_mask(ids: Any) -> Any:
-    """True for the translation's own tokens: after the leading `[CLS]`, before the next one."""
-    ends = ops.cumsum(ops.cast(ops.equal(ids[:, 1:], CLS_ID), "int32"), axis=1)
+def finished_mask(ids: Any, end_id: int = CLS_ID) -> Any:
+    """True for the translation's own tokens: after the leading start token, before the first
+    `end_id`."""
+    ends = ops.cumsum(ops.cast(ops.equal(ids[:, 1:], end_id), "int32"), axis=1)
     keep = ops.equal(ends, 0) & ops.not_equal(ids[:, 1:], PAD_ID)
     return ops.concatenate([ops.zeros_like(keep[:, :1]), keep], axis=1)

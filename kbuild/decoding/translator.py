@@ -11,7 +11,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kbuild.decoding.seq2seq import decode_ids, finished_mask, make_sampler
+from kbuild.decoding.seq2seq import TargetTokens, decode_ids, finished_mask, make_sampler
 
 BATCH = 128
 """Sentences per decoding call in `translate`."""
@@ -32,13 +32,14 @@ class Translator:
         self.decoder_spec, self.use_cache = spec.model.decoder, use_cache
         self.sampler = make_sampler(self.decoder_spec.search, self.decoder_spec.beams, self.decoder_spec.length_penalty)
         self.max_length = self.decoder_spec.decode_length(spec.preprocess.max_length)
+        self.tokens = TargetTokens.of(target_tokenizer)
         self._compiled = None
 
     def translate_graph(self, text: tf.Tensor) -> tf.Tensor:
         """Strings [batch] -> translations [batch] (TF ops only)."""
         ids = decode_ids(self.model, self.sampler, self.source.encode(text), self.max_length,
-                         self.decoder_spec, self.use_cache)
-        return self.target.detokenize(tf.ragged.boolean_mask(ids, finished_mask(ids)))
+                         self.decoder_spec, self.use_cache, self.tokens)
+        return self.target.detokenize(tf.ragged.boolean_mask(ids, finished_mask(ids, self.tokens.end)))
 
     def translate(self, texts: Sequence[str], batch_size: int = BATCH) -> list[str]:
         """Translations of `texts`, in order (compiled once, run in batches)."""

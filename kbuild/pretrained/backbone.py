@@ -59,6 +59,19 @@ def backbone_features(spec: Spec, segments: int = 1) -> tuple[Any, keras.KerasTe
     return inputs, MaskedFeatures(name="backbone_features")([sequence, ids])
 
 
+def token_embedding_table(model: keras.Model) -> Any:
+    """The token-embedding variable [vocabulary, hidden] of the checkpoint inside `model` (built
+    by `backbone_features`): what a seq2seq decoder sharing the checkpoint's vocabulary starts its
+    own target embedding from."""
+    import keras_hub
+
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras_hub.models.Backbone) and layer.token_embedding is not None:
+            return layer.token_embedding.embeddings
+    raise CheckpointError("model.backbone.from: the checkpoint has no token embedding layer to start the decoder's "
+                          "embedding from; give the target its own preprocess.target_tokenizer")
+
+
 def apply_controls(backbone: Any, spec: BackboneSpec) -> None:
     """Set what trains: everything (the default), nothing (`trainable: false`), all but the
     embeddings and first `freeze_layers` transformer layers, or LoRA adapters only. Weights the

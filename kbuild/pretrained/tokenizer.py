@@ -132,6 +132,13 @@ class PretrainedTokenizer(Tokenizer):
         """The checkpoint's `[SEP]`: it ends each text of a pair, as the encoder was trained."""
         return self.sep_id
 
+    @property
+    def target_end_id(self) -> int:
+        """`[SEP]` ends a target written in the checkpoint's vocabulary, `[CLS]` starts it, as
+        BERT2BERT's decoder does (Rothe, Narayan and Severyn 2020): both tokens mean what the
+        checkpoint's embeddings learned, and `detokenize` drops them."""
+        return self.sep_id
+
     def _learn_tokens(self, texts: list[str]) -> list[str]:
         # Never called: `fit` adopts the checkpoint's vocabulary instead of learning one.
         return self.vocabulary

@@ -18,8 +18,9 @@ from kbuild.spec.base import StrictModel
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
-BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging"})
-"""Tasks whose head reads per-token encoder features (pooled, or per word for tagging)."""
+BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "seq2seq"})
+"""Tasks whose head reads per-token encoder features (pooled, per word for tagging, or attended to
+by a seq2seq decoder)."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -95,4 +96,4 @@ def backbone_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         yield ("model", "embedding"), "the backbone brings its own embeddings: remove model.embedding"
     if spec.model.blocks:
         yield ("model", "blocks"), ("the backbone is the encoder: remove model.blocks "
-                                    "(the task head, model.head, goes on top of it)")
+                                    "(the task head, model.head, or the seq2seq model.decoder, goes on top of it)")

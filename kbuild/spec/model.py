@@ -120,6 +120,8 @@ class ModelSpec(StrictModel):
             for loc, message in block.check(dim):
                 yield ("blocks", i, *loc), message
             dim = block.output_dim(dim)
-        if self.decoder is not None:
+        # With a backbone the decoder works at the checkpoint's hidden size, which only the
+        # checkpoint knows: the model's build checks it (kbuild.tasks.seq2seq_model).
+        if self.decoder is not None and self.backbone is None:
             for loc, message in self.decoder.check(self.embedding.dim):
                 yield ("decoder", *loc), message

@@ -62,7 +62,9 @@ class PreprocessSpec(StrictModel):
     tokenizer: TokenizerSpec = Field(default_factory=WordPieceTokenizerSpec)
     target_tokenizer: TokenizerSpec | None = None
     """seq2seq: the target side's own tokenizer and vocabulary (learned from the train targets);
-    omitted, `tokenizer` serves both sides with one vocabulary learned from sources and targets."""
+    omitted, `tokenizer` serves both sides with one vocabulary learned from sources and targets
+    (with `model.backbone`: the checkpoint's tokenizer and vocabulary, and the decoder's embedding
+    starts from the checkpoint's token embeddings)."""
     max_length: int = Field(default=64, ge=2, le=8192)
     """Tokens per example after truncation (special tokens included)."""
     bucketing: bool = False

@@ -4,6 +4,10 @@ over the target, trained with teacher forcing; evaluated by corpus BLEU on decod
 Examples are (source text, target text) pairs: `format: parallel` reads two aligned files, a tsv
 with `columns: {text: source, label: target}` works too. One tokenizer serves both sides (a
 shared vocabulary) unless `preprocess.target_tokenizer` gives the target its own.
+
+With `model.backbone` the encoder is a pretrained checkpoint (a warm start) and its tokenizer reads
+the sources (and, shared, writes the targets); the decoder is kbuild's own, cross-attending to the
+checkpoint's features (see kbuild.tasks.seq2seq_model).
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ class Seq2SeqTask(Task):
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
         from kbuild.tasks.seq2seq_model import build_seq2seq_model
 
-        return build_seq2seq_model(spec, bundle.tokenizer.vocabulary_size, bundle.target.vocabulary_size)
+        return build_seq2seq_model(spec, bundle.tokenizer.vocabulary_size, bundle.target.vocabulary_size,
+                                   shared_vocabulary=bundle.target_tokenizer is None)
 
     def loss(self, spec: Spec) -> Any:
         import keras

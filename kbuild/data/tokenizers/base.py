@@ -99,6 +99,12 @@ class Tokenizer(ABC):
     """Special tokens `_pad` appends after the pieces (a pretrained checkpoint's `[SEP]`): a word
     starting among them does not fit."""
 
+    @property
+    def target_end_id(self) -> int:
+        """The id that ends a target sequence a seq2seq decoder writes (`cls_id` starts it; see
+        kbuild.data.pairs): kbuild's own vocabularies end it with the same `[CLS]`."""
+        return self.cls_id
+
     # --- vocabulary (Python) -------------------------------------------------------------------
     @property
     def vocabulary(self) -> list[str]:

@@ -1,0 +1,177 @@
+"""Task seq2seq with a warm-started encoder (`model.backbone`): a tiny BERT checkpoint's
+tokenizer reads the source, kbuild's decoder cross-attends to its features, and the target is
+written in the checkpoint's vocabulary (`[CLS]` starts it, `[SEP]` ends it, the decoder's embedding
+starts as the checkpoint's) or in a vocabulary of its own. Trained, exported and served raw text in
+a fresh process.
+
+The checkpoint's vocabulary puts its special tokens where BERT's are not kbuild's ([CLS] is not
+id 2), so a decoder that started or stopped on kbuild's own ids would fail here."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras_hub")
+
+import kbuild  # noqa: E402
+from kbuild.errors import SpecError  # noqa: E402
+from kbuild.pretrained.checkpoint import CheckpointError  # noqa: E402
+from tests.pretrained_fixtures import write_hugging_face  # noqa: E402
+
+WORDS = ["great", "good", "dull", "awful", "film", "news", "goal", "match", "vote", "senate", "stock", "paris"]
+VOCABULARY = ["[PAD]", "[unused0]", "[unused1]", "[unused2]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s"]
+CLS, SEP = VOCABULARY.index("[CLS]"), VOCABULARY.index("[SEP]")
+
+
+def _lead_pairs(count: int, seed: int) -> list[dict]:
+    """An email's "subject" is its first two words: a lead summary a tiny model learns quickly."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(3, 6))]
+        rows.append({"email": " ".join(words), "subject": " ".join(words[:2])})
+    return rows
+
+
+def _jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("warm")
+    checkpoint = folder / "tiny-bert"
+    write_hugging_face(checkpoint, vocab=VOCABULARY)
+    return {"checkpoint": checkpoint, "train": _jsonl(folder / "train.jsonl", _lead_pairs(320, 1)),
+            "test": _jsonl(folder / "test.jsonl", _lead_pairs(24, 2))}
+
+
+def _spec(data, folder, *, decoder: str = "{type: transformer, layers: 1, heads: 2, ff_dim: 32, dropout: 0.0}",
+          target: str = "", steps: int = 4, epochs: int = 1):
+    path = folder / "spec.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        name: tiny-warm
+        task: seq2seq
+        seed: 3
+        data: {{train: {data['train']}, test: {data['test']}, format: jsonl, columns: {{text: email, label: subject}}}}
+        preprocess: {{max_length: 12{target}}}
+        model:
+          backbone: {{from: {data['checkpoint']}}}
+          decoder: {decoder}
+        eval: {{metrics: [rouge]}}
+        train: {{epochs: {epochs}, batch_size: 32, max_steps: {steps}, optimizer: {{name: adam, learning_rate: 0.01}}}}
+        """))
+    return kbuild.load_spec(path)
+
+
+def test_backbone_is_a_valid_seq2seq_encoder_but_blocks_beside_it_are_not(data, write_spec):
+    spec = write_spec(f"""\
+        name: x
+        task: seq2seq
+        data: {{train: t.jsonl, format: jsonl, columns: {{text: email, label: subject}}}}
+        model:
+          backbone: {{from: {data['checkpoint']}}}
+          decoder: {{type: transformer, layers: 1, heads: 3, ff_dim: 32}}
+        """)
+    # heads: 3 is checked against the checkpoint's hidden size when the model is built, not here.
+    assert kbuild.load_spec(spec).model.backbone is not None
+    blocks = write_spec(spec.read_text().replace("  decoder:", "  blocks: [{type: lstm, units: 8}]\n  decoder:"), "b.yaml")
+    with pytest.raises(SpecError, match=r"model\.blocks.*the backbone is the encoder"):
+        kbuild.load_spec(blocks)
+
+
+def test_decoder_heads_not_dividing_the_checkpoints_width_are_a_located_error(data, tmp_path):
+    spec = _spec(data, tmp_path, decoder="{type: transformer, layers: 1, heads: 3, ff_dim: 32}")
+    with pytest.raises(CheckpointError, match=r"model\.decoder\.heads: .*hidden size \(16\).*heads=3"):
+        kbuild.train(spec, run_dir=tmp_path / "run")
+
+
+def test_shared_vocabulary_targets_start_with_cls_end_with_sep_and_reuse_the_embeddings(data, tmp_path):
+    from kbuild.data.pairs import encode_pairs
+    from kbuild.names import TARGET_EMBEDDING
+    from kbuild.pretrained.backbone import token_embedding_table
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    spec = _spec(data, tmp_path)
+    bundle = build(spec, splits=("test",))
+    assert bundle.target is bundle.tokenizer and bundle.tokenizer.vocabulary == VOCABULARY
+    pairs = encode_pairs(bundle.tokenizer, bundle.target, bundle.examples["test"][:1], 12)
+    subject = [VOCABULARY.index(word) for word in bundle.examples["test"][0].label.split()]
+    assert pairs.target_in[0, :3].tolist() == [CLS, *subject]
+    assert pairs.target_out[0, :3].tolist() == [*subject, SEP]
+    assert pairs.source[0, 0] == CLS  # the checkpoint's packing: [CLS] email [SEP]
+
+    model = TASKS.get("seq2seq").build_model(spec, bundle)
+    target = model.get_layer("decoder").get_layer(TARGET_EMBEDDING).token.embeddings.numpy()
+    np.testing.assert_array_equal(target, token_embedding_table(model).numpy())
+
+
+@pytest.fixture(scope="module")
+def warm_run(data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("warm-run")
+    spec = _spec(data, folder, decoder="{type: transformer, layers: 1, heads: 2, ff_dim: 32, dropout: 0.0, "
+                                       "search: beam, beams: 2, min_length: 1, max_length: 4}", steps=60, epochs=6)
+    return kbuild.train(spec, run_dir=folder / "run")
+
+
+def test_warm_started_model_learns_lead_subjects_and_reports_rouge(warm_run):
+    test = warm_run.results["metrics"]["test"]
+    assert {"rouge1", "rouge2", "rougeL"} <= set(test)
+    # Copying the email's first two words: a decoder that started or ended on the wrong ids scores near 0.
+    assert test["rougeL"] > 70, test
+
+
+def test_exported_warm_start_summarises_raw_text_in_a_fresh_process_equal_to_in_process(warm_run, tmp_path):
+    from kbuild.prediction import load_predictor
+
+    emails = ["great film about the senate vote", "stock news paris", ""]
+    export = kbuild.export(warm_run.path, tmp_path / "export")
+    in_process = [row["translation"] for row in load_predictor(warm_run.path).predict(emails)]
+    code = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        import tensorflow_text  # registers tf-text ops; nothing else is imported
+        serve = tf.saved_model.load({str(export)!r}).signatures["serving_default"]
+        out = serve(text=tf.constant({emails!r}))["translation"].numpy()
+        assert not [m for m in sys.modules if m == "kbuild" or m.startswith("kbuild.") or m.startswith("keras_hub")]
+        print(json.dumps([t.decode() for t in out]))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == in_process
+    assert in_process[1] == "stock news"
+
+
+def test_a_target_tokenizer_of_its_own_gets_kbuilds_ids_and_a_fresh_embedding(data, tmp_path):
+    from kbuild.data.pairs import encode_pairs
+    from kbuild.names import CLS_ID, TARGET_EMBEDDING
+    from kbuild.pretrained.backbone import token_embedding_table
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    spec = _spec(data, tmp_path, target=", target_tokenizer: {type: word}")
+    bundle = build(spec, splits=("test",))
+    target = bundle.target
+    assert target is not bundle.tokenizer and bundle.tokenizer.vocabulary == VOCABULARY
+    assert target.vocabulary[:3] == ["[PAD]", "[UNK]", "[CLS]"] and set(target.vocabulary[3:]) <= set(WORDS)
+    pairs = encode_pairs(bundle.tokenizer, target, bundle.examples["test"][:1], 12)
+    subject = [target.vocabulary.index(word) for word in bundle.examples["test"][0].label.split()]
+    assert pairs.target_in[0, :3].tolist() == [CLS_ID, *subject]  # kbuild's [CLS] starts and ends it
+    assert pairs.target_out[0, :3].tolist() == [*subject, CLS_ID]
+    assert pairs.source[0, 0] == CLS  # the source is still the checkpoint's
+
+    model = TASKS.get("seq2seq").build_model(spec, bundle)
+    embedding = model.get_layer("decoder").get_layer(TARGET_EMBEDDING).token.embeddings
+    assert tuple(embedding.shape) == (len(target.vocabulary), 16)  # at the checkpoint's width, started fresh
+    assert tuple(token_embedding_table(model).shape) == (len(VOCABULARY), 16)
