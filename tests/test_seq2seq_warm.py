@@ -124,6 +124,7 @@ def warm_run(data, tmp_path_factory):
     return kbuild.train(spec, run_dir=folder / "run")
 
 
+@pytest.mark.slow  # 60 training steps and a decode: about 4 minutes on 2 busy cores
 def test_warm_started_model_learns_lead_subjects_and_reports_rouge(warm_run):
     test = warm_run.results["metrics"]["test"]
     assert {"rouge1", "rouge2", "rougeL"} <= set(test)
@@ -131,6 +132,7 @@ def test_warm_started_model_learns_lead_subjects_and_reports_rouge(warm_run):
     assert test["rougeL"] > 70, test
 
 
+@pytest.mark.slow  # shares the 60-step run above
 def test_exported_warm_start_summarises_raw_text_in_a_fresh_process_equal_to_in_process(warm_run, tmp_path):
     from kbuild.prediction import load_predictor
 
