@@ -229,7 +229,7 @@ def test_unknown_extension_asks_for_data_format(tmp_path):
 
 
 def test_reader_registry_names_every_format():
-    assert set(READERS.names()) == {"tsv", "csv", "jsonl", "text", "conll", "parallel"}
+    assert set(READERS.names()) == {"tsv", "csv", "jsonl", "text", "conll", "parallel", "squad"}
 
 
 # --- jsonl and text --------------------------------------------------------------------------------
