@@ -18,8 +18,9 @@ from kbuild.spec.base import StrictModel
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
-BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging"})
-"""Tasks whose head reads per-token encoder features (pooled, or per word for tagging)."""
+BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa"})
+"""Tasks whose head reads per-token encoder features (pooled, per word for tagging, per token for
+extractive_qa)."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
