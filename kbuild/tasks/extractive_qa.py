@@ -136,12 +136,13 @@ class ExtractiveQATask(Task):
         metrics = model.evaluate(bundle.datasets[split], verbose=0, return_dict=True)
         return {"loss": float(metrics["loss"]), **self.score(model, bundle, bundle.examples[split], spec)}
 
-    def score(self, model: Any, assets: Assets, examples: list, spec: Spec) -> dict[str, float]:
-        """Exact match and F1 (`qa.metric`) of `model`'s answers to `examples`."""
+    def score(self, model: Any, assets: Assets, examples: list, spec: Spec, answer: Any = None) -> dict[str, float]:
+        """Exact match and F1 (`qa.metric`) of `model`'s answers to `examples`; `answer`: an
+        `answer_function` of `model` made before, reused (the per-epoch `val_f1`)."""
         from kbuild.tasks.qa_decoding import predict_answers
         from kbuild.tasks.qa_scoring import score
 
-        answer = self.answer_function(model, assets, spec)
+        answer = answer or self.answer_function(model, assets, spec)
         predicted = predict_answers(answer, [e[QUESTION] for e in examples], [e[CONTEXT] for e in examples])
         references = [[text for _, text in example.label] for example in examples]
         return score(qa_settings(spec).metric, predicted, references)

@@ -26,10 +26,13 @@ class AnswerScores(keras.callbacks.Callback):
         super().__init__()
         self.task, self.bundle, self.spec, self.split = task, bundle, spec, split
         self.prefix = "val_" if split == "valid" else ""
+        self._answer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        scores = self.task.score(self.model, self.bundle, self.bundle.examples[self.split], self.spec)
+        if self._answer is None:  # traced once on the training model's layers: always its current weights
+            self._answer = self.task.answer_function(self.model, self.bundle, self.spec)
+        scores = self.task.score(self.model, self.bundle, self.bundle.examples[self.split], self.spec, self._answer)
         for name in ("exact_match", "f1"):
             logs[f"{self.prefix}{name}"] = float(scores[name])
