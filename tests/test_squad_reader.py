@@ -107,6 +107,15 @@ def test_article_holdout_keeps_every_question_of_an_article_in_one_split(tmp_pat
     assert read_splits(data, seed=1, splits=("test",), inputs=INPUTS)["test"].examples == splits["test"].examples
 
 
+def test_limit_caps_each_split_after_whole_articles_are_held_out(tmp_path):
+    articles = [_article(f"t{i}", f"context {i}", [_qa(f"q{i}{j}", "?", [(0, "context")]) for j in range(5)]) for i in range(10)]
+    path = _squad(tmp_path / "d.json", articles)
+    data = DataSpec(train=str(path), format="squad", columns=COLUMNS, valid_fraction=0.2, holdout="article", limit=4)
+    splits = read_splits(data, seed=1, inputs=INPUTS)
+    assert [len(splits[name].examples) for name in ("train", "valid")] == [4, 4]
+    assert not set(splits["train"].groups) & set(splits["valid"].groups)
+
+
 def test_article_holdout_on_a_format_without_articles_names_the_option(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"text": f"t{i}", "label": "a"}) + "\n" for i in range(10)))

@@ -58,6 +58,10 @@ def read_splits(
     generated = load_builtin(data.builtin, data.limit) if data.builtin is not None else {}
     spec_files = {"train": data.train, "valid": data.valid, "test": data.test}
 
+    # Whole articles are held out of the whole file, then each split is capped: capping the file
+    # first would leave `data.limit` questions of one or two articles, too few to split.
+    capped_later = bool(holding) and data.holdout == "article" and data.limit is not None
+    train_data = data.model_copy(update={"limit": None}) if capped_later else data
     read: dict[str, ReadResult] = {}
     for split in SPLITS:
         if split not in wanted and not (split == "train" and needs_train):
@@ -67,11 +71,14 @@ def read_splits(
         elif split in generated:
             read[split] = generated[split]
         elif spec_files[split] is not None:
-            read[split] = read_examples(spec_files[split], data, f"data.{split}", inputs=inputs)
+            source = train_data if split == "train" else data
+            read[split] = read_examples(spec_files[split], source, f"data.{split}", inputs=inputs)
     # Test first, so a spec that adds valid_fraction later keeps its test split unchanged.
     for split, fraction in holding.items() if "train" in read else ():
         read["train"], held = hold_out(read["train"], fraction, seed, data.holdout, f"data.{split}_fraction")
         read.setdefault(split, held)
+    if capped_later:
+        read = {split: _capped(result, data.limit) for split, result in read.items()}
     return {split: read[split] for split in SPLITS if split in wanted and split in read}
 
 
@@ -99,6 +106,12 @@ def hold_out(
 
     return (part([i for i in range(count) if i not in held], train.skipped),
             part([i for i in range(count) if i in held], 0))
+
+
+def _capped(result: ReadResult, limit: int) -> ReadResult:
+    """The first `limit` examples of a split (with their groups)."""
+    groups = None if result.groups is None else result.groups[:limit]
+    return ReadResult(result.examples[:limit], result.skipped, result.source, groups, result.repaired)
 
 
 def _held_groups(train: ReadResult, fraction: float, seed: int, key: str) -> set[int]:

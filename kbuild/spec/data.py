@@ -29,7 +29,8 @@ class DataSpec(StrictModel):
     header: bool = True
     """Whether csv/tsv files start with a header row."""
     limit: int | None = Field(default=None, gt=0)
-    """Cap on rows read per split, for quick runs."""
+    """Cap on rows read per split, for quick runs (with `holdout: article`, each split is capped
+    after whole articles are held out of the whole train file)."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     """Hold out this share of train as the valid split when no valid file is given."""
     target_suffix: str | None = Field(default=None, min_length=1)
