@@ -32,17 +32,19 @@ NEGATIVE = float("-inf")
 
 
 def window_logits(model: Any, features: dict[str, tf.Tensor], max_length: int) -> tf.Tensor:
-    """The model's span logits `[windows, max_length, 2]`, `WINDOW_BATCH` windows per call."""
+    """The model's span logits `[windows, max_length, 2]`, at most `WINDOW_BATCH` windows per
+    call (fewer windows run as one call, unpadded)."""
     count = tf.shape(features[TOKEN_IDS])[0]
-    chunks = (count + WINDOW_BATCH - 1) // WINDOW_BATCH
-    padding = chunks * WINDOW_BATCH - count
+    size = tf.maximum(tf.minimum(count, WINDOW_BATCH), 1)
+    chunks = (count + size - 1) // size
+    padding = chunks * size - count
 
     def batched(values: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(tf.pad(values, [[0, padding], [0, 0]]), [chunks, WINDOW_BATCH, max_length])
+        return tf.reshape(tf.pad(values, [[0, padding], [0, 0]]), [chunks, size, max_length])
 
     inputs = {name: batched(features[name]) for name in (TOKEN_IDS, SEGMENT_IDS)}
     logits = tf.map_fn(lambda batch: tf.cast(model(batch, training=False), tf.float32), inputs,
-                       fn_output_signature=tf.TensorSpec([WINDOW_BATCH, max_length, 2], tf.float32),
+                       fn_output_signature=tf.TensorSpec([None, max_length, 2], tf.float32),
                        parallel_iterations=1)
     return tf.reshape(logits, [-1, max_length, 2])[:count]
 
