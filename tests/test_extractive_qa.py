@@ -111,3 +111,23 @@ def test_predict_reads_json_lines_of_question_and_context(qa_run, tmp_path):
     row = json.loads(result.output.strip().splitlines()[-1])
     assert row["question"] == "Where does Dave live?" and row["context"] == context
     assert context[row["start"]:row["end"]] == row["answer"]
+
+
+def test_serve_answers_rows_and_columns_of_question_and_context(qa_run):
+    from starlette.testclient import TestClient
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    _, version = qa_run
+    context = "people walked. Erin lives in Tokyo. the weather was fine."
+    with TestClient(create_app(load_repository(version.parent.parent), ServerSettings())) as client:
+        rows = client.post("/v1/models/qa:predict", json={"instances": [{"question": "Where does Erin live?", "context": context}]})
+        columns = client.post("/v1/models/qa:predict", json={"inputs": {"question": ["Who lives in Tokyo?"], "context": [context]}})
+    assert rows.status_code == 200 and columns.status_code == 200, (rows.text, columns.text)
+    for answer in (rows.json()["predictions"][0], _first_column_row(columns.json()["outputs"])):
+        assert context[answer["start"]:answer["end"]] == answer["answer"]
+
+
+def _first_column_row(outputs: dict) -> dict:
+    """The first example of a columnar TF Serving answer (`{"outputs": {name: [values]}}`)."""
+    return {name: values[0] for name, values in outputs.items()}
