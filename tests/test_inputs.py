@@ -202,9 +202,9 @@ def _odd_one_out_task():
 
 
 def test_a_three_input_task_defined_in_a_test_trains_exports_and_serves(tmp_path):
-    import kbuild
     from starlette.testclient import TestClient
 
+    import kbuild
     from kbuild.serve import ServerSettings, create_app, load_repository
 
     _odd_one_out_task()
@@ -282,3 +282,31 @@ def test_predict_reads_a_process_substitution_pipe(tiny_run):
     os.close(read)
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["text"] for line in done.stdout.splitlines()] == ["a gorgeous film", "a dull mess"]
+
+
+# --- the pair metrics ----------------------------------------------------------------------------
+
+
+def test_binary_classification_reports_the_positive_class_f1(pair_run):
+    import kbuild
+    from kbuild.data.splits import read_splits
+    from kbuild.evaluation import evaluate as evaluate_run
+    from kbuild.prediction import load_predictor
+
+    run, _ = pair_run
+    spec = kbuild.load_spec(run / "spec.yaml")
+    valid = read_splits(spec.data, spec.seed, ["valid"], inputs=("text", "text_pair"))["valid"].examples
+    predicted = [row["label"] for row in load_predictor(run).predict([dict(e.inputs) for e in valid])]
+    pairs = list(zip(predicted, [e.label for e in valid], strict=True))
+    tp = sum(p == g == "1" for p, g in pairs)
+    fp, fn = sum(p == "1" != g for p, g in pairs), sum(g == "1" != p for p, g in pairs)
+    assert evaluate_run(run, split="valid")["f1"] == pytest.approx(2 * tp / max(2 * tp + fp + fn, 1), abs=1e-6)
+
+
+def test_spearman_is_pearson_of_ranks_with_tied_values_sharing_their_mean_rank():
+    from kbuild.tasks.regression import spearman
+
+    # x ranks 1, 2.5, 2.5, 4; y ranks 1, 2, 3, 4: r = 4.5 / sqrt(4.5 * 5) = 0.9486833.
+    assert spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(0.9486833, abs=1e-6)
+    assert spearman([3, 2, 1], [1, 2, 3]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) == 0.0

@@ -39,12 +39,15 @@ class Example:
     line: int
 
     def __init__(self, inputs: Mapping[str, str] | str, label: str | tuple[str, ...] | None, line: int):
-        texts = {TEXT: inputs} if isinstance(inputs, str) else dict(inputs)
+        # Readers build hundreds of thousands of these: a dict they made is kept as it is (read-only
+        # through the proxy), a string is the one input `text`.
+        texts = {TEXT: inputs} if type(inputs) is str else inputs
         if not texts:
             raise ValueError("Expected at least one input text; received none")
-        object.__setattr__(self, "inputs", MappingProxyType(texts))
-        object.__setattr__(self, "label", label)
-        object.__setattr__(self, "line", line)
+        setattr_ = object.__setattr__
+        setattr_(self, "inputs", texts if type(texts) is MappingProxyType else MappingProxyType(texts))
+        setattr_(self, "label", label)
+        setattr_(self, "line", line)
 
     @property
     def text(self) -> str:

@@ -49,6 +49,11 @@ class DataSpec(StrictModel):
     drop_labels: list[str] = Field(default_factory=list)
     """Rows whose label is one of these are left out, counted with the skipped rows (an NLI set's
     `-`: no majority among the annotators)."""
+    max_bytes: int = Field(default=1 << 30, gt=0)
+    """The largest data file read (bytes; checked before reading): a wrong path to a disk image
+    or a 2 GB file without line breaks is an error, not a machine out of memory."""
+    max_row_bytes: int = Field(default=16 << 20, gt=0)
+    """The longest line of a data file (bytes)."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
 

@@ -12,6 +12,7 @@ from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
 from kbuild.spec.compression import DistillSpec, PruneSpec
 from kbuild.spec.data import DataSpec
+from kbuild.spec.evaluation import EvalSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.memory import oversized
 from kbuild.spec.model import ModelSpec
@@ -37,6 +38,8 @@ class Spec(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    eval: EvalSpec | None = None
+    """How generated text is scored (seq2seq: `metrics`); unset: the task's default (BLEU)."""
     qa: QASpec | None = None
     """extractive_qa: n-best decoding, answer length, null threshold and scorer (defaults when
     omitted)."""
@@ -80,8 +83,8 @@ class Spec(StrictModel):
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        # Absent search:, init_from and qa: stay absent, so specs without them resolve (and hash) as before.
-        unset = {name for name in ("search", "init_from", "qa") if getattr(self, name) is None}
+        # Absent search:, init_from, eval: and qa: stay absent, so specs without them resolve (and hash) as before.
+        unset = {name for name in ("search", "init_from", "eval", "qa") if getattr(self, name) is None}
         return self.model_dump(mode="json", exclude=unset or None)
 
     def fingerprint(self) -> str:

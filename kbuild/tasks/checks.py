@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kbuild.data.builtin import BUILTINS
+from kbuild.data.readers import READERS
 from kbuild.data.readers.base import LABEL, column_problem
 from kbuild.registry import did_you_mean
 from kbuild.spec.checks import Location, SpecChecks
@@ -62,10 +63,29 @@ def data_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
         if name not in data.columns:
             yield ("data", "columns"), (f"no {name!r} column given; task {spec.task} reads "
                                         f"{', '.join(task.inputs)}; e.g. columns: {{{name}: {name}}}")
+    yield from format_issues(spec)
     if data.builtin is not None and data.builtin not in BUILTINS.names():
         names = list(BUILTINS.names())
         yield ("data", "builtin"), (f"unknown built-in dataset {data.builtin!r}{did_you_mean(data.builtin, names)}; "
                                     f"expected one of: {', '.join(names)}")
+
+
+def format_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """What the file format refuses of a spec that validates field by field: CoNLL files have no
+    header to name columns in, and a parallel corpus needs the extension of its target side."""
+    data = spec.data
+    fmt = data.format
+    if fmt is None and data.train is not None:
+        suffix = os.path.splitext(data.train)[1].lower()
+        fmt = next((name for name, reader in READERS.items() if suffix and suffix in reader.extensions), None)
+    if fmt == "conll":
+        for role, column in data.columns.items():
+            if isinstance(column, str) and column != role:
+                yield ("data", "columns", role), (f"{column!r} is a column name, but CoNLL files have no header; give a "
+                                                  "0-based column index, e.g. columns: {text: 0, label: 3}")
+    if fmt == "parallel" and data.target_suffix is None:
+        yield ("data", "target_suffix"), ("format parallel needs the extension of the aligned target file, "
+                                          "e.g. target_suffix: .de (train.en pairs with train.de)")
 
 
 def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:

@@ -34,7 +34,7 @@ def read_tsv(path: Path, options: ReadOptions) -> ReadResult:
     """Tab-separated rows, one per line. Fields are taken verbatim: quotes are ordinary characters,
     as in SST-2 and the other GLUE files, so a text may contain `"` but never a tab or newline."""
     rows = (
-        (number, line.split("\t")) for number, line in enumerate(split_lines(read_text(path)), 1)
+        (number, line.split("\t")) for number, line in enumerate(split_lines(read_text(path, options)), 1)
     )
     return _read_rows(path, options, rows, delimiter="tab")
 
@@ -42,14 +42,14 @@ def read_tsv(path: Path, options: ReadOptions) -> ReadResult:
 @register_reader("csv", extensions=(".csv",))
 def read_csv(path: Path, options: ReadOptions) -> ReadResult:
     """Comma-separated rows; quoted fields may hold commas, quotes (`""`) and line breaks."""
-    return _read_rows(path, options, _csv_rows(path), delimiter="comma")
+    return _read_rows(path, options, _csv_rows(path, options), delimiter="comma")
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_rows(path: Path, options: ReadOptions) -> Iterator[Row]:
     """csv rows with the line each one *starts* on (a quoted field may span several lines, and
     `csv.reader.line_num` gives where a row ends). Strict parsing: a quote left open would
     otherwise swallow the rest of the file into one field without a word."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(read_text(path, options), newline=""), strict=True)
     start = 1
     while True:
         try:
@@ -77,6 +77,7 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
         indices = {role: int(column) for role, column in options.columns}
     requested = [(column, indices[role]) for role, column in options.columns]
     label_index = indices.get(LABEL)
+    inputs = [(name, indices[name]) for name, _ in options.inputs]
 
     for line, fields in rows:
         problem = _width_problem(len(fields), width, requested, delimiter)
@@ -84,7 +85,7 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
             collector.bad(line, problem)
         else:
             label = fields[label_index].strip() if label_index is not None else None
-            collector.add({name: fields[indices[name]] for name, _ in options.inputs}, label, line)
+            collector.add({name: fields[index] for name, index in inputs}, label, line)
         if collector.full:
             break
     return collector.result()

@@ -31,7 +31,7 @@ def read_jsonl(path: Path, options: ReadOptions) -> ReadResult:
                 f"data.columns.{role}: JSON Lines rows are objects; give a key name, not index {column}"
             )
     collector = RowCollector(path, options)
-    for number, line in enumerate(split_lines(read_text(path)), 1):
+    for number, line in enumerate(split_lines(read_text(path, options)), 1):
         if not line.strip():
             continue
         problem, texts, label = _parse_row(line, options)

@@ -20,6 +20,7 @@ Each example's group is its article's title, so `data.holdout: article` holds ou
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from kbuild.data.example import ReadResult
@@ -38,7 +39,9 @@ def read_squad(path: Path, options: ReadOptions) -> ReadResult:
     if sorted(names) != [CONTEXT, QUESTION]:
         raise DataError(f"{options.key}: format squad gives the inputs question and context; "
                         f"the task reads {', '.join(names)}")
-    raw = read_text(path)
+    # One JSON document, often one line (SQuAD's train file is a 30 MB line): only the file's size
+    # is bounded (`data.max_bytes`), not its lines.
+    raw = read_text(path, replace(options, max_row_bytes=options.max_bytes))
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as error:

@@ -21,7 +21,7 @@ def read_plain_text(path: Path, options: ReadOptions) -> ReadResult:
         options.key, inputs=options.inputs[:1], label_column=None, limit=options.limit, on_error=options.on_error
     )
     collector = RowCollector(path, unlabelled)
-    for number, line in enumerate(split_lines(read_text(path)), 1):
+    for number, line in enumerate(split_lines(read_text(path, options)), 1):
         if line.strip():
             collector.add(line, None, number)
             if collector.full:
