@@ -223,13 +223,13 @@ def test_format_is_inferred_from_the_extension(name, expected):
 
 def test_unknown_extension_asks_for_data_format(tmp_path):
     path = write(tmp_path, "a.data", "label\ttext\n1\tgood\n")
-    with pytest.raises(DataError, match="set data.format to one of: conll, tsv, csv, jsonl, parallel, text"):
+    with pytest.raises(DataError, match="set data.format to one of: conll, tsv, csv, jsonl, parallel, squad, text"):
         read(path)
     assert read(path, format="tsv").examples == [Example("good", "1", 2)]
 
 
 def test_reader_registry_names_every_format():
-    assert set(READERS.names()) == {"tsv", "csv", "jsonl", "text", "conll", "parallel"}
+    assert set(READERS.names()) == {"tsv", "csv", "jsonl", "text", "conll", "parallel", "squad"}
 
 
 # --- jsonl and text --------------------------------------------------------------------------------

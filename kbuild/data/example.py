@@ -84,11 +84,16 @@ class ReadResult:
         examples: the rows kept, in file order.
         skipped: rows dropped under `data.on_error: skip` (0 under `fail`).
         source: the file path, or `<builtin:NAME>/SPLIT`, for messages about these examples.
+        groups: each example's group (a SQuAD article's title), for `data.holdout: article`;
+            None when the format has none.
+        repaired: labels the reader corrected (a SQuAD `answer_start` moved to its text).
     """
 
     examples: list[Example]
     skipped: int = 0
     source: str = field(default="<memory>")
+    groups: tuple[str, ...] | None = None
+    repaired: int = 0
 
     def __len__(self) -> int:
         return len(self.examples)

@@ -30,6 +30,7 @@ from kbuild.layers.metrics import (
 from kbuild.layers.pooling import AttentionPooling, DropMask, FirstSubtoken, MaskedPooling
 from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
 from kbuild.layers.schedules import WarmupSchedule
+from kbuild.layers.spans import SpanLogits, SpanLoss
 from kbuild.layers.text_cnn import TextCNN
 from kbuild.layers.transformer import TransformerEncoder
 from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEntropy, WordDropout
@@ -37,7 +38,7 @@ from kbuild.layers.vae import ConcatToSteps, GaussianPosterior, SentenceCrossEnt
 __all__ = [
     "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "BigramEmbedding", "CRFLoss", "CharCNN",
     "ConcatToSteps", "DistillationLoss", "DropMask", "FirstSubtoken", "HardLabels", "MaskedFeatures", "TextCNN",
-    "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
+    "GaussianPosterior", "MaskedPooling", "SpanLogits", "SpanLoss", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
     "SegmentEmbedding", "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",
 ]

@@ -18,9 +18,9 @@ from kbuild.spec.base import StrictModel
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
-BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "seq2seq"})
-"""Tasks whose head reads per-token encoder features (pooled, per word for tagging, or attended to
-by a seq2seq decoder)."""
+BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa", "seq2seq"})
+"""Tasks whose head reads per-token encoder features (pooled, per word for tagging, per token for
+extractive_qa, or attended to by a seq2seq decoder)."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

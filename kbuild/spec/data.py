@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kbuild.spec.base import StrictModel, not_a_folder
 
-DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll", "parallel"]
+DataFormat = Literal["tsv", "csv", "jsonl", "text", "conll", "parallel", "squad"]
 
 
 class DataSpec(StrictModel):
@@ -29,7 +29,8 @@ class DataSpec(StrictModel):
     header: bool = True
     """Whether csv/tsv files start with a header row."""
     limit: int | None = Field(default=None, gt=0)
-    """Cap on rows read per split, for quick runs."""
+    """Cap on rows read per split, for quick runs (with `holdout: article`, each split is capped
+    after whole articles are held out of the whole train file)."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     """Hold out this share of train as the valid split when no valid file is given."""
     target_suffix: str | None = Field(default=None, min_length=1)
@@ -37,9 +38,14 @@ class DataSpec(StrictModel):
     file (`train.en` with `.de` reads `train.de`)."""
     label_separator: str = Field(default=",", min_length=1)
     """multilabel: the separator between an example's labels in the label column."""
-    holdout: Literal["random", "tail"] = "random"
-    """Which rows `valid_fraction` holds out: a seeded random sample, or the last rows of the file
-    (the convention for running text, where a random sample of lines would leak context)."""
+    test_fraction: float | None = Field(default=None, gt=0, lt=1)
+    """Hold out this share of train as the test split when no test file is given (taken before
+    `valid_fraction`, which is then a share of what is left)."""
+    holdout: Literal["random", "tail", "article"] = "random"
+    """Which rows `valid_fraction` and `test_fraction` hold out: a seeded random sample, the last
+    rows of the file (the convention for running text, where a random sample of lines would leak
+    context), or a seeded random sample of whole articles (`format: squad`: every question of an
+    article's paragraphs goes to the same split, so no context is both trained on and tested)."""
     drop_labels: list[str] = Field(default_factory=list)
     """Rows whose label is one of these are left out, counted with the skipped rows (an NLI set's
     `-`: no majority among the annotators)."""

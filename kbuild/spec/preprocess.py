@@ -73,6 +73,13 @@ class PreprocessSpec(StrictModel):
     """Examples of several texts (sentence pairs) share `max_length`; when they do not fit, this
     picks which text loses tokens: the longest first (BERT's pair packing), each in turn, or the
     last texts first."""
+    doc_stride: int = Field(default=128, ge=1)
+    """extractive_qa: tokens shared by consecutive windows of a long context (Hugging Face's
+    `stride`); it must be smaller than the context's room in a window (`max_length` - 3 -
+    `max_query_length`), checked when the spec loads."""
+    max_query_length: int = Field(default=64, ge=1)
+    """extractive_qa: the question's tokens are cut to this many; the rest of each window holds
+    context."""
     tag_scheme: Literal["bio", "bioes", "bmes"] = "bio"
     """Tagging: the scheme trained on; IOB1, BIO, BIOES and BMES input tags are converted on load
     (`bmes` is BIOES with `M-` for `I-`, as Chinese NER corpora write it)."""

@@ -17,6 +17,7 @@ from kbuild.spec.export import ExportSpec
 from kbuild.spec.memory import oversized
 from kbuild.spec.model import ModelSpec
 from kbuild.spec.preprocess import PreprocessSpec
+from kbuild.spec.qa import QASpec
 from kbuild.spec.search import SearchSpec
 from kbuild.spec.train import TrainSpec
 
@@ -39,6 +40,9 @@ class Spec(StrictModel):
     export: ExportSpec = Field(default_factory=ExportSpec)
     eval: EvalSpec | None = None
     """How generated text is scored (seq2seq: `metrics`); unset: the task's default (BLEU)."""
+    qa: QASpec | None = None
+    """extractive_qa: n-best decoding, answer length, null threshold and scorer (defaults when
+    omitted)."""
     search: SearchSpec | None = None
     """Hyperparameter search run by `kbuild tune`; ignored by `kbuild train`."""
     prune: PruneSpec | None = None
@@ -79,8 +83,8 @@ class Spec(StrictModel):
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        # Absent search:, init_from and eval: stay absent, so specs without them resolve (and hash) as before.
-        unset = {name for name in ("search", "init_from", "eval") if getattr(self, name) is None}
+        # Absent search:, init_from, eval: and qa: stay absent, so specs without them resolve (and hash) as before.
+        unset = {name for name in ("search", "init_from", "eval", "qa") if getattr(self, name) is None}
         return self.model_dump(mode="json", exclude=unset or None)
 
     def fingerprint(self) -> str:

@@ -2,6 +2,7 @@
 
 from kbuild.tasks import (  # noqa: F401  (registration side effect)
     classification,
+    extractive_qa,
     language_model,
     masked_lm,
     multilabel,

@@ -1,5 +1,5 @@
 """File readers, one module per format, looked up by name in `READERS` (tsv, csv, jsonl, text,
-conll, parallel).
+conll, parallel, squad).
 
 `read_examples` is the entry point: it finds the file, picks the format (the spec's, or the one the
 extension implies) and applies the spec's columns, limit and on_error policy. Plain Python only:
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbuild.data.example import Example, ReadResult
-from kbuild.data.readers import conll, delimited, jsonl, parallel, text  # noqa: F401  (registration side effect)
+from kbuild.data.readers import conll, delimited, jsonl, parallel, squad, text  # noqa: F401  (registration side effect)
 from kbuild.data.readers.base import READERS, Reader, ReadOptions, register_reader
 from kbuild.errors import DataError
 from kbuild.paths import expand_data_path

@@ -1,0 +1,133 @@
+"""extractive_qa end to end: a tiny model trained a few steps on a SQuAD-format file made here,
+evaluated with exact match / F1, exported, and answering in a fresh process with only tensorflow
+and tensorflow_text: every answer is the context's text at [start, end), whatever the context's
+length. `kbuild predict` reads JSON lines {"question", "context"}."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+NAMES = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank"]
+CITIES = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo"]
+FILLER = ["the", "weather", "was", "fine", "and", "people", "walked"]
+
+SPEC = """\
+name: tiny-qa
+task: extractive_qa
+seed: 3
+data: {{train: {train}, format: squad, valid_fraction: 0.25, holdout: article}}
+preprocess:
+  tokenizer: {{type: wordpiece, vocab_size: 200, min_frequency: 1}}
+  max_length: 24
+  doc_stride: 4
+  max_query_length: 8
+model:
+  embedding: {{dim: 32}}
+  blocks: [{{type: transformer_encoder, layers: 1, heads: 2, ff_dim: 64}}]
+train: {{epochs: 1, batch_size: 16, max_steps: 8, optimizer: {{name: adamw, learning_rate: 3.0e-3}}}}
+"""
+
+
+def squad_file(path, articles: int = 8, seed: int = 0) -> None:
+    """Who lives where: contexts long enough to need several windows of 24 tokens."""
+    rng = random.Random(seed)
+    data = []
+    for a in range(articles):
+        paragraphs = []
+        for p in range(3):
+            person, city = rng.choice(NAMES), rng.choice(CITIES)
+            filler = " ".join(rng.choice(FILLER) for _ in range(rng.randint(3, 30)))
+            context = f"{filler}. {person} lives in {city}. {filler}."
+            qas = [{"id": f"{a}-{p}-0", "question": f"Where does {person} live?",
+                    "answers": [{"text": city, "answer_start": context.index(f" in {city}") + 4}]},
+                   {"id": f"{a}-{p}-1", "question": f"Who lives in {city}?",
+                    "answers": [{"text": person, "answer_start": context.index(person)}]}]
+            paragraphs.append({"context": context, "qas": qas})
+        data.append({"title": f"article {a}", "paragraphs": paragraphs})
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def qa_run(tmp_path_factory):
+    import kbuild
+
+    folder = tmp_path_factory.mktemp("qa")
+    squad_file(folder / "train.json")
+    (folder / "spec.yaml").write_text(SPEC.format(train=folder / "train.json"))
+    run = kbuild.train(kbuild.load_spec(folder / "spec.yaml"), run_dir=folder / "run").path
+    return run, kbuild.export(run, folder / "export" / "qa")
+
+
+def test_training_logs_and_reports_exact_match_and_f1(qa_run):
+    run, _ = qa_run
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"val_f1", "val_exact_match", "val_loss"} <= set(epochs[-1])
+    valid = json.loads((run / "results.json").read_text())["metrics"]["valid"]
+    assert 0.0 <= valid["exact_match"] <= valid["f1"] <= 100.0
+
+
+def test_export_answers_with_exact_spans_in_a_fresh_process_for_short_and_long_contexts(qa_run):
+    _, version = qa_run
+    long_context = " ".join(["the weather was fine and people walked."] * 400) + " Carol lives in Oslo. The end."
+    rows = [("Where does Bob live?", "the weather was fine. Bob lives in Lima. people walked."),
+            ("Who lives in Oslo?", long_context),
+            ("Who?", "Ålice ünd Bøb — 北京 lives in Rome.")]
+    script = textwrap.dedent(f"""
+        import json, tensorflow as tf, tensorflow_text
+        serve = tf.saved_model.load({str(version)!r}).signatures["serving_default"]
+        assert sorted(serve.structured_input_signature[1]) == ["context", "question"]
+        rows = json.loads({json.dumps(rows)!r})
+        out = serve(question=tf.constant([q for q, _ in rows]), context=tf.constant([c for _, c in rows]))
+        print(json.dumps({{"answer": [a.decode() for a in out["answer"].numpy()], "start": out["start"].numpy().tolist(),
+                          "end": out["end"].numpy().tolist(), "score": out["score"].numpy().tolist()}}))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    for i, (_, context) in enumerate(rows):
+        start, end, answer = out["start"][i], out["end"][i], out["answer"][i]
+        assert answer and 0 <= start < end <= len(context) and context[start:end] == answer
+    assert all(isinstance(s, float) for s in out["score"])
+
+
+def test_predict_reads_json_lines_of_question_and_context(qa_run, tmp_path):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    run, _ = qa_run
+    context = "the weather was fine. Dave lives in Cairo. people walked."
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"question": "Where does Dave live?", "context": context}) + "\n")
+    result = CliRunner().invoke(cli, ["predict", str(run), "--input", str(lines)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert row["question"] == "Where does Dave live?" and row["context"] == context
+    assert context[row["start"]:row["end"]] == row["answer"]
+
+
+def test_serve_answers_rows_and_columns_of_question_and_context(qa_run):
+    from starlette.testclient import TestClient
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    _, version = qa_run
+    context = "people walked. Erin lives in Tokyo. the weather was fine."
+    with TestClient(create_app(load_repository(version.parent.parent), ServerSettings())) as client:
+        rows = client.post("/v1/models/qa:predict", json={"instances": [{"question": "Where does Erin live?", "context": context}]})
+        columns = client.post("/v1/models/qa:predict", json={"inputs": {"question": ["Who lives in Tokyo?"], "context": [context]}})
+    assert rows.status_code == 200 and columns.status_code == 200, (rows.text, columns.text)
+    for answer in (rows.json()["predictions"][0], _first_column_row(columns.json()["outputs"])):
+        assert context[answer["start"]:answer["end"]] == answer["answer"]
+
+
+def _first_column_row(outputs: dict) -> dict:
+    """The first example of a columnar TF Serving answer (`{"outputs": {name: [values]}}`)."""
+    return {name: values[0] for name, values in outputs.items()}
