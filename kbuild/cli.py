@@ -235,32 +235,41 @@ def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None
 
 @cli.command()
 @click.argument("model_dir", metavar="RUN_OR_EXPORT", type=click.Path(exists=True, file_okay=False))
-@click.option("--input", "input_path", default="-", show_default=True, help="Text file, one example per line; - for stdin.")
+@click.option("--input", "input_path", default="-", show_default=True,
+              help="Rows to predict: a file, a pipe or a FIFO; - for stdin. Read as it streams, never twice.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "jsonl", "csv", "tsv"]), default="auto",
+              show_default=True, help="text: one example per line (one-input models); jsonl: one object per line "
+              "with a field per model input (text, text_pair, ...); csv/tsv: a header naming them. auto: by the "
+              "file's extension, else JSON lines when the first row is an object, else text.")
 @click.option("--output", "output_path", default="-", show_default=True, help="JSON lines file; - for stdout.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="A row that cannot be read (bad UTF-8 or JSON, a missing field, over --max-row-bytes): stop "
+                   "naming its line, after every row before it is written; or skip it and count it.")
+@click.option("--max-row-bytes", default=1 << 20, show_default=True, type=click.IntRange(1),
+              help="The longest row read; a longer one is a bad row (a file without line breaks never fills memory).")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress on stderr (default: when stderr is a terminal or the input has >= 10,000 lines).")
+              help="Rows done, on stderr (default: when stderr is a terminal).")
 @click.option("--explain", is_flag=True, help="Add each token's attention weight (attention pooling, or the last Transformer layer's attention).")
-def predict(model_dir: str, input_path: str, output_path: str, batch_size: int, progress: bool | None,
-            explain: bool) -> None:
-    """Predict for each line of text; write one JSON object per line, streaming in batches."""
+def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_size: int, on_error: str,
+            max_row_bytes: int, progress: bool | None, explain: bool) -> None:
+    """Predict for each input row; write one JSON object per row, streaming in batches."""
     _tensorflow()
-    from kbuild.prediction import (
-        LARGE_INPUT,
-        count_lines,
-        load_predictor,
-        read_lines,
-        write_predictions,
-    )
+    from kbuild.prediction import load_predictor, write_predictions
+    from kbuild.prediction.rows import read_rows
     from kbuild.progress import Progress
 
     predictor = load_predictor(model_dir)
-    total = count_lines(input_path) if input_path != "-" else None
+    name = "<stdin>" if input_path == "-" else input_path
     if progress is None:
-        progress = sys.stderr.isatty() or (total or 0) >= LARGE_INPUT
+        progress = sys.stderr.isatty()
     with click.open_file(input_path, "rb") as stream, click.open_file(output_path, "w", encoding="utf-8") as out:
-        lines = read_lines(stream, "<stdin>" if input_path == "-" else input_path)
-        write_predictions(predictor, lines, out, batch_size, Progress(total) if progress else None, explain=explain)
+        rows = read_rows(stream, predictor.inputs, fmt, name, max_row_bytes)
+        count = write_predictions(predictor, rows, out, batch_size, Progress(None) if progress else None,
+                                  explain=explain, on_error=on_error, source=name)
+    if count.skipped:
+        first = count.first_skipped
+        click.echo(f"skipped {count.skipped} bad row(s); the first, at {name}:{first.line}: {first.message}", err=True)
 
 
 @cli.command()

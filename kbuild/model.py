@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbuild.blocks import BlockSpec, BuildContext
-from kbuild.names import CHAR_IDS, EMBEDDING, TOKEN_IDS, WORD_STARTS
+from kbuild.names import CHAR_IDS, EMBEDDING, SEGMENT_IDS, TOKEN_IDS, WORD_STARTS
 
 if TYPE_CHECKING:
     import keras
@@ -43,7 +43,8 @@ class Backbone:
     dim: int
 
 
-def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, word_aligned: bool = False) -> Backbone:
+def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, word_aligned: bool = False,
+                   segments: int = 1) -> Backbone:
     """Embedding -> `model.blocks` for `spec`: int32 token ids [batch, time] (0 = padding) in.
 
     With `model.embedding.chars`, the inputs are a dict: `token_ids` and `char_ids` [batch, time,
@@ -56,6 +57,8 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
         vocab_size: size of the tokenizer's vocabulary (ids 0..vocab_size-1).
         input_name: the token-id input's name (`source_ids` for an encoder-decoder's encoder).
         word_aligned: gather each word's first sub-token (see `Task.word_aligned`).
+        segments: texts packed into each sequence (`Task.input_names`); with more than one, the
+            inputs are a dict with `segment_ids` too, and a segment embedding tells the texts apart.
     """
     import keras
 
@@ -64,8 +67,8 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
         # A pretrained checkpoint's embeddings and layers replace kbuild's embedding -> blocks.
         from kbuild.pretrained.backbone import backbone_features
 
-        ids, x = backbone_features(spec)
-        return _gather_words(ids, x, x.shape[-1], input_name) if word_aligned else Backbone(ids, x, x.shape[-1])
+        inputs, x = backbone_features(spec, segments)
+        return _gather_words(inputs, x, x.shape[-1], input_name) if word_aligned else Backbone(inputs, x, x.shape[-1])
     ids = keras.Input(shape=(None,), dtype="int32", name=input_name)
     inputs = ids
     x = build_embedding(ids, spec.model.embedding, vocab_size, spec.preprocess.max_length)
@@ -78,6 +81,12 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
         from kbuild.layers.bigrams import add_bigram_features
 
         x = add_bigram_features(x, ids, vocab_size, bigrams.buckets, bigrams.dim)
+    if segments > 1:
+        from kbuild.layers import SegmentEmbedding
+
+        segment_ids = keras.Input(shape=(None,), dtype="int32", name=SEGMENT_IDS)
+        inputs = {input_name: ids, SEGMENT_IDS: segment_ids}
+        x = SegmentEmbedding(segments, spec.model.embedding.dim, name="segment_embedding")([x, segment_ids])
     if spec.model.embedding.dropout:
         # After the char and bigram features, so every part of the token's representation is regularised.
         x = keras.layers.Dropout(spec.model.embedding.dropout, name="embedding_dropout")(x)
@@ -109,7 +118,7 @@ def assemble(spec: Spec, inputs: Any, outputs: Any) -> keras.Model:
     return model
 
 
-BACKBONE_FEATURE_LAYERS = (EMBEDDING, "char_cnn", "bigram_embedding")
+BACKBONE_FEATURE_LAYERS = (EMBEDDING, "char_cnn", "bigram_embedding", "segment_embedding")
 """The layers with weights that `build_backbone` adds before the blocks (the blocks' own layers
 are named after their `BuildContext.name`)."""
 

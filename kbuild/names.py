@@ -15,6 +15,9 @@ SOURCE_IDS = "source_ids"
 """Encoder-decoder models: the source tokens."""
 TARGET_IDS = "target_ids"
 """Encoder-decoder models: the target tokens read by the decoder (teacher forcing)."""
+SEGMENT_IDS = "segment_ids"
+"""int32 [batch, time]: which input text each token comes from (0 for `[CLS]` and the first text,
+1 for the second, ...), when a task reads several texts packed into one sequence."""
 
 PAD_ID, UNK_ID, CLS_ID = 0, 1, 2
 """Reserved token ids of every kbuild tokenizer: padding, unknown, start ([CLS])."""
@@ -37,4 +40,11 @@ EMBEDDING = "embedding"
 
 # --- serving -----------------------------------------------------------------------------------
 TEXT_INPUT = "text"
-"""Name of the raw-strings input of every `serving_default` signature."""
+"""The first (for one-text tasks, the only) raw-strings input of a `serving_default` signature;
+a task that reads more texts declares them (`Task.inputs`), one string input per name."""
+TEXT_PAIR_INPUT = "text_pair"
+"""The second text of a sentence-pair task (paraphrase, similarity, inference)."""
+SEPARATOR_TOKEN = "[SEP]"
+"""Ends each text of a packed multi-text sequence (`[CLS] a [SEP] b [SEP]`). Not reserved, like
+`[MASK]`: only a run whose task reads several texts adds it to its vocabulary, so one-text runs keep
+their ids."""

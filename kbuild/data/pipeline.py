@@ -8,7 +8,8 @@ tokenizer (`encode_texts`), since it may be large and is read once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -29,15 +30,25 @@ def encode_all(
 ) -> Features:
     """The tokenizer's encoding (int32 ids `[len(texts), max_length]`, or a dict of arrays) for a
     whole split."""
-    chunks = [
-        tf.nest.map_structure(
-            lambda t: t.numpy(), tokenizer.encode(tf.constant(list(texts[start : start + batch_size]), tf.string))
-        )
-        for start in range(0, len(texts), batch_size)
-    ]
+    return encode_columns(lambda columns: tokenizer.encode(columns["text"]), {"text": texts}, batch_size)
+
+
+def encode_columns(
+    encode: Callable[[dict[str, tf.Tensor]], Any], columns: Mapping[str, Sequence[str]],
+    batch_size: int = ENCODE_BATCH,
+) -> Features:
+    """`encode` (strings `[batch]` by input name -> ids, or a dict of arrays) over whole columns
+    of equal length, `batch_size` rows a call, concatenated."""
+    count = len(next(iter(columns.values())))
+
+    def call(start: int, stop: int):
+        batch = {name: tf.constant(list(texts[start:stop]), tf.string, shape=[stop - start]) for name, texts in columns.items()}
+        return tf.nest.map_structure(lambda t: t.numpy(), encode(batch))
+
+    chunks = [call(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
     if not chunks:
-        empty = tokenizer.encode(tf.constant([""], tf.string))
-        return tf.nest.map_structure(lambda t: t.numpy()[:0], empty)
+        empty = {name: tf.constant([""], tf.string) for name in columns}
+        return tf.nest.map_structure(lambda t: t.numpy()[:0], encode(empty))
     return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
 
 

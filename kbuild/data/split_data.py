@@ -25,6 +25,8 @@ class SplitData:
         examples: the examples, in dataset order for valid and test.
         skipped: rows dropped under `data.on_error: skip`.
         source: the file (or built-in name) the examples came from.
+        truncated: examples of several texts that did not fit `preprocess.max_length` together
+            and lost tokens (see `preprocess.truncation`).
     """
 
     factory: Callable[[], Any]
@@ -34,3 +36,4 @@ class SplitData:
     examples: list[Example] = field(default_factory=list)
     skipped: int = 0
     source: str = ""
+    truncated: int = 0

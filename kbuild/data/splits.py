@@ -23,6 +23,7 @@ def read_splits(
     seed: int,
     splits: Iterable[str] = SPLITS,
     files: Mapping[str, str] | None = None,
+    inputs: tuple[str, ...] = ("text",),
 ) -> dict[str, ReadResult]:
     """The requested splits that exist, in `SPLITS` order.
 
@@ -31,6 +32,7 @@ def read_splits(
         seed: the spec's seed; decides which train rows `data.valid_fraction` holds out.
         splits: split names wanted; a split with no source (no test file, say) is left out.
         files: split -> file that replaces the spec's (e.g. `kbuild evaluate --data FILE`).
+        inputs: the texts each example holds (the task's inputs, see `read_examples`).
 
     Raises:
         DataError: unknown split name, both `valid` and `valid_fraction` given, or any read error.
@@ -53,11 +55,11 @@ def read_splits(
         if split not in wanted and not (split == "train" and holding_out):
             continue
         if split in files:
-            read[split] = read_examples(files[split], data, f"data.{split}")
+            read[split] = read_examples(files[split], data, f"data.{split}", inputs=inputs)
         elif split in generated:
             read[split] = generated[split]
         elif spec_files[split] is not None:
-            read[split] = read_examples(spec_files[split], data, f"data.{split}")
+            read[split] = read_examples(spec_files[split], data, f"data.{split}", inputs=inputs)
     if holding_out:
         read["train"], read["valid"] = hold_out(read["train"], data.valid_fraction, seed, data.holdout)
     return {split: read[split] for split in SPLITS if split in wanted and split in read}

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from kbuild import __version__
-from kbuild.exporter.formats import ExportFormat, register_format
-from kbuild.exporter.layout import METADATA, publish_version
+from kbuild.exporter.formats import ExportFormat, LoadedExport, register_format
+from kbuild.exporter.layout import METADATA, SAVED_MODEL, publish_version
 from kbuild.exporter.serving import Servable
 
 SAVEDMODEL_QUANTIZATIONS = ("none", "int8")
@@ -79,6 +79,7 @@ def metadata(servable: Servable, fmt: str, **extra) -> dict:
         "format": fmt,
         "name": servable.spec.name,
         "task": servable.spec.task,
+        "inputs": list(servable.inputs),
         "spec_hash": servable.spec.fingerprint(),
         "labels": servable.labels,
         "max_length": servable.spec.preprocess.max_length,
@@ -105,4 +106,16 @@ def read_metadata(export_dir: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-register_format("savedmodel", ExportFormat(write_savedmodel, quantizations=SAVEDMODEL_QUANTIZATIONS))
+def load_savedmodel(version: Path, metadata: dict) -> LoadedExport:
+    """The SavedModel's `serving_default` (and `explain`), called with the texts by input name."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
+
+    loaded = tf.saved_model.load(str(version))
+    serve, explain = loaded.signatures["serving_default"], loaded.signatures.get("explain")
+    return LoadedExport(lambda texts: serve(**texts), metadata, None if explain is None else (lambda texts: explain(**texts)))
+
+
+register_format("savedmodel", ExportFormat(
+    write_savedmodel, quantizations=SAVEDMODEL_QUANTIZATIONS,
+    detect=lambda version: (version / SAVED_MODEL).is_file(), load=load_savedmodel))

@@ -34,6 +34,11 @@ class Servable:
         return self.functions["serving_default"]
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        """The names of the texts `serving_default` takes, in order (the task's declared inputs)."""
+        return TASKS.get(self.spec.task).input_names(self.spec)
+
+    @property
     def tokenizer(self) -> Any:
         return self.assets.tokenizer
 

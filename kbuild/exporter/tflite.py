@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import ExportError
-from kbuild.exporter.formats import ExportFormat, register_format
+from kbuild.exporter.formats import ExportFormat, LoadedExport, register_format
 from kbuild.exporter.layout import TFLITE_MODEL, publish_version
 from kbuild.exporter.quantize import DEFAULT_DELEGATES, QUANTIZATIONS
 from kbuild.exporter.savedmodel import metadata, write_metadata
@@ -301,21 +301,38 @@ def load_tflite(version: Path, metadata: dict) -> Any:
     runner = _interpreter(None, delegates, str(version / TFLITE_MODEL)).get_signature_runner("serving_default")
 
     def run(texts):
-        ids = tokenize(**{INPUT_NAME: texts})[IDS_NAME].numpy().astype(np.int32)
+        ids = tokenize(**texts)[IDS_NAME].numpy().astype(np.int32)
         return runner(**{IDS_NAME: ids})
 
     return run
 
 
+TFLITE_TASKS = ("classification", "regression")
+"""The tasks whose outputs are one model call from token ids (no decoding loop or in-graph
+post-processing beyond it): what the converter can take."""
+
+
 def _refuse(spec: Any) -> str | None:
-    """A task that decodes in a loop has no single model call to convert."""
+    """A task that decodes in a loop has no single model call to convert; the .tflite takes one
+    sequence of ids, so a model that reads several texts (their segment ids too) stays a SavedModel."""
     from kbuild.tasks import TASKS
 
-    if TASKS.get(spec.task).tflite:
-        return None
-    able = ", ".join(name for name, candidate in TASKS.items() if candidate.tflite)
-    return (f"--format tflite covers the tasks whose outputs are one model call ({able}); "
-            f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+    if spec.task not in TFLITE_TASKS:
+        return (f"--format tflite covers the tasks whose outputs are one model call ({', '.join(TFLITE_TASKS)}); "
+                f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+    inputs = TASKS.get(spec.task).input_names(spec)
+    if len(inputs) > 1:
+        return (f"--format tflite takes one text's token ids; this model reads {', '.join(inputs)} "
+                "(packed with segment ids): export it as a SavedModel")
+    return None
 
 
-register_format("tflite", ExportFormat(write_tflite, QUANTIZATIONS.names(), _refuse))
+def _detect(version: Path) -> bool:
+    return (version / TFLITE_MODEL).is_file()
+
+
+def _load(version: Path, metadata: dict) -> LoadedExport:
+    return LoadedExport(load_tflite(version, metadata), metadata)
+
+
+register_format("tflite", ExportFormat(write_tflite, QUANTIZATIONS.names(), _refuse, detect=_detect, load=_load))

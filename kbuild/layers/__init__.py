@@ -19,7 +19,7 @@ from kbuild.layers.crf import (
     viterbi_decode,
 )
 from kbuild.layers.distillation import DistillationLoss, HardLabels
-from kbuild.layers.embedding import CharCNN, TokenAndPositionEmbedding
+from kbuild.layers.embedding import CharCNN, SegmentEmbedding, TokenAndPositionEmbedding
 from kbuild.layers.metrics import (
     MaskedTokenAccuracy,
     MultiLabelF1,
@@ -38,6 +38,6 @@ __all__ = [
     "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "BigramEmbedding", "CRFLoss", "CharCNN",
     "ConcatToSteps", "DistillationLoss", "DropMask", "FirstSubtoken", "HardLabels", "MaskedFeatures", "TextCNN",
     "GaussianPosterior", "MaskedPooling", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
-    "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
+    "SegmentEmbedding", "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",
 ]

@@ -65,6 +65,43 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class SegmentEmbedding(keras.layers.Layer):
+    """Adds a learned vector per segment (which packed text a token belongs to) to the token
+    embeddings, as BERT's token type embeddings do for sentence pairs.
+
+    Input `[embeddings [batch, time, dim], segment ids int32 [batch, time]]`; output the sum, with
+    the embeddings' padding mask kept.
+
+    Args:
+        segments: int. Number of segment ids (texts per example).
+        dim: int. Embedding size (the token embeddings').
+    """
+
+    def __init__(self, segments, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.segments, self.dim = segments, dim
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.table = keras.layers.Embedding(self.segments, self.dim, dtype=self.dtype_policy, name="segment")
+        self.table.build(input_shape[1])
+        self.built = True
+
+    def call(self, inputs):
+        x, segment_ids = inputs
+        return x + ops.cast(self.table(ops.cast(segment_ids, "int32")), x.dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[0]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "segments": self.segments, "dim": self.dim}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class CharCNN(keras.layers.Layer):
     """Character-level word features: embed each word's characters, convolve, max-pool over them.
 

@@ -17,8 +17,9 @@ from kbuild.layers.base import PACKAGE
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BackboneInputs(keras.layers.Layer):
-    """token ids `[batch, time]` (0 = padding) -> the backbone's input dict: the ids, a
-    `padding_mask` (1 = token) and, when the backbone reads them, all-zero `segment_ids` (one segment).
+    """token ids `[batch, time]` (0 = padding), or `[token ids, segment ids]` for packed texts ->
+    the backbone's input dict: the ids, a `padding_mask` (1 = token) and, when the backbone reads
+    them, the `segment_ids` (all zero for one text).
 
     Args:
         names: the backbone's input names (a subset of token_ids, padding_mask, segment_ids).
@@ -33,14 +34,16 @@ class BackboneInputs(keras.layers.Layer):
             raise ValueError(f"Expected backbone inputs among {', '.join(self.KNOWN)}; received {', '.join(unknown)}")
         self.names = tuple(names)
 
-    def call(self, ids):
+    def call(self, inputs):
+        ids, segments = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
         ids = ops.cast(ids, "int32")
         made = {"token_ids": ids, "padding_mask": ops.cast(ops.not_equal(ids, 0), "int32"),
-                "segment_ids": ops.zeros_like(ids)}
+                "segment_ids": ops.zeros_like(ids) if segments is None else ops.cast(segments, "int32")}
         return {name: made[name] for name in self.names}
 
     def compute_output_shape(self, input_shape):
-        return {name: tuple(input_shape) for name in self.names}
+        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)) else input_shape
+        return {name: tuple(shape) for name in self.names}
 
     def get_config(self):
         return {**super().get_config(), "names": list(self.names)}

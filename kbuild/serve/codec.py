@@ -157,8 +157,9 @@ def _columns_from_rows(instances: Any, signature: Signature) -> dict[str, list]:
         return {names[0]: instances}
     columns: dict[str, list] = {name: [] for name in names}
     for i, row in enumerate(instances):
-        if not isinstance(row, dict) or set(row) != set(names):
+        if not isinstance(row, dict):
             raise BadRequest(f"instance {i}: expected an object with keys {names}; received {json.dumps(row)[:80]}")
+        _check_fields(f"instance {i}", row, names)
         for name in names:
             columns[name].append(row[name])
     return columns
@@ -170,9 +171,17 @@ def _columns(inputs: Any, signature: Signature) -> dict[str, Any]:
         if len(names) != 1:
             raise BadRequest(f"\"inputs\" must be an object with keys {names}")
         return {names[0]: inputs}
-    if set(inputs) != set(names):
-        raise BadRequest(f"\"inputs\" must have exactly the keys {names}; received {sorted(inputs)}")
+    _check_fields("\"inputs\"", inputs, names)
     return inputs
+
+
+def _check_fields(where: str, given: dict, names: list[str]) -> None:
+    """400 naming the first missing or extra field of a row or of the columnar inputs."""
+    missing = [name for name in names if name not in given]
+    extra = sorted(str(key) for key in given if key not in names)
+    if missing or extra:
+        problem = f"missing field {missing[0]!r}" if missing else f"unknown field {extra[0]!r}"
+        raise BadRequest(f"{where}: {problem}; the model's inputs are {', '.join(names)}")
 
 
 _LEAF_TYPES = {

@@ -23,7 +23,9 @@ class DataSpec(StrictModel):
     format: DataFormat | None = None
     """File format; inferred from the train file's extension when omitted."""
     columns: dict[str, str | int] = Field(default_factory=lambda: {"text": "text", "label": "label"}, min_length=1)
-    """Role -> column name (or 0-based index for files without a header)."""
+    """Role -> column name (or 0-based index for files without a header). The roles are the task's
+    text inputs (`text`; `text` + `text_pair` for sentence pairs) and `label`. Unset, a task whose
+    inputs are not just `text` reads columns named like its inputs."""
     header: bool = True
     """Whether csv/tsv files start with a header row."""
     limit: int | None = Field(default=None, gt=0)
@@ -38,6 +40,14 @@ class DataSpec(StrictModel):
     holdout: Literal["random", "tail"] = "random"
     """Which rows `valid_fraction` holds out: a seeded random sample, or the last rows of the file
     (the convention for running text, where a random sample of lines would leak context)."""
+    drop_labels: list[str] = Field(default_factory=list)
+    """Rows whose label is one of these are left out, counted with the skipped rows (an NLI set's
+    `-`: no majority among the annotators)."""
+    max_bytes: int = Field(default=1 << 30, gt=0)
+    """The largest data file read (bytes; checked before reading): a wrong path to a disk image
+    or a 2 GB file without line breaks is an error, not a machine out of memory."""
+    max_row_bytes: int = Field(default=16 << 20, gt=0)
+    """The longest line of a data file (bytes)."""
     on_error: Literal["fail", "skip"] = "fail"
     """Bad rows: stop naming file and line, or skip them and report the count."""
 

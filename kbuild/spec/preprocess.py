@@ -67,6 +67,10 @@ class PreprocessSpec(StrictModel):
     """Tokens per example after truncation (special tokens included)."""
     bucketing: bool = False
     """Batch examples of similar length together (pads each batch to its longest, not max_length)."""
+    truncation: Literal["longest_first", "round_robin", "waterfall"] = "longest_first"
+    """Examples of several texts (sentence pairs) share `max_length`; when they do not fit, this
+    picks which text loses tokens: the longest first (BERT's pair packing), each in turn, or the
+    last texts first."""
     tag_scheme: Literal["bio", "bioes", "bmes"] = "bio"
     """Tagging: the scheme trained on; IOB1, BIO, BIOES and BMES input tags are converted on load
     (`bmes` is BIOES with `M-` for `I-`, as Chinese NER corpora write it)."""

@@ -8,11 +8,11 @@ model overrides the data hooks (windows over running text) and the serving funct
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kbuild.data.split_data import SplitData
-from kbuild.names import TEXT_INPUT  # noqa: F401  (re-exported for tasks)
+from kbuild.names import TEXT_INPUT
 from kbuild.tasks.registry import TASKS  # noqa: F401  (re-exported: tasks register here)
 
 if TYPE_CHECKING:
@@ -28,13 +28,17 @@ if TYPE_CHECKING:
 
 class Task:
     name: str = ""
+    inputs: tuple[str, ...] = (TEXT_INPUT,)
+    """The named texts every example of this task holds, in order. Everything that reads or
+    serves examples derives from this: the `data.columns` roles (besides `label`), the fields of
+    each `Example`, what the tokenizer is fitted on and encodes, one `tf.string [batch]` input per
+    name in every serving signature, and the fields of `kbuild predict`/`serve` requests."""
+    optional_inputs: tuple[str, ...] = ()
+    """Inputs a spec adds by naming them in `data.columns` (a pooled task's `text_pair`)."""
     label_padding: int | None = None
     """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
     uses_labels: bool = True
     """Whether the task learns a label list from the train split (saved as assets/labels.txt)."""
-    tflite: bool = False
-    """Whether `kbuild export --format tflite` can convert it: one model call from token ids to
-    `serving_outputs` (no decoding loop or in-graph post-processing beyond it)."""
     owned_fields: tuple[tuple[str, ...], ...] = ()
     """Spec fields only this task (and others that list them) reads; another task's spec that sets
     one away from its default is an error, not a silently ignored setting."""
@@ -43,6 +47,12 @@ class Task:
     extra_tokens: tuple[str, ...] = ()
     """Tokens the task adds to the vocabulary it fits, after the learned ones (a masked LM's
     `[MASK]`); none by default, so the ids are those of any other task."""
+    def vocabulary_tokens(self, spec: Spec) -> tuple[str, ...]:
+        """`extra_tokens`, and `[SEP]` when the examples hold several texts (it ends each one)."""
+        from kbuild.names import SEPARATOR_TOKEN
+
+        return (*self.extra_tokens, *((SEPARATOR_TOKEN,) if len(self.input_names(spec)) > 1 else ()))
+
     backbone_init: bool = True
     """Whether `init_from: RUN` can start this task's backbone: its model is `compose`d from
     `model.build_backbone` (false for the encoder-decoder tasks)."""
@@ -51,6 +61,14 @@ class Task:
     """Names of the metrics `metrics()` compiles, besides `loss`: what `train.monitor` may name
     (with `val_` for the valid split). Declared, not read from `metrics()`, so that checking a spec
     needs no Keras; tests/test_robust_spec.py keeps the two in step."""
+
+    def input_names(self, spec: Spec) -> tuple[str, ...]:
+        """The inputs this spec's examples hold: `inputs`, then the optional ones `data.columns` names."""
+        return (*self.inputs, *(name for name in self.optional_inputs if name in spec.data.columns))
+
+    def roles(self) -> tuple[str, ...]:
+        """Every `data.columns` role this task understands: its inputs, then `label`."""
+        return (*self.inputs, *self.optional_inputs, "label")
 
     def metric_names(self, spec: Spec) -> tuple[str, ...]:
         """Every metric name training logs for `spec`: `loss`, the compiled metrics, and `val_` of each."""
@@ -67,8 +85,9 @@ class Task:
         return split
 
     def texts(self, split: ReadResult) -> list[str]:
-        """The texts the model reads from a split: what the tokenizer is fitted on."""
-        return [example.text for example in split.examples]
+        """The texts the model reads from a split, every input of every example: what the
+        tokenizer is fitted on."""
+        return [text for example in split.examples for text in example.inputs.values()]
 
     def target_tokenizer_spec(self, spec: Spec) -> TokenizerSpec | None:
         """A second tokenizer for target texts (seq2seq with separate vocabularies); None when
@@ -97,10 +116,24 @@ class Task:
         """One split's dataset: each row encoded, paired with `encode_labels`; `train` asks for
         the shuffled (and, under `preprocess.bucketing`, bucketed) variant; `key` names the split
         in errors."""
-        from kbuild.data.pipeline import encode_all
+        from kbuild.data.pipeline import encode_columns
 
         ids_of_labels = self.encode_labels(split, bundle.labels, key, spec)
-        return self.row_data(encode_all(bundle.tokenizer, self.texts(split)), ids_of_labels, spec, train)
+        columns = {name: split.texts(name) for name in self.input_names(spec)}
+        features = encode_columns(lambda texts: self.encode(bundle.tokenizer, texts, spec), columns)
+        made = self.row_data(features, ids_of_labels, spec, train)
+        if len(columns) > 1:
+            made.truncated = bundle.tokenizer.segments_truncated(list(columns.values()))
+        return made
+
+    def encode(self, tokenizer: Any, texts: Mapping[str, Any], spec: Spec) -> Any:
+        """Strings `[batch]` by input name -> the model's inputs, in the graph: one text encoded
+        as the tokenizer does; several packed into one sequence, `[CLS] a [SEP] b [SEP]`, with
+        their `segment_ids` (`preprocess.truncation` decides which text loses tokens first)."""
+        names = self.input_names(spec)
+        if len(names) == 1:
+            return tokenizer.encode(texts[names[0]])
+        return tokenizer.encode_segments([texts[name] for name in names], spec.preprocess.truncation)
 
     def row_data(self, features: Any, label_ids: np.ndarray, spec: Spec, train: bool) -> SplitData:
         """A split whose examples are rows: encoded inputs paired with their label ids."""
@@ -135,7 +168,8 @@ class Task:
         """The backbone (embedding -> `model.blocks`) with `build_outputs` on its features."""
         from kbuild.model import assemble, build_backbone
 
-        backbone = build_backbone(spec, vocab_size, word_aligned=self.word_aligned(spec))
+        backbone = build_backbone(spec, vocab_size, word_aligned=self.word_aligned(spec),
+                                  segments=len(self.input_names(spec)))
         return assemble(spec, backbone.inputs, self.build_outputs(backbone.features, spec, labels, vocab_size))
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
@@ -165,21 +199,15 @@ class Task:
     # --- serving (TensorFlow graph) ------------------------------------------------------------
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """Signature name -> tf.function of the SavedModel (and of `kbuild predict` on a run).
-        `serving_default` always takes raw strings `text` [batch]; by default it is `serve`.
-        `assets` holds the run's tokenizers and labels."""
-        import tensorflow as tf
+        `serving_default` takes one raw-strings input `[batch]` per input name (`text`, or `text`
+        and `text_pair`, ...); by default it is `serve`. `assets` holds the run's tokenizers and
+        labels."""
+        return {"serving_default": text_function(
+            self.input_names(spec), lambda texts: self.serve(texts, assets.tokenizer, model, assets.labels, spec))}
 
-        tokenizer, labels = assets.tokenizer, assets.labels
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
-        def serving_default(text):
-            return self.serve(text, tokenizer, model, labels, spec)
-
-        return {"serving_default": serving_default}
-
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
-        """Raw strings `[batch]` -> the named tensors of the SavedModel's `serving_default`."""
-        return self.serving_outputs(model(tokenizer.encode(text), training=False), labels)
+    def serve(self, texts: Mapping[str, Any], tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+        """Raw strings `[batch]` by input name -> the named tensors of the SavedModel's `serving_default`."""
+        return self.serving_outputs(model(self.encode(tokenizer, texts, spec), training=False), labels)
 
     def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
         """Model outputs -> named serving tensors (used by the default `serve`)."""
@@ -189,3 +217,16 @@ class Task:
         """Serving outputs (numpy) -> one JSON-ready dict per input text."""
         raise NotImplementedError
 
+
+
+def text_function(names: tuple[str, ...], body: Callable[[dict[str, Any]], Any]) -> Any:
+    """A tf.function over one `tf.string [batch]` input per name, in order, calling `body` with
+    them by name: the shape of every serving signature (its inputs are named after `names`)."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([None], tf.string, name=name) for name in names]
+
+    def function(*texts):
+        return body(dict(zip(names, texts, strict=True)))
+
+    return tf.function(function, input_signature=signature)

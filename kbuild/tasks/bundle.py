@@ -92,6 +92,19 @@ class DataBundle(Assets):
         return {name: split.examples for name, split in self.splits.items()}
 
     @property
+    def truncated(self) -> dict[str, int]:
+        return {name: split.truncated for name, split in self.splits.items()}
+
+    def describe(self) -> str:
+        """One line for the training log: rows per split, vocabulary, labels, what was dropped or cut."""
+        counts = ", ".join(f"{split} {n:,}" for split, n in self.counts.items())
+        skipped, truncated = sum(self.skipped.values()), sum(self.truncated.values())
+        extra = f"; skipped {skipped} bad rows" if skipped else ""
+        if truncated:
+            extra += "; truncated " + ", ".join(f"{split} {n:,}" for split, n in self.truncated.items() if n)
+        return f"data: {counts} rows; vocabulary {self.tokenizer.vocabulary_size:,}; labels {self.labels}{extra}"
+
+    @property
     def sources(self) -> dict[str, str]:
         return {name: split.source for name, split in self.splits.items()}
 
@@ -142,7 +155,7 @@ def tokenizer_for(spec: Spec) -> Tokenizer:
 def _read(spec: Spec, splits: Iterable[str], files: Mapping[str, str] | None = None) -> dict[str, ReadResult]:
     """The splits' examples as the task trains on them."""
     task = TASKS.get(spec.task)
-    read = read_splits(spec.data, spec.seed, splits, files)
+    read = read_splits(spec.data, spec.seed, splits, files, inputs=task.input_names(spec))
     return {split: task.prepare(result, spec, f"data.{split}") for split, result in read.items()}
 
 
@@ -172,7 +185,7 @@ def build(
         tokenizer = tokenizer_for(spec).load(vocabulary_from)
     else:
         # Without a target tokenizer of their own, target texts share the one vocabulary.
-        tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts, task.extra_tokens)
+        tokenizer = tokenizer_for(spec).fit(texts if target else texts + target_texts, task.vocabulary_tokens(spec))
     if target is not None:
         target.fit(target_texts)
     bundle = DataBundle(tokenizer, task.label_vocabulary(train), target_tokenizer=target)

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kbuild.data.builtin import BUILTINS
-from kbuild.data.readers.base import ROLES
+from kbuild.data.readers import READERS
+from kbuild.data.readers.base import LABEL, column_problem
 from kbuild.registry import did_you_mean
 from kbuild.spec.checks import Location, SpecChecks
 from kbuild.spec.loader import load_spec as load_fields
@@ -51,18 +52,40 @@ def monitor_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
 
 
 def data_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
-    """Column roles the readers read, and built-in dataset names (both known to `kbuild.data`)."""
-    data = spec.data
-    for role in data.columns:
-        if role not in ROLES:
-            yield ("data", "columns", role), (f"unknown column role {role!r}{did_you_mean(role, ROLES)}; "
-                                              f"expected roles: {', '.join(ROLES)}")
-    if "text" not in data.columns:
-        yield ("data", "columns"), "no `text` column given; e.g. columns: {text: sentence}"
+    """Column roles (the task's inputs and `label`) and built-in dataset names (both known to
+    `kbuild.data`)."""
+    data, task = spec.data, TASKS.get(spec.task)
+    roles = task.roles()
+    for role, column in data.columns.items():
+        if problem := column_problem(role, column, data.header, roles):
+            yield ("data", "columns", role), problem
+    for name in task.inputs:
+        if name not in data.columns:
+            yield ("data", "columns"), (f"no {name!r} column given; task {spec.task} reads "
+                                        f"{', '.join(task.inputs)}; e.g. columns: {{{name}: {name}}}")
+    yield from format_issues(spec)
     if data.builtin is not None and data.builtin not in BUILTINS.names():
         names = list(BUILTINS.names())
         yield ("data", "builtin"), (f"unknown built-in dataset {data.builtin!r}{did_you_mean(data.builtin, names)}; "
                                     f"expected one of: {', '.join(names)}")
+
+
+def format_issues(spec: Spec) -> Iterator[tuple[Location, str]]:
+    """What the file format refuses of a spec that validates field by field: CoNLL files have no
+    header to name columns in, and a parallel corpus needs the extension of its target side."""
+    data = spec.data
+    fmt = data.format
+    if fmt is None and data.train is not None:
+        suffix = os.path.splitext(data.train)[1].lower()
+        fmt = next((name for name, reader in READERS.items() if suffix and suffix in reader.extensions), None)
+    if fmt == "conll":
+        for role, column in data.columns.items():
+            if isinstance(column, str) and column != role:
+                yield ("data", "columns", role), (f"{column!r} is a column name, but CoNLL files have no header; give a "
+                                                  "0-based column index, e.g. columns: {text: 0, label: 3}")
+    if fmt == "parallel" and data.target_suffix is None:
+        yield ("data", "target_suffix"), ("format parallel needs the extension of the aligned target file, "
+                                          "e.g. target_suffix: .de (train.en pairs with train.de)")
 
 
 def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
@@ -86,16 +109,23 @@ def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
 
 def task_defaults(spec: Spec) -> None:
     """An unset `train.monitor` / `train.early_stopping.monitor` is the task's selection metric
-    (a tagger's `val_f1`), so a spec that leaves it out selects on what it is scored on."""
-    default = TASKS.get(spec.task).default_monitor
+    (a tagger's `val_f1`), so a spec that leaves it out selects on what it is scored on; unset
+    `data.columns` of a task that reads other texts than `text` are columns named after them."""
+    task = TASKS.get(spec.task)
+    default = task.default_monitor
     if "monitor" not in spec.train.model_fields_set:
         spec.train.monitor = default
     stopping = spec.train.early_stopping
     if stopping is not None and "monitor" not in stopping.model_fields_set:
         stopping.monitor = default
+    if "columns" not in spec.data.model_fields_set and task.inputs != ("text",):
+        spec.data.columns = {**{name: name for name in task.inputs}, LABEL: LABEL}
 
 
-TASK_CHECKS = SpecChecks(TASKS.names(), task_issues, task_defaults)
+def task_checks() -> SpecChecks:
+    """The checks of every task registered now (a task registered after import, by a plug-in or
+    a test, is known too)."""
+    return SpecChecks(TASKS.names(), task_issues, task_defaults)
 
 
 def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
@@ -107,4 +137,4 @@ def load_spec(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
     >>> spec.train.epochs
     1
     """
-    return load_fields(path, overrides, TASK_CHECKS)
+    return load_fields(path, overrides, task_checks())

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kbuild.blocks.pooling import POOLINGS
-from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head, pooling_issues
+from kbuild.tasks.base import TASKS
+from kbuild.tasks.pooled import PooledTask
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
@@ -16,24 +14,19 @@ if TYPE_CHECKING:
 PROBABILITIES = "probabilities"
 
 
-class ClassificationTask(Task):
+class ClassificationTask(PooledTask):
     name = "classification"
     logged_metrics = ("accuracy", "macro_f1")
-    tflite = True
-    owned_fields = (("train", "class_weight"),)
+    owned_fields = (*PooledTask.owned_fields, ("train", "class_weight"))
+    head_type_issue = "{head!r} heads are for tagging; classification uses softmax"
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool the sequence, run the dense head, end in float32 softmax over the labels."""
         import keras
 
-        x = pooled_head(features, spec)
+        x = self.pooled(features, spec)
         # float32 output keeps the softmax and the loss stable under mixed precision.
         return keras.layers.Dense(len(labels), activation="softmax", dtype="float32", name=PROBABILITIES)(x)
-
-    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        if spec.model.head.type != "softmax":
-            yield ("model", "head", "type"), f"{spec.model.head.type!r} heads are for tagging; classification uses softmax"
-        yield from pooling_issues(spec)
 
     def loss(self, spec: Spec) -> Any:
         import keras
@@ -47,19 +40,30 @@ class ClassificationTask(Task):
 
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseMacroF1(len(labels))]
 
-    def needs_start_token(self, spec: Spec) -> bool:
-        return POOLINGS.get(spec.model.pooling).needs_start_token
+    def evaluate(self, model: Any, bundle: Any, split: str, spec: Spec) -> dict:
+        """The compiled metrics, and for two labels `f1`: the F1 of the second label (the positive
+        class when labels sort as 0/1, negative/positive, no/yes), as MRPC and QQP report it. It
+        comes from the confusion matrix the macro-F1 metric just accumulated: no second pass."""
+        metrics = super().evaluate(model, bundle, split, spec)
+        confusion = _confusion(model)
+        if len(bundle.labels) == 2 and confusion is not None:
+            tp, actual, predicted = confusion[1, 1], confusion[1].sum(), confusion[:, 1].sum()
+            metrics["f1"] = float(2 * tp / max(actual + predicted, 1e-9))
+        return metrics
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """The default `serving_default`, plus `explain(text)` when the model has attention to
         show (attention pooling, or a Transformer encoder): its outputs and `tokens`, `attention`
         (each token's weight), for `kbuild predict --explain`. A second signature keeps
-        `serving_default` lean: explaining costs an extra attention pass."""
+        `serving_default` lean: explaining costs an extra attention pass. Sentence pairs have no
+        `explain` (their tokens' weights would mix two texts)."""
         import tensorflow as tf
 
         from kbuild.names import TEXT_INPUT
 
         functions = super().serving_functions(model, assets, spec)
+        if len(self.input_names(spec)) > 1:  # explained per token of one text; pairs are served plain
+            return functions
         if _attention_pooling(model) is None and _last_transformer(model) is None:
             return functions
         tokenizer, labels = assets.tokenizer, assets.labels
@@ -103,6 +107,21 @@ class ClassificationTask(Task):
                     if token
                 ]
         return rows
+
+
+def _confusion(model: Any) -> Any:
+    """The confusion matrix (true x predicted) of the model's last evaluation, or None."""
+    import keras
+
+    from kbuild.layers import SparseMacroF1
+
+    stack = list(model.metrics)
+    while stack:
+        metric = stack.pop()
+        if isinstance(metric, SparseMacroF1):
+            return keras.ops.convert_to_numpy(metric.confusion)
+        stack.extend(getattr(metric, "metrics", []))
+    return None
 
 
 def _attention_pooling(model: Any) -> Any:

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
-from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head, pooling_issues
+from kbuild.tasks.base import TASKS
+from kbuild.tasks.pooled import PooledTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,15 +32,14 @@ def thresholds(spec: Spec, labels: list[str]) -> list[float]:
     return [float(setting)] * len(labels)
 
 
-class MultiLabelTask(Task):
+class MultiLabelTask(PooledTask):
     name = "multilabel"
     logged_metrics = ("micro_f1", "macro_f1")
-    owned_fields = (("data", "label_separator"), ("model", "head", "threshold"))
+    owned_fields = (*PooledTask.owned_fields, ("data", "label_separator"), ("model", "head", "threshold"))
+    head_type_issue = "multilabel ends in one sigmoid per label; leave model.head.type unset"
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        if spec.model.head.type != "softmax":
-            yield ("model", "head", "type"), "multilabel ends in one sigmoid per label; leave model.head.type unset"
-        yield from pooling_issues(spec)
+        yield from super().spec_issues(spec)
         setting = spec.model.head.threshold
         for label, value in (setting.items() if isinstance(setting, dict) else [(None, setting)]):
             if not 0.0 <= value <= 1.0:
@@ -82,13 +80,10 @@ class MultiLabelTask(Task):
                 hot[row, index[label]] = 1.0
         return hot
 
-    def needs_start_token(self, spec: Spec) -> bool:
-        return POOLINGS.get(spec.model.pooling).needs_start_token
-
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         import keras
 
-        x = pooled_head(features, spec)
+        x = self.pooled(features, spec)
         return keras.layers.Dense(len(labels), activation="sigmoid", dtype="float32", name=PROBABILITIES)(x)
 
     def loss(self, spec: Spec) -> Any:
@@ -102,11 +97,11 @@ class MultiLabelTask(Task):
         cuts = thresholds(spec, labels)
         return [MultiLabelF1(cuts, average="micro", name="micro_f1"), MultiLabelF1(cuts, average="macro", name="macro_f1")]
 
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+    def serve(self, texts: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """`probabilities` and `predicted` (bool `[batch, labels]`, at the spec's thresholds)."""
         import tensorflow as tf
 
-        probabilities = tf.cast(model(tokenizer.encode(text), training=False), tf.float32)
+        probabilities = tf.cast(model(self.encode(tokenizer, texts, spec), training=False), tf.float32)
         return {PROBABILITIES: probabilities, "predicted": probabilities >= tf.constant(thresholds(spec, labels))}
 
     def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:

@@ -7,14 +7,12 @@ The label column holds numbers; a row whose label is not a number fails naming i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kbuild.blocks.pooling import POOLINGS
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
-from kbuild.tasks.base import TASKS, Task
-from kbuild.tasks.head import pooled_head, pooling_issues
+from kbuild.tasks.base import TASKS
+from kbuild.tasks.pooled import PooledTask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,15 +22,10 @@ if TYPE_CHECKING:
 VALUE = "value"
 
 
-class RegressionTask(Task):
+class RegressionTask(PooledTask):
     name = "regression"
     logged_metrics = ("mae", "pearson")
-    tflite = True
-
-    def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        if spec.model.head.type != "softmax":
-            yield ("model", "head", "type"), "regression ends in a linear output; leave model.head.type unset"
-        yield from pooling_issues(spec)
+    head_type_issue = "regression ends in a linear output; leave model.head.type unset"
 
     def prepare(self, split: ReadResult, spec: Spec, key: str) -> ReadResult:
         for example in split.examples:
@@ -59,14 +52,11 @@ class RegressionTask(Task):
             raise DataError(f"{key}: the examples have no labels", split.source)
         return np.asarray([float(example.label) for example in split.examples], np.float32)
 
-    def needs_start_token(self, spec: Spec) -> bool:
-        return POOLINGS.get(spec.model.pooling).needs_start_token
-
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Pool, run the dense head, end in one float32 linear unit per text."""
         import keras
 
-        x = pooled_head(features, spec)
+        x = self.pooled(features, spec)
         return keras.layers.Dense(1, dtype="float32", name=VALUE)(x)
 
     def loss(self, spec: Spec) -> Any:
@@ -81,6 +71,17 @@ class RegressionTask(Task):
 
         return [keras.metrics.MeanAbsoluteError(name="mae"), PearsonCorrelation()]
 
+    def evaluate(self, model: Any, bundle: Any, split: str, spec: Spec) -> dict:
+        """The compiled metrics, and `spearman`: the rank correlation STS-B is reported with. Ranks
+        need every prediction of the split at once, so it takes one prediction pass."""
+        import numpy as np
+
+        metrics = super().evaluate(model, bundle, split, spec)
+        predicted = model.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)[:, 0]
+        gold = np.asarray([float(example.label) for example in bundle.examples[split]])
+        metrics["spearman"] = spearman(predicted, gold)
+        return metrics
+
     def serving_outputs(self, outputs: Any, labels: list[str]) -> dict[str, Any]:
         import tensorflow as tf
 
@@ -91,3 +92,23 @@ class RegressionTask(Task):
 
 
 TASKS.register("regression")(RegressionTask())
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman's rank correlation: Pearson's r of the ranks, tied values sharing their mean rank
+    (as scipy.stats.spearmanr computes it); 0 when either side is constant."""
+    import numpy as np
+
+    def ranks(values):
+        values = np.asarray(values, np.float64)
+        order = np.argsort(values, kind="mergesort")
+        ranked = np.empty(len(values))
+        ranked[order] = np.arange(len(values))
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        sums = np.bincount(inverse, weights=ranked)
+        return sums[inverse] / counts[inverse]
+
+    a, b = ranks(x), ranks(y)
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])

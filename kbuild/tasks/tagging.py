@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kbuild.data.example import ReadResult
 from kbuild.data.tag_schemes import OUTSIDE, convert
 from kbuild.errors import DataError
+from kbuild.names import TEXT_INPUT
 from kbuild.registry import did_you_mean
 from kbuild.tasks import conlleval
 from kbuild.tasks.base import TASKS, SplitData, Task
@@ -202,13 +203,14 @@ class TaggingTask(Task):
         return decoded_tags(bundle.examples[split], ids, bundle.labels)
 
     # --- serving -------------------------------------------------------------------------------
-    def serve(self, text: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
+    def serve(self, texts: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
         """Sentences `[batch]` -> `tokens` and `tags` (strings `[batch, words]`, "" past each
         sentence's `length`), Viterbi (or argmax) decoding inside the graph."""
         import tensorflow as tf
 
         from kbuild.layers.crf import CRF, decode_tags
 
+        text = texts[TEXT_INPUT]
         features = tokenizer.encode(text)
         outputs = model(features, training=False)
         crf = isinstance(model.layers[-1], CRF)

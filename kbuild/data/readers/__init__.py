@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 
-def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) -> ReadResult:
+def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True,
+                  inputs: tuple[str, ...] = ("text",)) -> ReadResult:
     """Read one split's file as `data` describes it.
 
     Args:
@@ -41,6 +42,8 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) ->
         data: the spec's `data:` section (format, columns, header, limit, on_error).
         key: the spec key naming this file, e.g. `data.valid`, used in every message.
         labelled: read the label column too (`False` for prediction input).
+        inputs: the names of the texts each example holds (the task's inputs; `data.columns`
+            maps each to a column).
 
     Returns:
         The examples and the number of rows skipped under `on_error: skip`.
@@ -56,10 +59,9 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True) ->
         raise DataError(f"{key}: not a usable path: {str(path)[:80]!r} ({exc.__class__.__name__}: "
                         f"{str(exc)[:80]})") from None
     if not found:
-        what = "is a folder, not a file" if folder else "file not found"
-        raise DataError(f"{key}: {what}: {file}")
+        raise DataError(f"{key}: {_not_a_file(file, folder)}: {file}")
     reader = READERS.get(data.format or infer_format(file, key))
-    return reader.read(file, ReadOptions.from_spec(data, key, labelled))
+    return reader.read(file, ReadOptions.from_spec(data, key, labelled, inputs))
 
 
 def infer_format(file: Path, key: str = "data") -> str:
@@ -73,3 +75,20 @@ def infer_format(file: Path, key: str = "data") -> str:
         f"{key}: cannot tell the format of {file.name} from its extension ({suffix or 'none'}; "
         f"known: {known}); set data.format to one of: {', '.join(READERS.names())}"
     )
+
+
+def _not_a_file(file: Path, folder: bool) -> str:
+    """What stands at a data path that is not a regular file: a data split is read twice (fit,
+    then encode), so a pipe or a device cannot be one."""
+    import stat
+
+    if folder:
+        return "is a folder, not a file"
+    try:
+        mode = file.stat().st_mode
+    except OSError:
+        return "file not found"
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    return f"is {kind}, not a regular file (kbuild reads each split twice; save it to a file first)"

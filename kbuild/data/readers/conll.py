@@ -49,7 +49,7 @@ def read_conll(path: Path, options: ReadOptions) -> ReadResult:
             collector.add(" ".join(tokens), tuple(tags) if label_index is not None else None, start)
         tokens, tags, problem = [], [], None
 
-    for number, line in enumerate(split_lines(read_text(path)), 1):
+    for number, line in enumerate(split_lines(read_text(path, options)), 1):
         fields = line.split()
         if not fields:
             flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kbuild.data.example import ReadResult
 from kbuild.data.readers.base import (
+    LABEL,
     Column,
     ReadOptions,
     RowCollector,
@@ -33,7 +34,7 @@ def read_tsv(path: Path, options: ReadOptions) -> ReadResult:
     """Tab-separated rows, one per line. Fields are taken verbatim: quotes are ordinary characters,
     as in SST-2 and the other GLUE files, so a text may contain `"` but never a tab or newline."""
     rows = (
-        (number, line.split("\t")) for number, line in enumerate(split_lines(read_text(path)), 1)
+        (number, line.split("\t")) for number, line in enumerate(split_lines(read_text(path, options)), 1)
     )
     return _read_rows(path, options, rows, delimiter="tab")
 
@@ -41,14 +42,14 @@ def read_tsv(path: Path, options: ReadOptions) -> ReadResult:
 @register_reader("csv", extensions=(".csv",))
 def read_csv(path: Path, options: ReadOptions) -> ReadResult:
     """Comma-separated rows; quoted fields may hold commas, quotes (`""`) and line breaks."""
-    return _read_rows(path, options, _csv_rows(path), delimiter="comma")
+    return _read_rows(path, options, _csv_rows(path, options), delimiter="comma")
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
+def _csv_rows(path: Path, options: ReadOptions) -> Iterator[Row]:
     """csv rows with the line each one *starts* on (a quoted field may span several lines, and
     `csv.reader.line_num` gives where a row ends). Strict parsing: a quote left open would
     otherwise swallow the rest of the file into one field without a word."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(read_text(path, options), newline=""), strict=True)
     start = 1
     while True:
         try:
@@ -71,14 +72,12 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
             return collector.result()
         header_line, header = first[0], [name.strip() for name in first[1]]
         width = len(header)
-        text_index = _header_index(options.text_column, header, path, header_line, options.key)
-        label_index = _optional_index(options.label_column, header, path, header_line, options.key)
+        indices = {role: _header_index(column, header, path, header_line, options.key) for role, column in options.columns}
     else:
-        text_index = int(options.text_column)
-        label_index = None if options.label_column is None else int(options.label_column)
-    requested = [(options.text_column, text_index)]
-    if label_index is not None:
-        requested.append((options.label_column, label_index))
+        indices = {role: int(column) for role, column in options.columns}
+    requested = [(column, indices[role]) for role, column in options.columns]
+    label_index = indices.get(LABEL)
+    inputs = [(name, indices[name]) for name, _ in options.inputs]
 
     for line, fields in rows:
         problem = _width_problem(len(fields), width, requested, delimiter)
@@ -86,7 +85,7 @@ def _read_rows(path: Path, options: ReadOptions, rows: Iterator[Row], delimiter:
             collector.bad(line, problem)
         else:
             label = fields[label_index].strip() if label_index is not None else None
-            collector.add(fields[text_index], label, line)
+            collector.add({name: fields[index] for name, index in inputs}, label, line)
         if collector.full:
             break
     return collector.result()
@@ -116,12 +115,6 @@ def _width_problem(
     expected = f"the header has {width}" if width is not None else f"{needed} are needed"
     what = f"; column {', '.join(missing)} is missing" if missing else ""
     return f"row has {count} field{'' if count == 1 else 's'} but {expected}{what}"
-
-
-def _optional_index(
-    column: Column | None, header: list[str], path: Path, line: int, key: str
-) -> int | None:
-    return None if column is None else _header_index(column, header, path, line, key)
 
 
 def _header_index(column: Column, header: list[str], path: Path, line: int, key: str) -> int:

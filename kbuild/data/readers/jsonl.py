@@ -19,65 +19,57 @@ from kbuild.registry import did_you_mean
 
 @register_reader("jsonl", extensions=(".jsonl", ".json"))
 def read_jsonl(path: Path, options: ReadOptions) -> ReadResult:
-    """Objects such as `{"text": "...", "label": "positive"}`, one per line.
+    """Objects such as `{"text": "...", "label": "positive"}` (or `{"sentence1": ..., "sentence2":
+    ..., "label": ...}` with `data.columns` naming the keys), one per line.
 
-    Labels may be JSON strings, numbers or booleans (`1` reads as the label "1"); the text must
-    be a string.
+    Labels may be JSON strings, numbers or booleans (`1` reads as the label "1"); texts must be
+    strings.
     """
-    for role, column in (("text", options.text_column), ("label", options.label_column)):
+    for role, column in options.columns:
         if isinstance(column, int):
             raise DataError(
                 f"data.columns.{role}: JSON Lines rows are objects; give a key name, not index {column}"
             )
     collector = RowCollector(path, options)
-    for number, line in enumerate(split_lines(read_text(path)), 1):
+    for number, line in enumerate(split_lines(read_text(path, options)), 1):
         if not line.strip():
             continue
-        problem, text, label = _parse_row(line, options)
+        problem, texts, label = _parse_row(line, options)
         if problem:
             collector.bad(number, problem)
         else:
-            collector.add(text, label, number)
+            collector.add(texts, label, number)
         if collector.full:
             break
     return collector.result()
 
 
-def _parse_row(line: str, options: ReadOptions) -> tuple[str | None, str, str | None]:
-    """(problem or None, text, label) for one line."""
+def _parse_row(line: str, options: ReadOptions) -> tuple[str | None, dict[str, str], str | None]:
+    """(problem or None, texts by input name, label) for one line."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as error:
-        return (
-            f"invalid JSON ({error.msg} at column {error.colno}); expected one object per line",
-            "",
-            None,
-        )
+        return f"invalid JSON ({error.msg} at column {error.colno}); expected one object per line", {}, None
     if not isinstance(row, dict):
-        return f"expected a JSON object per line; received {type(row).__name__}", "", None
-    text = row.get(options.text_column)
-    if text is None:
-        return _missing_key(str(options.text_column), row), "", None
-    if not isinstance(text, str):
-        return (
-            f"key {options.text_column!r} holds {type(text).__name__}; expected a string",
-            "",
-            None,
-        )
+        return f"expected a JSON object per line; received {type(row).__name__}", {}, None
+    texts = {}
+    for name, key in options.inputs:
+        text = row.get(key)
+        if text is None:
+            return _missing_key(str(key), row), {}, None
+        if not isinstance(text, str):
+            return f"key {key!r} holds {type(text).__name__}; expected a string", {}, None
+        texts[name] = text
     if options.label_column is None:
-        return None, text, None
+        return None, texts, None
     label = row.get(options.label_column)
     if label is None:
-        return _missing_key(str(options.label_column), row), "", None
+        return _missing_key(str(options.label_column), row), {}, None
     if isinstance(label, str):
-        return None, text, label.strip()
+        return None, texts, label.strip()
     if isinstance(label, (bool, int, float)):
-        return None, text, json.dumps(label)
-    return (
-        f"key {options.label_column!r} holds {type(label).__name__}; expected a string or number",
-        "",
-        None,
-    )
+        return None, texts, json.dumps(label)
+    return f"key {options.label_column!r} holds {type(label).__name__}; expected a string or number", {}, None
 
 
 def _missing_key(key: str, row: dict) -> str:

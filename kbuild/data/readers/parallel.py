@@ -22,8 +22,8 @@ def target_path(source: Path, suffix: str) -> Path:
     return source.with_suffix(suffix if suffix.startswith(".") else f".{suffix}")
 
 
-def _lines(path: Path) -> list[str]:
-    lines = split_lines(read_text(path))
+def _lines(path: Path, options: ReadOptions) -> list[str]:
+    lines = split_lines(read_text(path, options))
     while lines and not lines[-1].strip():  # trailing blank lines are not pairs
         lines.pop()
     return lines
@@ -33,7 +33,7 @@ def _lines(path: Path) -> list[str]:
 def read_parallel(path: Path, options: ReadOptions) -> ReadResult:
     """Each line of `path` is a source text; the same line of the target file (see
     `data.target_suffix`) its target. Unlabelled reads (prediction) take the source file alone."""
-    sources = _lines(path)
+    sources = _lines(path, options)
     if options.label_column is None:
         collector = RowCollector(path, options)
         for number, line in enumerate(sources, 1):
@@ -48,7 +48,7 @@ def read_parallel(path: Path, options: ReadOptions) -> ReadResult:
     target = target_path(path, options.target_suffix)
     if not target.is_file():
         raise DataError(f"{options.key}: the target file of {path.name} is missing: {target}")
-    targets = _lines(target)
+    targets = _lines(target, options)
     if len(targets) != len(sources):
         raise DataError(f"{options.key}: {path.name} has {len(sources):,} lines but {target.name} has "
                         f"{len(targets):,}; line i of one must translate line i of the other", str(target))

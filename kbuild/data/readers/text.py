@@ -18,10 +18,10 @@ from kbuild.data.readers.base import (
 def read_plain_text(path: Path, options: ReadOptions) -> ReadResult:
     """Each non-blank line is one example with no label; columns and header do not apply."""
     unlabelled = ReadOptions(
-        options.key, label_column=None, limit=options.limit, on_error=options.on_error
+        options.key, inputs=options.inputs[:1], label_column=None, limit=options.limit, on_error=options.on_error
     )
     collector = RowCollector(path, unlabelled)
-    for number, line in enumerate(split_lines(read_text(path)), 1):
+    for number, line in enumerate(split_lines(read_text(path, options)), 1):
         if line.strip():
             collector.add(line, None, number)
             if collector.full:

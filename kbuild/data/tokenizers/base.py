@@ -26,13 +26,35 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from kbuild.errors import DataError
-from kbuild.names import CLS_ID, PAD_ID, TOKEN_IDS, UNK_ID, WORD_STARTS  # noqa: F401  (ids re-exported)
+from kbuild.names import (  # noqa: F401  (ids re-exported)
+    CLS_ID,
+    PAD_ID,
+    SEGMENT_IDS,
+    SEPARATOR_TOKEN,
+    TOKEN_IDS,
+    UNK_ID,
+    WORD_STARTS,
+)
 
 if TYPE_CHECKING:
     from kbuild.spec.preprocess import TokenizerSpec
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]")
 VOCABULARY_FILE = "vocab.txt"
+
+TRIMMERS = {
+    "longest_first": lambda budget: _tf_text().ShrinkLongestTrimmer(budget),
+    "round_robin": lambda budget: _tf_text().RoundRobinTrimmer(budget),
+    "waterfall": lambda budget: _tf_text().WaterfallTrimmer(budget),
+}
+"""`preprocess.truncation` -> the tf-text trimmer that fits several texts into a token budget."""
+
+
+def _tf_text():
+    import tensorflow_text
+
+    return tensorflow_text
+
 
 WHITESPACE = r"[\s\p{Z}]+"
 """Any run of whitespace, Unicode spaces included (RE2's `\\s` alone is ASCII only)."""
@@ -69,6 +91,8 @@ class Tokenizer(ABC):
         self._vocabulary: list[str] | None = None
 
     unknown_id: int = UNK_ID
+    cls_id: int = CLS_ID
+    """The id that starts a packed sequence of several texts (`encode_segments`)."""
     """The id a word the tokenizer drops entirely gets (a pretrained vocabulary has its own)."""
     end_tokens: int = 0
     """Special tokens `_pad` appends after the pieces (a pretrained checkpoint's `[SEP]`): a word
@@ -155,6 +179,48 @@ class Tokenizer(ABC):
         starts = tf.cast(tf.where(fits, starts, 0), tf.int32)
         starts = tf.pad(starts, [[0, 0], [0, self.max_length]])[:, : self.max_length]
         return {TOKEN_IDS: self._pad(ids), WORD_STARTS: tf.ensure_shape(starts, [None, self.max_length])}
+
+    def encode_segments(self, texts: Sequence[tf.Tensor], truncation: str = "longest_first") -> dict[str, tf.Tensor]:
+        """Several strings `[batch]` per example -> one packed sequence `[CLS] a [SEP] b [SEP]`:
+        `token_ids` and `segment_ids` (0 for `[CLS]`, the first text and its `[SEP]`, 1 for the
+        second, ...), int32 `[batch, max_length]`, padded with 0.
+
+        The texts share `max_length`: `truncation` picks which loses tokens first when they do not
+        fit (`longest_first`: the longest, one token at a time, as BERT's pair packing does;
+        `round_robin`: each in turn; `waterfall`: the last texts first). TF ops only."""
+        import tensorflow_text as tf_text
+
+        separator = self.separator_id
+        pieces = [tf.cast(self.token_ids(tf.convert_to_tensor(t, tf.string)), tf.int32) for t in texts]
+        budget = self.max_length - 1 - len(pieces)  # [CLS], and one [SEP] per text
+        if budget < len(pieces):
+            raise ValueError(f"Expected max_length >= {2 * len(pieces) + 1} for {len(pieces)} texts "
+                             f"([CLS], a [SEP] and a token each); received {self.max_length}")
+        trimmed = TRIMMERS[truncation](budget).trim(pieces)
+        ids, segments = tf_text.combine_segments(trimmed, start_of_sequence_id=self.cls_id, end_of_segment_id=separator)
+        shape = [None, self.max_length]
+        return {TOKEN_IDS: tf.cast(ids, tf.int32).to_tensor(PAD_ID, shape=shape),
+                SEGMENT_IDS: tf.cast(segments, tf.int32).to_tensor(0, shape=shape)}
+
+    def segments_truncated(self, texts: Sequence[Sequence[str]], batch_size: int = 4096) -> int:
+        """How many examples `encode_segments` cuts: their texts' tokens (with `[CLS]` and a
+        `[SEP]` each) exceed `max_length`. Columns of equal length, one per text."""
+        count, total = len(texts[0]), 0
+        for start in range(0, count, batch_size):
+            lengths = sum(self.token_ids(tf.constant(list(column[start:start + batch_size]), tf.string)).row_lengths()
+                          for column in texts)
+            total += int(tf.reduce_sum(tf.cast(lengths + 1 + len(texts) > self.max_length, tf.int32)))
+        return total
+
+    @property
+    def separator_id(self) -> int:
+        """The id of `[SEP]`, which ends each text of a packed sequence; a vocabulary fitted for
+        a task that reads several texts has it (see `Task.extra_tokens`)."""
+        found = self.token_id(SEPARATOR_TOKEN)
+        if found is None:
+            raise ValueError(f"the vocabulary has no {SEPARATOR_TOKEN} token to separate texts; fit it with "
+                             f"extra_tokens=[{SEPARATOR_TOKEN!r}]")
+        return found
 
     def encode_marked(self, texts: tf.Tensor | Sequence[str], mark: str, mark_id: int) -> tf.Tensor:
         """Like `encode` (token ids only), but each `mark` in a text (`[MASK]`) becomes the one id
