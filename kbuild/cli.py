@@ -301,21 +301,27 @@ def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
 @click.option("--max-wait-ms", default=5.0, show_default=True, type=click.FloatRange(0), help="How long a batch waits to fill.")
 @click.option("--max-body-bytes", default=4 * 2**20, show_default=True, type=click.IntRange(1), help="Larger bodies get 413.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1), help="Worker threads running models.")
+@click.option("--file-system-poll-wait-seconds", "poll_s", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="How often EXPORT is checked for new versions (TF Serving's flag); 0: only the versions found at start.")
+@click.option("--model-version-policy", "policy", type=click.Choice(["latest", "all"]), default="all", show_default=True,
+              help="Serve only the newest complete version of each model, or every one (TF Serving's policies).")
 def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size: int, max_wait_ms: float,
-          max_body_bytes: int, threads: int) -> None:
-    """Serve every model under EXPORT over TF Serving's REST API (/v1/models/NAME:predict)."""
+          max_body_bytes: int, threads: int, poll_s: float, policy: str) -> None:
+    """Serve every model under EXPORT over TF Serving's REST API (/v1/models/NAME:predict); new
+    versions exported there while it runs are picked up without a restart."""
     _tensorflow()
     import uvicorn
 
     from kbuild.serve import ServerSettings, create_app, load_repository
 
-    repository = load_repository(export_root)
+    repository = load_repository(export_root, policy)
     settings = ServerSettings(batching=batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                              max_body_bytes=max_body_bytes, threads=threads)
+                              max_body_bytes=max_body_bytes, threads=threads, poll_s=poll_s)
     for name, found in sorted(repository.models.items()):
         click.echo(f"serving {name} (versions {', '.join(map(str, sorted(found)))}) "
                    f"at http://{host}:{port}/v1/models/{name}", err=True)
-    uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(repository, settings, report=lambda line: click.echo(line, err=True)),
+                host=host, port=port, log_level="warning")
 
 
 @cli.command()

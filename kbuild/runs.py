@@ -10,11 +10,13 @@ whose data hooks rebuild a run's assets.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import shutil
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,12 +24,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import yaml
 
 from kbuild.errors import KbuildError, TrainingError
+from kbuild.files import write_atomic  # noqa: F401  (re-exported: the run folder writes through it)
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
     from kbuild.tasks.bundle import Assets
 
 RUNS_ROOT = Path("runs")
+# checkpoints/ (written by kbuild.training.checkpoint and .stopping; named here, with the rest of the layout)
+CHECKPOINT_WEIGHTS, CHECKPOINT_RNG, CHECKPOINT_STATE = "latest.weights.h5", "rng.npz", "state.json"
+SELECTION_STATE = "selection.json"
 _MIN_FREE_BYTES = 100 * 2**20
 
 
@@ -73,15 +79,75 @@ class RunFolder:
         return self.path / "cache"
 
     def write_spec(self, resolved: dict) -> None:
-        self.spec.write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        write_atomic(self.spec, yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
 
     def write_results(self, results: dict) -> None:
-        tmp = self.results.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
-        os.replace(tmp, self.results)
+        write_atomic(self.results, json.dumps(results, indent=2))
 
     def read_results(self) -> dict:
-        return json.loads(self.results.read_text(encoding="utf-8")) if self.results.is_file() else {}
+        """results.json, or {} before training wrote it; a damaged one is a `DamagedRunFile`."""
+        if not self.results.is_file():
+            return {}
+        with reading(self.results, RETRAIN):
+            return json.loads(self.results.read_text(encoding="utf-8"))
+
+
+# --- reading a run back: one error for every damaged file ------------------------------------
+
+RETRAIN = "retrain the run (kbuild train SPEC, into a new --run-dir)"
+FRESH_START = "drop --resume to train from the start (or move the run's checkpoints/ folder away)"
+RESTART = "drop --resume to train from the start, into a new --run-dir"
+
+
+class DamagedRunFile(KbuildError):
+    """A file kbuild reads back from a run folder is missing, truncated, overwritten or not what
+    kbuild wrote there."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def reading(path: Path, remedy: str) -> Iterator[None]:
+    """Read `path` inside this block: any failure (Keras's "File not found" for a truncated
+    model.keras, h5py's "file signature not found", a UnicodeDecodeError) becomes one
+    `DamagedRunFile` naming the file, what is wrong with it, and `remedy`, what to do."""
+    try:
+        yield
+    except KbuildError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (whatever the reader raised, the file is the news)
+        raise DamagedRunFile(f"{path}: {damage(path, exc)}; {remedy}") from exc
+
+
+# File kinds by suffix: the bytes every such file starts with, and what the file should be.
+_SIGNATURES = {
+    ".h5": (b"\x89HDF\r\n\x1a\n", "an", "HDF5 file"),
+    ".keras": (b"PK\x03\x04", "a", ".keras archive (zip)"),
+    ".npz": (b"PK\x03\x04", "an", ".npz archive (zip)"),
+}
+
+
+def damage(path: Path, exc: Exception | None = None) -> str:
+    """What is wrong with `path`, in words, judged from the file itself where its kind allows."""
+    if not path.exists():
+        return "is missing"
+    if path.is_file() and path.stat().st_size == 0:
+        return "is empty (0 bytes): the run stopped, or the disk filled, while it was written"
+    signature = _SIGNATURES.get(path.suffix)
+    if signature and path.is_file():
+        with path.open("rb") as handle:
+            head = handle.read(len(signature[0]))
+        magic, article, kind = signature
+        if head != magic:
+            return f"is not {article} {kind}: it was overwritten or damaged"
+        if magic.startswith(b"PK") and not zipfile.is_zipfile(path):
+            return f"is a truncated {kind} (its end is missing)"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r})"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    detail = " ".join(str(exc).split())[:300] if exc is not None else ""
+    return f"cannot be read ({type(exc).__name__}: {detail})" if exc is not None else "cannot be read"
 
 
 class NotARun(KbuildError):
@@ -122,6 +188,8 @@ def prepare_run(name: str, run_dir: str | os.PathLike | None, resume: bool) -> R
         if path.exists() and any(path.iterdir()):
             raise TrainingError(f"run folder {path} already exists and is not empty; pass --resume to continue it or choose another --run-dir")
     folder = RunFolder(path)
+    if resume:
+        check_resumable(folder)
     try:
         for sub in (folder.path, folder.assets, folder.checkpoints, folder.logs):
             sub.mkdir(parents=True, exist_ok=True)
@@ -134,6 +202,58 @@ def prepare_run(name: str, run_dir: str | os.PathLike | None, resume: bool) -> R
     if free < _MIN_FREE_BYTES:
         raise TrainingError(f"only {free // 2**20} MiB free under {path}; need at least {_MIN_FREE_BYTES // 2**20} MiB")
     return folder
+
+
+def check_resumable(folder: RunFolder) -> None:
+    """Before `--resume` trains: the files it reads back now or at the end (the best model so
+    far, which is scored when training ends; the checkpoint and its state) are whole, or a
+    `DamagedRunFile` says which is not. Without this, a truncated model.keras let a resume
+    train on and fail only when scoring, so the run could never finish."""
+    if folder.model.exists():
+        with reading(folder.model, RETRAIN):
+            _check_keras_archive(folder.model)
+    for asset in sorted(p for p in folder.assets.rglob("*") if p.is_file()) if folder.assets.is_dir() else ():
+        with reading(asset, RESTART):  # a resume encodes with these: a vocabulary cut short would go unnoticed
+            _check_asset(asset)
+    checkpoint = folder.checkpoints
+    for name, check in ((CHECKPOINT_WEIGHTS, _check_hdf5), (CHECKPOINT_RNG, _check_zip),
+                        (CHECKPOINT_STATE, _check_json), (SELECTION_STATE, _check_json)):
+        if (checkpoint / name).exists():
+            with reading(checkpoint / name, FRESH_START):
+                check(checkpoint / name)
+
+
+def _check_keras_archive(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        missing = {"config.json", "model.weights.h5"} - set(archive.namelist())
+        if missing:
+            raise ValueError(f"the archive lacks {', '.join(sorted(missing))}")
+
+
+def _check_asset(path: Path) -> None:
+    """What can be judged without the tokenizer: no asset is empty, text assets decode, JSON parses."""
+    if path.stat().st_size == 0:
+        raise ValueError("empty")
+    if path.suffix in (".txt", ".json"):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            json.loads(text)
+
+
+def _check_hdf5(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "r"):
+        pass
+
+
+def _check_zip(path: Path) -> None:
+    with zipfile.ZipFile(path):
+        pass
+
+
+def _check_json(path: Path) -> None:
+    json.loads(path.read_text(encoding="utf-8"))
 
 
 def _latest_run(name: str) -> Path:
@@ -164,7 +284,9 @@ def load_trained_run(run: str | os.PathLike, check: Callable[[Spec], None] | Non
     spec = load_spec(folder.spec)
     if check is not None:
         check(spec)
-    return TrainedRun(folder, spec, load_assets(spec, folder.assets), load_trained_model(folder))
+    with reading(folder.assets, RETRAIN):
+        assets = load_assets(spec, folder.assets)
+    return TrainedRun(folder, spec, assets, load_trained_model(folder))
 
 
 def load_run_for(run: str | os.PathLike, task: str, purpose: str, error: type[KbuildError] = KbuildError) -> TrainedRun:
@@ -193,7 +315,8 @@ def load_trained_model(folder: RunFolder) -> Any:
         # variables than training had. That optimizer state is never used after training (--resume
         # reads checkpoints/), so Keras's "Skipping variable loading for optimizer" is noise here.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        return keras.saving.load_model(folder.model, safe_mode=True)
+        with reading(folder.model, RETRAIN):
+            return keras.saving.load_model(folder.model, safe_mode=True)
 
 
 def round_metrics(metrics: dict) -> dict:

@@ -98,3 +98,24 @@ def test_kill9_of_kbuild_export(tiny_run, tmp_path):
     assert list(root.glob(".staging.*")), "the export was not caught mid-way"
     subprocess.run(command, env=env, check=True, capture_output=True)
     assert sorted(p.name for p in root.iterdir()) == ["1"]
+
+
+def test_a_published_version_has_normal_permissions_as_the_umask_allows(tmp_path):
+    # mkdtemp makes its folder 0700; a serving account other than the exporter's must read versions.
+    def fill(staging):
+        (staging / "variables").mkdir()
+        (staging / "saved_model.pb").write_bytes(b"pb")
+        (staging / "variables" / "variables.index").write_bytes(b"index")
+
+    previous = os.umask(0o022)
+    try:
+        version = publish_version(tmp_path / "m", fill)
+        modes = {str(p.relative_to(version)): oct(p.stat().st_mode & 0o777) for p in [version, *version.rglob("*")]}
+        assert modes == {".": "0o755", "variables": "0o755", "saved_model.pb": "0o644",
+                         "variables/variables.index": "0o644"}
+        os.umask(0o027)
+        version = publish_version(tmp_path / "m", fill)
+        assert oct(version.stat().st_mode & 0o777) == "0o750"
+        assert oct((version / "saved_model.pb").stat().st_mode & 0o777) == "0o640"
+    finally:
+        os.umask(previous)

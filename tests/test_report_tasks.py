@@ -66,6 +66,7 @@ def _seq2seq(folder):
           embedding: {{dim: 16, position: none}}
           blocks: [{{type: bilstm, units: 16}}]
           decoder: {{type: lstm, units: 16, attention: bahdanau, dropout: 0.0}}
+        eval: {{metrics: [bleu, rouge]}}
         train: {{epochs: 2, batch_size: 32, optimizer: {{name: adam, learning_rate: 0.01}}}}
         """)
 
@@ -84,7 +85,7 @@ TASKS = {
     "regression": (_regression, {"regression", "mistakes"}, []),
     "multilabel": (_multilabel, {"per-class", "confusion", "calibration", "mistakes"}, []),
     "language_model": (_language_model, {"perplexity", "samples"}, [("perplexity", "perplexity")]),
-    "seq2seq": (_seq2seq, {"bleu", "samples"}, [("bleu", "bleu")]),
+    "seq2seq": (_seq2seq, {"bleu", "samples"}, [("bleu", "bleu"), ("bleu", "rougeL")]),
     "vae": (_vae, {"elbo", "samples"}, [("elbo", "elbo"), ("elbo", "kl")]),
 }
 

@@ -196,3 +196,57 @@ def test_cached_transformer_decoding_translates_as_rerunning_the_prefix(trained,
     translate = {cached: Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, spec, use_cache=cached)
                  for cached in (True, False)}
     assert translate[True].translate(sources) == translate[False].translate(sources)
+
+
+# --- decoding options --------------------------------------------------------------------------
+def _with_decoder(spec, **options):
+    decoder = spec.model.decoder.model_copy(update=options)
+    return spec.model_copy(update={"model": spec.model.model_copy(update={"decoder": decoder})})
+
+
+def test_decoding_options_bound_lengths_and_block_repeats(trained):
+    from kbuild.decoding.translator import Translator
+    from kbuild.runs import load_trained_run
+
+    loaded = load_trained_run(trained)
+    sources = ["a man sees a man", "the dog", "a big red cat rides the bike", ""]
+
+    def translate(**options):
+        spec = _with_decoder(loaded.spec, **options)
+        return [t.split() for t in Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, spec).translate(sources)]
+
+    assert any(len(words) < 7 for words in translate())
+    long = translate(min_length=7, no_repeat_ngram_size=1)
+    assert all(len(words) >= 7 and len(set(words)) == len(words) for words in long), long
+    assert all(len(words) <= 2 for words in translate(max_length=2))
+
+
+def test_exported_translator_keeps_the_decoding_options(trained, tmp_path):
+    import shutil
+
+    import yaml
+
+    from kbuild.prediction import load_predictor
+
+    resolved = yaml.safe_load((trained / "spec.yaml").read_text())
+    if resolved["model"]["decoder"]["type"] != "transformer":
+        pytest.skip("one decoder is enough: the options are the same code for both (kbuild.decoding.constraints)")
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    resolved["model"]["decoder"].update(min_length=6, no_repeat_ngram_size=2)
+    (run / "spec.yaml").write_text(yaml.safe_dump(resolved))
+    assert _cli("export", run, "--out", tmp_path / "export").exit_code == 0
+    sentences = ["the cat", "a man sees a man"]
+    in_process = [row["translation"] for row in load_predictor(run).predict(sentences)]
+    code = textwrap.dedent(f"""
+        import json
+        import tensorflow as tf
+        import tensorflow_text
+        serve = tf.saved_model.load({str(tmp_path / "export" / "1")!r}).signatures["serving_default"]
+        print(json.dumps([t.decode() for t in serve(text=tf.constant({sentences!r}))["translation"].numpy()]))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    exported = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert exported == in_process and all(len(t.split()) >= 6 for t in exported), exported

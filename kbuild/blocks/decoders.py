@@ -26,9 +26,26 @@ class _DecoderBase(StrictModel):
     """How translations are decoded (evaluate, predict, export): `greedy` or `beam`."""
     beams: int = Field(default=4, ge=1, le=64)
     """Beam width of `search: beam`."""
+    length_penalty: float | None = Field(default=None, ge=-5.0, le=5.0)
+    """`search: beam`: rank beams by log-probability / length^α, an ended beam keeping its score
+    (Hugging Face's `length_penalty`; 1.0 the mean per token, above 1 favours longer outputs,
+    below shorter). Unset: keras_hub's beam search, unchanged (ended beams keep being extended)."""
+    min_length: int = Field(default=0, ge=0)
+    """Fewest tokens an output holds: the end token is impossible before (greedy and beam)."""
+    max_length: int | None = Field(default=None, ge=1)
+    """Most tokens an output holds, below `preprocess.max_length` (which also bounds the
+    source): a summary of 16 tokens from a 256-token email decodes 16 steps, not 255. Unset:
+    `preprocess.max_length` - 1."""
+    no_repeat_ngram_size: int = Field(default=0, ge=0)
+    """No n-gram of this size occurs twice in an output (3: trigram blocking); 0: off."""
 
     def check(self, dim: int):
         return iter(())
+
+    def decode_length(self, max_length: int) -> int:
+        """The decoding buffer's length under `preprocess.max_length`: the start token, then the
+        output's tokens (an output that fills it has no end token)."""
+        return max_length if self.max_length is None else min(self.max_length + 1, max_length)
 
 
 class TransformerDecoderSpec(_DecoderBase):

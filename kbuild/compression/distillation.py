@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 
 from kbuild.errors import TrainingError
 from kbuild.progress import Progress
-from kbuild.runs import NotARun, RunFolder, load_trained_run, open_run
+from kbuild.runs import NotARun, RunFolder, load_trained_run, open_run, reading
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 
@@ -78,7 +77,8 @@ def attach_teacher(spec: Spec, bundle: Any, folder: RunFolder, log: Any) -> Teac
     found = next((path for path in (cache_file, teacher_run / "cache" / name) if path.is_file()), None)
     reused = found is not None
     if found is not None:
-        with np.load(found, allow_pickle=False) as cached:
+        with reading(found, "delete it; the teacher's targets are then computed again"), \
+                np.load(found, allow_pickle=False) as cached:
             log_probs, teacher_labels = cached["log_probs"], [str(x) for x in cached["labels"]]
         log(f"distill: teacher targets for {len(texts):,} texts read from {found}")
     else:
@@ -106,8 +106,7 @@ def attach_teacher(spec: Spec, bundle: Any, folder: RunFolder, log: Any) -> Teac
     made.dataset = made.factory()
     made.examples, made.skipped, made.source = old.examples, old.skipped, old.source
     bundle.splits["train"] = made
-    results = json.loads((teacher_run / "results.json").read_text()) if (teacher_run / "results.json").is_file() else {}
-    return Teacher(teacher_run, results, cache_file, reused, len(transfer))
+    return Teacher(teacher_run, RunFolder(teacher_run).read_results(), cache_file, reused, len(transfer))
 
 
 def teacher_outputs(run: Path, task: str, texts: list[str], batch_size: int) -> tuple[np.ndarray, list[str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
+from kbuild.files import write_atomic
 from kbuild.registry import did_you_mean
 
 LABELS_FILE = "labels.txt"
@@ -63,7 +64,7 @@ def save_labels(assets_dir: str | Path, labels: list[str]) -> Path:
     """Write `labels.txt`, one label per line in id order; returns its path."""
     path = Path(assets_dir) / LABELS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+    write_atomic(path, "".join(f"{label}\n" for label in labels))
     return path
 
 

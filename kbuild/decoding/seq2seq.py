@@ -16,18 +16,24 @@ from typing import Any
 
 from keras import ops
 
-from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
+from kbuild.data.tokenizers.base import CLS_ID, PAD_ID
+from kbuild.decoding.constraints import StepConstraints
 from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
 
 
-def make_sampler(search: str, beams: int) -> Any:
+def make_sampler(search: str, beams: int, length_penalty: float | None = None) -> Any:
     import keras_hub
 
     from kbuild.decoding.beam import BeamSearch
 
     if search == "beam":
-        return BeamSearch(num_beams=beams)
+        return BeamSearch(num_beams=beams, length_penalty=length_penalty)
     return keras_hub.samplers.GreedySampler()
+
+
+def step_constraints(decoder_spec: Any, vocab: int) -> StepConstraints:
+    """The spec decoder's `min_length` and `no_repeat_ngram_size` (neither without a spec)."""
+    return StepConstraints(vocab, getattr(decoder_spec, "min_length", 0), getattr(decoder_spec, "no_repeat_ngram_size", 0))
 
 
 def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decoder_spec: Any = None,
@@ -38,9 +44,10 @@ def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decod
     encoder, decoder = model.get_layer(ENCODER), model.get_layer(DECODER)
     encoded = encoder(source_ids, training=False)
     buffer, prompt_mask = start_buffer(ops.shape(source_ids)[0], max_length)
-    banned = banned_logits(decoder.output_shape[-1])
+    constrain = step_constraints(decoder_spec, decoder.output_shape[-1])
     if use_cache and getattr(decoder_spec, "type", None) == "transformer":
-        return CachedTransformerDecoding(decoder, decoder_spec).decode(sampler, encoded, source_ids, buffer, prompt_mask, banned)
+        return CachedTransformerDecoding(decoder, decoder_spec).decode(sampler, encoded, source_ids, buffer, prompt_mask,
+                                                                       constrain)
     features, project = split_projection(decoder)
 
     def next_token(prompt, cache, index):
@@ -48,7 +55,7 @@ def decode_ids(model: Any, sampler: Any, source_ids: Any, max_length: int, decod
         # Project only the step's position onto the vocabulary: the projection over every
         # position of the buffer would cost more than the decoder layers themselves.
         hidden = ops.take(features([prompt, encoded, source], training=False), index - 1, axis=1)
-        return project(hidden) + banned, None, cache
+        return constrain(project(hidden), prompt, index), None, cache
 
     return sampler(next_token, buffer, cache=(encoded, source_ids), index=1, mask=prompt_mask,
                    stop_token_ids=(CLS_ID,))
@@ -87,7 +94,8 @@ class CachedTransformerDecoding:
             x = self.norm(x)
         return self.project(x[:, 0, :]), (tuple(new_self), tuple(new_cross))
 
-    def decode(self, sampler: Any, encoded: Any, source_ids: Any, buffer: Any, prompt_mask: Any, banned: Any) -> Any:
+    def decode(self, sampler: Any, encoded: Any, source_ids: Any, buffer: Any, prompt_mask: Any,
+               constrain: StepConstraints) -> Any:
         batch, length, source_length = ops.shape(buffer)[0], ops.shape(buffer)[1], ops.shape(encoded)[1]
         head_dim = self.embedding.dim // self.heads
         dtype = self.layers[0].compute_dtype
@@ -102,7 +110,7 @@ class CachedTransformerDecoding:
             # The prompt's batch, not `batch`: beam search runs batch * beams rows.
             token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
             logits, caches = self.run(token, encoded, source_ids, caches, index - 1, fill_cross=False)
-            return logits + banned, None, (caches, encoded, source_ids)
+            return constrain(logits, prompt, index), None, (caches, encoded, source_ids)
 
         return sampler(next_token, buffer, cache=(caches, encoded, source_ids), index=1, mask=prompt_mask,
                        stop_token_ids=(CLS_ID,))
@@ -124,11 +132,6 @@ def start_buffer(batch: Any, max_length: int) -> tuple[Any, Any]:
     prompt_mask = ops.concatenate(
         [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1)
     return buffer, prompt_mask
-
-
-def banned_logits(vocab: int) -> Any:
-    """Added to each step's logits: padding and [UNK] are never worth emitting."""
-    return ops.convert_to_tensor([-1e9 if i in (PAD_ID, UNK_ID) else 0.0 for i in range(vocab)], "float32")
 
 
 def finished_mask(ids: Any) -> Any:

@@ -21,7 +21,8 @@ class Translator:
     """Args:
         model: a trained seq2seq model (see kbuild.tasks.seq2seq_model).
         source_tokenizer, target_tokenizer: the run's tokenizers (the same one when shared).
-        spec: the run's spec (`model.decoder`: its type, search and beams; `preprocess.max_length`).
+        spec: the run's spec (`model.decoder`: its type, search, beams, length penalty and length
+            and n-gram constraints; `preprocess.max_length`).
         use_cache: a Transformer decoder runs one position per step with key/value caches; False
             re-runs the target prefix each step (the same translations, for speed comparisons).
     """
@@ -29,8 +30,8 @@ class Translator:
     def __init__(self, model: Any, source_tokenizer: Any, target_tokenizer: Any, spec: Any, use_cache: bool = True):
         self.model, self.source, self.target = model, source_tokenizer, target_tokenizer
         self.decoder_spec, self.use_cache = spec.model.decoder, use_cache
-        self.sampler = make_sampler(self.decoder_spec.search, self.decoder_spec.beams)
-        self.max_length = spec.preprocess.max_length
+        self.sampler = make_sampler(self.decoder_spec.search, self.decoder_spec.beams, self.decoder_spec.length_penalty)
+        self.max_length = self.decoder_spec.decode_length(spec.preprocess.max_length)
         self._compiled = None
 
     def translate_graph(self, text: tf.Tensor) -> tf.Tensor:

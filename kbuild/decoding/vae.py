@@ -14,7 +14,8 @@ from typing import Any
 from keras import ops
 
 from kbuild.data.tokenizers.base import CLS_ID
-from kbuild.decoding.seq2seq import banned_logits, finished_mask, split_projection, start_buffer
+from kbuild.decoding.constraints import banned_logits
+from kbuild.decoding.seq2seq import finished_mask, split_projection, start_buffer
 from kbuild.names import DECODER, ENCODER
 
 

@@ -120,6 +120,25 @@ def remove_stale_staging(model_root: Path, now: float | None = None) -> list[Pat
     return removed
 
 
+def normal_permissions(folder: Path) -> None:
+    """Give `folder` and everything in it the modes a plain `mkdir` and file write would have
+    (0777 and 0666 less the umask, so 0755 and 0644 under the usual 022). The staging folder comes
+    from `mkdtemp`, which makes it 0700: renamed as it was, a version stayed unreadable to a
+    serving account other than the exporter's."""
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _umask() -> int:
+    """The process's umask; reading it means setting it, so set it straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def publish_version(model_root: Path, fill) -> Path:
     """Create the next version under `model_root`: `fill(staging)` writes into a hidden staging
     folder, which is renamed to its number only once complete, so a crash never leaves a half
@@ -134,6 +153,7 @@ def publish_version(model_root: Path, fill) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_host()}.{os.getpid()}.", dir=model_root))
     try:
         fill(staging)
+        normal_permissions(staging)
         while True:
             target = model_root / str(next_version(model_root))
             try:

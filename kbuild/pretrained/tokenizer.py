@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from kbuild.data.tokenizers.base import PAD_ID, Tokenizer
 from kbuild.errors import DataError
+from kbuild.files import write_atomic
 from kbuild.pretrained.checkpoint import CheckpointError
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class PretrainedTokenizer(Tokenizer):
         folder = Path(assets_dir) / ASSETS
         folder.mkdir(parents=True, exist_ok=True)
         config = keras.saving.serialize_keras_object(self.layer)
-        (folder / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_atomic(folder / CONFIG, json.dumps(config, indent=2))
         self.layer.save_assets(str(folder))
         super().save(assets_dir)
         return folder

@@ -25,6 +25,7 @@ from typing import Any
 import kbuild
 from kbuild.errors import Interrupted, KbuildError, SpecError, SpecIssue
 from kbuild.runtime import deferred_interrupts, sigterm_as_interrupt
+from kbuild.search.lifeline import end_with_parent, parent_env
 from kbuild.search.output import Summary, collect, progress_line, trial_line, write_outputs
 from kbuild.search.study import (
     SearchFolder,
@@ -33,11 +34,10 @@ from kbuild.search.study import (
     new_search_folder,
     open_search_folder,
     open_study,
-    storage_for,
     worker_id,
     worker_seed,
 )
-from kbuild.search.trial import EXIT_INTERRUPTED, EXIT_SEARCH_ERROR, read_outcome
+from kbuild.search.trial import EXIT_INTERRUPTED, EXIT_SEARCH_ERROR, outcome_path, read_outcome
 from kbuild.spec.search_algorithms import SAMPLERS, build_sampler
 from kbuild.spec.search_paths import trial_overrides
 
@@ -140,6 +140,7 @@ def work(folder: SearchFolder, worker: int, deadline: float | None, started: flo
                 sampled = {path: space.suggest(trial, path) for path, space in search.parameters.items()}
             outcome = run_trial_process(folder, trial.number, trial._trial_id, trial_overrides(search, sampled), env)
             with deferred_interrupts():
+                trial.set_user_attr("worker_rss_mib", _rss_mib())
                 _tell(study, trial, outcome, optuna)
             summary = write_outputs(folder, study, spec)
             log(trial_line(summary, trial.number))
@@ -178,17 +179,21 @@ def run_trial_process(folder: SearchFolder, number: int, trial_id: int, override
 
 
 def recover(folder: SearchFolder, study: Any) -> int:
-    """Before a resume: trials left RUNNING by a worker of this machine that no longer runs
+    """Before a resume: trials left RUNNING by a worker of this machine that no longer runs are
+    settled from their `trial.json` when the trial got that far (a worker killed after its trial
+    finished but before it told the study: the result is recorded, not trained again), else
     become FAIL (interrupted); every interrupted trial not yet retried is queued again with its
     parameters. Returns how many were queued."""
     import optuna
 
-    storage = storage_for(folder, folder.read_meta()["storage"])
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if is_alive_here(trial.user_attrs.get("worker")) is False:
-            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            storage.set_trial_user_attr(trial._trial_id, "error", "its worker stopped before the trial finished")
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            outcome = read_outcome(folder, trial.number) or {
+                "state": "FAIL", "interrupted": True, "error": "its worker stopped before the trial finished"}
+            _tell(study, optuna.trial.Trial(study, trial._trial_id), outcome, optuna)
+            if not outcome.get("interrupted"):
+                log(f"trial {trial.number}: {outcome['state']} {outcome.get('value', '')}, recorded from "
+                    f"{outcome_path(folder, trial.number)} (its worker stopped before telling the study)")
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     queued = 0
@@ -203,7 +208,6 @@ def _tell(study: Any, trial: Any, outcome: dict, optuna: Any) -> None:
     for key in ("epochs", "pruned_at_epoch", "rss_peak_mib", "valid", "test", "error", "interrupted", "train_time_s"):
         if outcome.get(key) is not None:
             trial.set_user_attr(key, outcome[key])
-    trial.set_user_attr("worker_rss_mib", _rss_mib())
     value = outcome.get("value")
     state = outcome.get("state")
     if state == "COMPLETE" and isinstance(value, int | float) and math.isfinite(value):
@@ -233,7 +237,7 @@ def _stop(process: subprocess.Popen, grace_s: tuple[float, float]) -> int:
 def _child_env(threads: int | None = None) -> dict[str, str]:
     """The trial's environment: this very kbuild first on the path, and with several workers on
     one machine, TensorFlow's thread pools sized to share the cores instead of each taking all."""
-    env = dict(os.environ)
+    env = parent_env(dict(os.environ))  # the child ends when this process dies (kbuild.search.lifeline)
     root = str(Path(kbuild.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -259,7 +263,8 @@ def _run_workers(folder: SearchFolder, workers: int, deadline: float | None, sta
     if EXIT_INTERRUPTED in codes:
         raise Interrupted("interrupted")
     if any(codes):
-        raise SearchStopped(f"worker(s) failed with exit codes {codes}; see the lines above")
+        raise SearchStopped(f"worker(s) failed with exit codes {codes}; see the lines above; "
+                            f"continue with: kbuild tune --resume {folder.path}")
 
 
 def _wait_all(processes: list[subprocess.Popen]) -> list[int]:
@@ -299,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--started", type=float, required=True)
     parser.add_argument("--deadline", type=float)
     args = parser.parse_args(argv)
+    end_with_parent()
     try:
         work(open_search_folder(args.folder), args.worker, args.deadline, args.started)
     except (KeyboardInterrupt, Interrupted):

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from kbuild.errors import KbuildError, SpecError, SpecIssue
-from kbuild.runs import (
-    RUNS_ROOT,  # kbuild.runs imports no TensorFlow: the search process never needs it
+from kbuild.runs import (  # kbuild.runs imports no TensorFlow: the search process never needs it
+    RUNS_ROOT,
+    write_atomic,
 )
 from kbuild.spec.search import SearchSpec
 from kbuild.spec.search_algorithms import build_pruner, build_sampler
@@ -81,13 +82,6 @@ class SearchFolder:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Readers (`kbuild report`, another worker) never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def new_search_folder(spec: Any, spec_path: str, overrides: Sequence[str], run_dir: str | os.PathLike | None) -> SearchFolder:

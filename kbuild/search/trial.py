@@ -25,6 +25,8 @@ from typing import Any
 
 from kbuild.errors import Interrupted, KbuildError
 from kbuild.registry import did_you_mean
+from kbuild.runtime import sigterm_as_interrupt
+from kbuild.search.lifeline import end_with_parent
 from kbuild.search.study import (
     SearchFolder,
     load_search_spec,
@@ -120,11 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("trial_id", type=int)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
+    end_with_parent()  # a trial whose worker died would train on unheard (kbuild.search.lifeline)
     folder = open_search_folder(args.folder)
     started = time.perf_counter()
     code = 0
     try:
-        outcome = run(folder, args.number, args.trial_id, args.overrides)
+        # SIGTERM (the worker's, or its death's) before training has started, in TensorFlow's
+        # import or the data pipeline, is an interruption too: recorded, and re-run on --resume.
+        with sigterm_as_interrupt():
+            outcome = run(folder, args.number, args.trial_id, args.overrides)
     except Interrupted as exc:
         outcome, code = {"state": "FAIL", "interrupted": True, "error": str(exc)}, EXIT_INTERRUPTED
     except KeyboardInterrupt:

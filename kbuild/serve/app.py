@@ -11,9 +11,11 @@ signature), 405, 413 (body over the limit), 415 (not UTF-8 JSON) or 500 (the mod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -22,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from kbuild.serve.batching import Batcher, Unbatched
+from kbuild.serve.batching import Batcher, Unbatched, retire
 from kbuild.serve.codec import (
     BadRequest,
     UnsupportedMediaType,
@@ -35,6 +37,7 @@ from kbuild.serve.codec import (
 from kbuild.serve.repository import ModelVersion, NotFound, Repository
 from kbuild.serve.settings import ServerSettings
 from kbuild.serve.status import model_metadata, version_status
+from kbuild.serve.versions import Refresher
 
 log = logging.getLogger("kbuild.serve")
 
@@ -46,26 +49,48 @@ class PayloadTooLarge(Exception):
     pass
 
 
-def create_app(repository: Repository, settings: ServerSettings | None = None) -> Starlette:
+def create_app(repository: Repository, settings: ServerSettings | None = None,
+               report: Callable[[str], None] = log.warning) -> Starlette:
+    """The app over `repository`; with `settings.poll_s` and a repository loaded from a folder,
+    it polls that folder for new versions (`kbuild.serve.versions`), telling `report`."""
     settings = settings or ServerSettings()
     executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="kbuild-model")
-    batchers = {
-        (v.name, v.version, sig.name): (
-            Batcher(sig, executor, settings.max_batch_size, settings.max_wait_ms) if settings.batching else Unbatched(sig, executor)
-        )
-        for v in repository.all_versions()
-        for sig in v.signatures.values()
-    }
+    batchers: dict[tuple[str, int, str], Batcher | Unbatched] = {}
+
+    def batcher(model: ModelVersion, key: str) -> Batcher | Unbatched:
+        """The signature's batcher, started on first use (versions come and go while serving)."""
+        if (model.name, model.version, key) not in batchers:
+            sig = model.signatures[key]
+            made = Batcher(sig, executor, settings.max_batch_size, settings.max_wait_ms) if settings.batching else Unbatched(sig, executor)
+            made.start()
+            batchers[(model.name, model.version, key)] = made
+        return batchers[(model.name, model.version, key)]
+
+    async def watch(refresher: Refresher) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(settings.poll_s)
+            try:  # loading runs in a thread of its own: the event loop keeps answering meanwhile
+                retired = await loop.run_in_executor(None, refresher.poll)
+            except Exception:  # noqa: BLE001  (the served versions go on; the next poll tries again)
+                log.exception("polling %s failed", repository.root)
+                continue
+            for model in retired:
+                for key in [k for k in batchers if k[:2] == (model.name, model.version)]:
+                    await retire(batchers.pop(key))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        for batcher in batchers.values():
-            batcher.start()
+        polling = settings.poll_s > 0 and repository.root is not None
+        watcher = asyncio.get_running_loop().create_task(watch(Refresher(repository, report))) if polling else None
         try:
             yield
         finally:
-            for batcher in batchers.values():
-                await batcher.stop()
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            for made in batchers.values():
+                await made.stop()
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def healthz(request: Request) -> JSONResponse:
@@ -76,13 +101,14 @@ def create_app(repository: Repository, settings: ServerSettings | None = None) -
         if not match:
             return _error(404, f"no route for {request.url.path}")
         name, version, verb = match["name"], match["version"], match["verb"]
-        found = repository.get(name, int(version) if version else None)
+        number = int(version) if version else None
+        found = repository.get(name, number)
         if verb is not None:
             if verb != "predict":
                 return _error(404, f"unsupported verb :{verb} (this server implements :predict)")
             if request.method != "POST":
                 return _error(405, ":predict takes POST")
-            return await _predict(request, found)
+            return await _predict(request, name, number)
         if request.method != "GET":
             return _error(405, f"{request.url.path} takes GET")
         if match["meta"]:
@@ -90,16 +116,19 @@ def create_app(repository: Repository, settings: ServerSettings | None = None) -
         shown = [found] if version else [repository.models[name][n] for n in sorted(repository.models[name], reverse=True)]
         return JSONResponse({"model_version_status": [version_status(v) for v in shown]})
 
-    async def _predict(request: Request, model: ModelVersion) -> JSONResponse:
+    async def _predict(request: Request, name: str, number: int | None) -> JSONResponse:
         check_content_type(request.headers.get("content-type"))
         data = parse_body(await _read_body(request, settings.max_body_bytes))
+        # Resolved after the body arrived and submitted with no await between: a version retired
+        # meanwhile is never picked, and one picked is retired only after it answers.
+        model = repository.get(name, number)
         key = signature_name(data)
         if key not in model.signatures:
             raise NotFound(f"model {model.name!r} version {model.version} has no signature {key!r} "
                            f"(signatures: {', '.join(sorted(model.signatures))})")
         parsed = decode_predict(data, model.signatures[key], settings.max_batch_size)
         try:
-            outputs = await batchers[(model.name, model.version, key)].submit(parsed.batch)
+            outputs = await batcher(model, key).submit(parsed.batch)
         except Exception as exc:
             log.exception("model %s version %s raised", model.name, model.version)
             return _error(500, f"model {model.name!r} version {model.version} failed: {_first_line(exc)}")

@@ -47,6 +47,7 @@ class Batcher:
         self._carry: _Pending | None = None
         self._task: asyncio.Task | None = None
         self.calls = 0  # model calls made (a test and the benchmark read it)
+        self.pending = 0  # requests submitted and not yet answered (`retire` waits for them)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._drain())
@@ -57,9 +58,13 @@ class Batcher:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def submit(self, batch: Batch) -> Batch:
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(batch, future))
-        return await future
+        self.pending += 1
+        try:
+            future = asyncio.get_running_loop().create_future()
+            await self._queue.put(_Pending(batch, future))
+            return await future
+        finally:
+            self.pending -= 1
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,6 +128,7 @@ class Unbatched:
     def __init__(self, run: RunFn, executor: Executor):
         self._run, self._executor = run, executor
         self.calls = 0
+        self.pending = 0
 
     def start(self) -> None:
         pass
@@ -132,4 +138,16 @@ class Unbatched:
 
     async def submit(self, batch: Batch) -> Batch:
         self.calls += 1
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, batch)
+        finally:
+            self.pending -= 1
+
+
+async def retire(batcher: Batcher | Unbatched, poll_s: float = 0.05) -> None:
+    """Stop `batcher` once the requests already submitted to it have been answered (its model
+    version is no longer served; no new request reaches it)."""
+    while batcher.pending:
+        await asyncio.sleep(poll_s)
+    await batcher.stop()

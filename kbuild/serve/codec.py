@@ -159,7 +159,7 @@ def _columns_from_rows(instances: Any, signature: Signature) -> dict[str, list]:
     for i, row in enumerate(instances):
         if not isinstance(row, dict):
             raise BadRequest(f"instance {i}: expected an object with keys {names}; received {json.dumps(row)[:80]}")
-        _check_fields(f"instance {i}", row, names)
+        _check_fields(f"instance {i}: expected an object with keys {names}", row, names)
         for name in names:
             columns[name].append(row[name])
     return columns
@@ -171,7 +171,7 @@ def _columns(inputs: Any, signature: Signature) -> dict[str, Any]:
         if len(names) != 1:
             raise BadRequest(f"\"inputs\" must be an object with keys {names}")
         return {names[0]: inputs}
-    _check_fields("\"inputs\"", inputs, names)
+    _check_fields(f"\"inputs\" must have exactly the keys {names}", inputs, names)
     return inputs
 
 
@@ -181,7 +181,7 @@ def _check_fields(where: str, given: dict, names: list[str]) -> None:
     extra = sorted(str(key) for key in given if key not in names)
     if missing or extra:
         problem = f"missing field {missing[0]!r}" if missing else f"unknown field {extra[0]!r}"
-        raise BadRequest(f"{where}: {problem}; the model's inputs are {', '.join(names)}")
+        raise BadRequest(f"{where}: {problem}")
 
 
 _LEAF_TYPES = {

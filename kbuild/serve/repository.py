@@ -60,7 +60,14 @@ class ModelVersion:
 
 @dataclass
 class Repository:
+    """The versions being served, by model name. `kbuild.serve.versions.refresh` replaces
+    `models` as a whole (one assignment), so a request sees either the old set or the new one."""
+
     models: dict[str, dict[int, ModelVersion]]
+    root: Path | None = None
+    """The export folder it was loaded from, polled for new versions; None: fixed."""
+    policy: str = "all"
+    """Which complete versions to serve: a name in `kbuild.serve.versions.VERSION_POLICIES`."""
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
         found = self.models.get(name)
@@ -77,20 +84,23 @@ class Repository:
         return [v for versions_ in self.models.values() for v in versions_.values()]
 
 
-def load_repository(root: str | Path) -> Repository:
-    """Load every SavedModel version under `root`; a broken version fails start-up, naming it."""
+def load_repository(root: str | Path, policy: str = "all") -> Repository:
+    """Load the versions of every model under `root` that `policy` ("all" or "latest", as TF
+    Serving's model_version_policy) selects; a broken version fails start-up, naming it."""
+    from kbuild.serve.versions import wanted_versions
+
     root = Path(root)
     if not root.is_dir():
         raise KbuildError(f"{root}: no such export folder")
-    own = _savedmodel_versions(root)
-    model_roots = {root.name: own} if own else {p.name: _savedmodel_versions(p) for p in sorted(root.iterdir()) if p.is_dir()}
-    models = {name: {n: load_version(name, n, path) for n, path in found.items()} for name, found in model_roots.items() if found}
+    found = wanted_versions(root, policy)
+    models = {name: {n: load_version(name, n, path) for n, path in paths.items()} for name, paths in found.items()}
     if not models:
         raise KbuildError(f"{root}: no SavedModel exports found (expected {root}/NAME/<version>/{SAVED_MODEL})")
-    return Repository(models)
+    return Repository(models, root, policy)
 
 
-def _savedmodel_versions(model_root: Path) -> dict[int, Path]:
+def savedmodel_versions(model_root: Path) -> dict[int, Path]:
+    """The complete SavedModel versions under one model's folder (see `exporter.layout.versions`)."""
     return {n: p for n, p in versions(model_root).items() if (p / SAVED_MODEL).is_file()}
 
 
@@ -104,7 +114,10 @@ def load_version(name: str, version: int, path: Path) -> ModelVersion:
         raise KbuildError(f"{path}: cannot load the SavedModel: {exc}") from None
     signatures = {key: _signature(key, fn) for key, fn in handle.signatures.items()}
     metadata_path = path / METADATA
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise KbuildError(f"{metadata_path}: not readable as JSON ({exc}); re-export the run (kbuild export RUN)") from None
     return ModelVersion(name, version, path, signatures, metadata, handle)
 
 

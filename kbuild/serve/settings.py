@@ -14,6 +14,8 @@ class ServerSettings:
         max_wait_ms: how long the first request of a batch waits for company.
         max_body_bytes: larger request bodies are refused with 413.
         threads: worker threads that run models off the event loop.
+        poll_s: seconds between looks at the export folder for new versions (TF Serving's
+            --file_system_poll_wait_seconds); 0 serves the versions loaded at start only.
     """
 
     batching: bool = True
@@ -21,3 +23,4 @@ class ServerSettings:
     max_wait_ms: float = 5.0
     max_body_bytes: int = 4 * 2**20
     threads: int = 4
+    poll_s: float = 1.0

@@ -12,6 +12,7 @@ from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
 from kbuild.spec.compression import DistillSpec, PruneSpec
 from kbuild.spec.data import DataSpec
+from kbuild.spec.evaluation import EvalSpec
 from kbuild.spec.export import ExportSpec
 from kbuild.spec.memory import oversized
 from kbuild.spec.model import ModelSpec
@@ -36,6 +37,8 @@ class Spec(StrictModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    eval: EvalSpec | None = None
+    """How generated text is scored (seq2seq: `metrics`); unset: the task's default (BLEU)."""
     search: SearchSpec | None = None
     """Hyperparameter search run by `kbuild tune`; ignored by `kbuild train`."""
     prune: PruneSpec | None = None
@@ -76,8 +79,8 @@ class Spec(StrictModel):
 
     def resolved(self) -> dict:
         """Plain data with every default filled: what the run folder's spec.yaml holds."""
-        # Absent search: and init_from stay absent, so specs without them resolve (and hash) as before.
-        unset = {name for name in ("search", "init_from") if getattr(self, name) is None}
+        # Absent search:, init_from and eval: stay absent, so specs without them resolve (and hash) as before.
+        unset = {name for name in ("search", "init_from", "eval") if getattr(self, name) is None}
         return self.model_dump(mode="json", exclude=unset or None)
 
     def fingerprint(self) -> str:

@@ -61,9 +61,10 @@ class BleuScore:
         }
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> BleuScore:
-    """BLEU of `hypotheses` against one reference each (a list of strings), or several (a list
-    of reference streams, each as long as `hypotheses`, as sacrebleu takes them).
+def reference_streams(hypotheses: Sequence[str],
+                      references: Sequence[str] | Sequence[Sequence[str]]) -> list[Sequence[str]]:
+    """`references` as a list of streams (one reference per hypothesis each): a plain list of
+    strings is one stream.
 
     Raises:
         ValueError: a reference stream whose length differs from the hypotheses'.
@@ -72,6 +73,17 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[
     for stream in streams:
         if len(stream) != len(hypotheses):
             raise ValueError(f"{len(hypotheses)} hypotheses but a reference stream of {len(stream)}")
+    return streams
+
+
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]]) -> BleuScore:
+    """BLEU of `hypotheses` against one reference each (a list of strings), or several (a list
+    of reference streams, each as long as `hypotheses`, as sacrebleu takes them).
+
+    Raises:
+        ValueError: a reference stream whose length differs from the hypotheses'.
+    """
+    streams = reference_streams(hypotheses, references)
     correct = [0] * MAX_ORDER
     total = [0] * MAX_ORDER
     hypothesis_length = reference_length = 0

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import keras
-
 from kbuild.tasks import conlleval
+from kbuild.tasks.epoch_scores import EpochScores
 
 if TYPE_CHECKING:
     from kbuild.spec import Spec
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
     from kbuild.tasks.tagging import TaggingTask
 
 
-class EntityF1(keras.callbacks.Callback):
-    """Adds conlleval precision/recall/F1 of `split` to each epoch's logs.
+class EntityF1(EpochScores):
+    """Adds conlleval precision/recall/F1 of `split` to each epoch's logs (see `EpochScores`).
 
     Args:
         task: the tagging task (decodes and aligns predictions with the examples).
@@ -34,18 +33,14 @@ class EntityF1(keras.callbacks.Callback):
     """
 
     def __init__(self, task: TaggingTask, bundle: DataBundle, spec: Spec, split: str):
-        super().__init__()
-        self.task, self.bundle, self.spec, self.split = task, bundle, spec, split
-        self.prefix = "val_" if split == "valid" else ""
+        super().__init__(bundle, spec, split)
+        self.task = task
         self.gold = [example.label for example in bundle.examples[split]]
-        self._decoder: Any = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        if self._decoder is None:  # built once on the training model's layers: always its current weights
-            self._decoder = self.task.decoder(self.model, self.spec, self.bundle.labels)
-        predicted = self.task.predict_tags(self.model, self.bundle, self.split, self.spec, decoder=self._decoder)
+    def make_decoder(self) -> Any:
+        return self.task.decoder(self.model, self.spec, self.bundle.labels)
+
+    def scores(self, decoder: Any) -> dict[str, float]:
+        predicted = self.task.predict_tags(self.model, self.bundle, self.split, self.spec, decoder=decoder)
         report = conlleval.score(self.gold, predicted).report()
-        for name in ("f1", "precision", "recall"):
-            logs[f"{self.prefix}{name}"] = float(report[name])
+        return {name: float(report[name]) for name in ("f1", "precision", "recall")}

@@ -28,10 +28,34 @@ class Seq2SeqTask(Task):
     name = "seq2seq"
     backbone_init = False
     logged_metrics = ("token_accuracy", "perplexity")
-    owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"))
+    owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"), ("eval",))
     uses_labels = False
 
+    def metric_names(self, spec: Spec) -> tuple[str, ...]:
+        """The compiled metrics, and the decoded scores `eval.metrics` selects (`rougeL`, `bleu`, ...)."""
+        from kbuild.tasks.decoded_metrics import result_names, selected
+
+        decoded = result_names(selected(spec))
+        return (*super().metric_names(spec), *decoded, *(f"val_{name}" for name in decoded))
+
+    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
+        """When a monitor names a decoded score (`val_rougeL`): the scores of the valid split's
+        decoded outputs in every epoch's logs (train's, without a valid split)."""
+        from kbuild.tasks.decoded_metrics import result_names, selected
+
+        decoded = set(result_names(selected(spec)))
+        monitors = {spec.train.monitor}
+        if spec.train.early_stopping is not None:
+            monitors.add(spec.train.early_stopping.monitor)
+        if not {name.removeprefix("val_") for name in monitors} & decoded:
+            return []
+        from kbuild.tasks.decoded_scores import DecodedScores
+
+        return [DecodedScores(bundle, spec, "valid" if "valid" in bundle.datasets else "train")]
+
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        yield from eval_issues(spec)
+        yield from decoding_issues(spec)
         if spec.model.decoder is None:
             yield ("model", "decoder"), ("seq2seq needs a decoder, e.g. decoder: {type: transformer, layers: 2, "
                                          "heads: 4, ff_dim: 512} or {type: lstm, units: 256, attention: luong}")
@@ -91,11 +115,12 @@ class Seq2SeqTask(Task):
         return [TokenAccuracy(padding=0), perplexity()]
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
-        """Teacher-forced loss, token accuracy and perplexity, and corpus BLEU (sacrebleu's
-        default: 13a, cased) of the decoded translations against the targets. The train split
-        gets no BLEU: decoding all of it would cost more than an epoch of training."""
+        """Teacher-forced loss, token accuracy and perplexity, and the `eval.metrics` scores of
+        the decoded outputs against the targets (default: corpus BLEU, sacrebleu's 13a, cased;
+        `rouge`: ROUGE-1/2/L F1). The train split gets no decoded scores: decoding all of it
+        would cost more than an epoch of training."""
         from kbuild.decoding.translator import Translator
-        from kbuild.tasks.bleu import corpus_bleu
+        from kbuild.tasks.decoded_metrics import score_all, selected
 
         results = super().evaluate(model, bundle, split, spec)
         if split == "train":
@@ -103,7 +128,7 @@ class Seq2SeqTask(Task):
         examples = bundle.examples[split]
         translator = Translator(model, bundle.tokenizer, bundle.target, spec)
         hypotheses = translator.translate([example.text for example in examples])
-        results.update(corpus_bleu(hypotheses, [example.label for example in examples]).as_dict())
+        results.update(score_all(selected(spec), hypotheses, [example.label for example in examples]))
         return results
 
     # --- serving -------------------------------------------------------------------------------
@@ -125,6 +150,44 @@ class Seq2SeqTask(Task):
     def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
         return [{"source": text, TRANSLATION: translation.decode("utf-8")}
                 for text, translation in zip(texts, outputs[TRANSLATION], strict=True)]
+
+
+def decoding_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """The decoder's length options: within `preprocess.max_length`, consistent, and a length
+    penalty only where there are beams to rank."""
+    decoder = spec.model.decoder
+    if decoder is None:
+        return
+    longest = spec.preprocess.max_length - 1  # the buffer's first position holds the start token
+    if decoder.max_length is not None and decoder.max_length > longest:
+        yield ("model", "decoder", "max_length"), (f"Expected at most preprocess.max_length - 1 ({longest}) output "
+                                                   f"tokens; received max_length={decoder.max_length}")
+    if decoder.min_length > min(decoder.max_length or longest, longest):
+        yield ("model", "decoder", "min_length"), (f"Expected at most the output's maximum length "
+                                                   f"({min(decoder.max_length or longest, longest)}); "
+                                                   f"received min_length={decoder.min_length}")
+    if decoder.length_penalty is not None and decoder.search != "beam":
+        yield ("model", "decoder", "length_penalty"), "a length penalty ranks beams: set search: beam, or remove it"
+
+
+def eval_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """`eval.metrics`: registered names, none writing a result another one writes too."""
+    from kbuild.registry import did_you_mean
+    from kbuild.tasks.decoded_metrics import DECODED_METRICS
+
+    if spec.eval is None:
+        return
+    known, writers = DECODED_METRICS.names(), {}
+    for i, name in enumerate(spec.eval.metrics):
+        if name not in known:
+            yield ("eval", "metrics", i), (f"unknown metric {name!r}{did_you_mean(name, known)}; "
+                                           f"expected one of: {', '.join(known)}")
+            continue
+        for result in DECODED_METRICS.get(name).names:
+            if (other := writers.setdefault(result, name)) != name:
+                yield ("eval", "metrics", i), (f"{name} and {other} both report {result}: keep one "
+                                               "(rouge for words with stemming, rouge_char for characters)")
+                break
 
 
 TASKS.register("seq2seq")(Seq2SeqTask())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu", "pearson")
+_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu", "rouge", "pearson")
 
 
 def monitor_mode(name: str) -> str:

@@ -20,12 +20,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kbuild.runs import CHECKPOINT_RNG as RNG
+from kbuild.runs import CHECKPOINT_STATE as STATE
+from kbuild.runs import CHECKPOINT_WEIGHTS as WEIGHTS
+from kbuild.runs import FRESH_START, reading
 from kbuild.runtime import deferred_interrupts
 from kbuild.training.callbacks import NanGuard, optimizer_steps
-
-WEIGHTS = "latest.weights.h5"
-RNG = "rng.npz"
-STATE = "state.json"
 
 
 def _rng_variables(model: keras.Model) -> list:
@@ -61,12 +61,13 @@ def restore_checkpoint(model: keras.Model, folder: Path) -> int:
     """Load the checkpoint into a compiled model; return the optimizer step it reached."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(str(folder / WEIGHTS))
+    with reading(folder / WEIGHTS, FRESH_START):
+        model.load_weights(str(folder / WEIGHTS))
     from kbuild.pretrained.backbone import restart_lora_adapters
 
     restart_lora_adapters(model)
     if (folder / RNG).is_file():
-        with np.load(folder / RNG) as saved:
+        with reading(folder / RNG, FRESH_START), np.load(folder / RNG) as saved:
             variables = _rng_variables(model)
             if len(saved.files) == len(variables):
                 for i, variable in enumerate(variables):

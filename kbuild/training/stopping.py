@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 import keras
 
+from kbuild.runs import FRESH_START, SELECTION_STATE, reading
 from kbuild.spec.train import EarlyStoppingSpec, TrainSpec
 from kbuild.training.callbacks import NanGuard
 
-STATE = "selection.json"
+STATE = SELECTION_STATE
 AUTO_PATIENCE = 2
 """Epochs without improvement before `epochs: auto` stops, when the spec sets no early_stopping."""
 
@@ -145,12 +146,13 @@ class SelectionState(keras.callbacks.Callback):
         """Load the saved state (a resumed run); True when early stopping had already ended it."""
         if not self.path.is_file():
             return False
-        state = json.loads(self.path.read_text(encoding="utf-8"))
-        self.checkpoint.best = state["checkpoint_best"]
-        if self.stopping is not None and state["early_stopping"] is not None:
-            self.stopping.load_state(state["early_stopping"])
-            return self.stopping.stopped_epoch > 0
-        return False
+        with reading(self.path, FRESH_START):
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            self.checkpoint.best = state["checkpoint_best"]
+            restored = self.stopping is not None and state["early_stopping"] is not None
+            if restored:
+                self.stopping.load_state(state["early_stopping"])
+        return restored and self.stopping.stopped_epoch > 0
 
 
 def stop_reason(stopping: PatienceStopping | None, plan: EpochPlan, steps: int, max_steps: int | None) -> str:

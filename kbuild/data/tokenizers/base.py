@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 from kbuild.errors import DataError
+from kbuild.files import write_atomic
 from kbuild.names import (  # noqa: F401  (ids re-exported)
     CLS_ID,
     PAD_ID,
@@ -131,7 +132,7 @@ class Tokenizer(ABC):
         """Write `vocab.txt` (one token per line) into `assets_dir`; returns its path."""
         path = Path(assets_dir) / VOCABULARY_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{token}\n" for token in self.vocabulary), encoding="utf-8")
+        write_atomic(path, "".join(f"{token}\n" for token in self.vocabulary))
         return path
 
     def load(self, assets_dir: str | Path) -> Tokenizer:

@@ -1,4 +1,4 @@
-"""Language model, seq2seq and VAE: their own figures of merit per split (perplexity, BLEU, ELBO
+"""Language model, seq2seq and VAE: their own figures of merit per split (perplexity, BLEU, ROUGE, ELBO
 terms, from results.json) and what the model writes: continuations of validation prompts,
 translations beside their references, reconstructions and samples from the prior."""
 
@@ -68,8 +68,10 @@ def translations(run: LoadedRun, count: int) -> dict:
 
 
 def seq2seq(record: RunRecord, context: SectionContext) -> list[Section]:
-    result = [_scores(record, "bleu", "BLEU", ("bleu", "perplexity", "token_accuracy", "loss"),
-                      "Corpus BLEU (sacrebleu 13a, cased) of the decoded translations, and teacher-forced scores.")]
+    result = [_scores(record, "bleu", "BLEU and ROUGE",
+                      ("bleu", "rouge1", "rouge2", "rougeL", "perplexity", "token_accuracy", "loss"),
+                      "The spec's eval.metrics of the decoded outputs (corpus BLEU: sacrebleu 13a, cased; ROUGE-1/2/L "
+                      "F1), and teacher-forced scores.")]
     split = report_split(record)
     count = context.options.samples
     if split is None or not count:
