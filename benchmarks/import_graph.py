@@ -1,8 +1,9 @@
 """The import graph of the kbuild package: module-level and function-level imports alike.
 
 Prints the number of internal modules and arrows, the modules that sit in import cycles (strongly
-connected components of more than one module), and the arrows that go up the layer order of
-docs/architecture.md. Static (AST) analysis: nothing is imported, so it runs without TensorFlow.
+connected components of more than one module), and the arrows that go up the layers of
+`.importlinter`'s layers contract (docs/architecture.md explains them). Static (AST) analysis:
+nothing is imported, so it runs without TensorFlow.
 
     python benchmarks/import_graph.py            # summary
     python benchmarks/import_graph.py --verbose  # every cycle member and upward arrow
@@ -13,29 +14,29 @@ from __future__ import annotations
 
 import argparse
 import ast
+import configparser
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "kbuild"
 
-# Lowest first; a module may import its own layer or any lower one. The first matching prefix wins.
-LAYERS: list[tuple[str, ...]] = [
-    ("kbuild.names", "kbuild.errors", "kbuild.registry", "kbuild.lazy", "kbuild.runtime", "kbuild.progress",
-     "kbuild.paths", "kbuild.config", "kbuild.failures"),
-    ("kbuild.layers",),
-    ("kbuild.blocks",),
-    ("kbuild.spec",),
-    ("kbuild.data",),
-    ("kbuild.pretrained",),
-    ("kbuild.model",),
-    ("kbuild.decoding",),
-    ("kbuild.tasks",),
-    ("kbuild.runs",),
-    ("kbuild.training", "kbuild.exporter", "kbuild.evaluation", "kbuild.prediction", "kbuild.generation",
-     "kbuild.benchmark", "kbuild.search", "kbuild.report", "kbuild.compression"),
-    ("kbuild.serve",),
-    ("kbuild.cli", "kbuild.__main__"),
-]
+CONTRACTS = ROOT.parent / ".importlinter"
+
+
+def read_layers(path: Path = CONTRACTS) -> list[tuple[str, ...]]:
+    """The layers of `.importlinter`'s layers contract, lowest first, each as its modules' full
+    names (`kbuild.names`, ...): the same order `lint-imports` checks, never a copy of it. A
+    module may import its own layer or any lower one; the first matching prefix wins."""
+    config = configparser.ConfigParser()
+    config.read(path, encoding="utf-8")
+    contract = next(config[name] for name in config.sections() if config[name].get("type") == "layers")
+    container = contract["containers"].split()[0]
+    rows = [row.strip() for row in contract["layers"].splitlines() if row.strip()]
+    return [tuple(f"{container}.{name.strip()}" for name in re.split(r"[:|]", row)) for row in reversed(rows)]
+
+
+LAYERS = read_layers()
 
 
 def module_name(path: Path) -> str:

@@ -1,9 +1,13 @@
 """The backbone: token ids -> embedding (+ char features) -> registered blocks -> features.
 
-It knows no task: a task's `build_model` calls `build_backbone` and puts its outputs on the
-features (`Task.build_model`), and the encoder-decoder tasks build their encoders with it. This is
-the seam where a pretrained checkpoint plugs in instead of kbuild's own embedding and blocks.
-Builders are pure: they create layers and return tensors or models; nothing here reads files.
+It knows no task: `Task.compose` calls `build_backbone` and puts the task's outputs on its
+features (`Task.build_outputs`), and the encoder-decoder tasks build their encoders with it. This
+is the seam where a pretrained checkpoint plugs in instead of kbuild's own embedding and blocks.
+Builders create layers and return tensors or models, with two effects beyond that, both on
+purpose: `build_backbone` first seeds Keras's global random state with `spec.seed`, so every
+build of a spec starts from the same weights wherever it runs (the training loop, the execution
+probe's throwaway models, `kbuild summary`, benchmarks/model_fingerprint.py); and with
+`model.backbone` the checkpoint's weights are read from its folder (`kbuild.pretrained`).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def build_backbone(spec: Spec, vocab_size: int, *, input_name: str = TOKEN_IDS, 
     """
     import keras
 
-    keras.utils.set_random_seed(spec.seed)
+    keras.utils.set_random_seed(spec.seed)  # the same weights for every build of the spec (module docstring)
     if spec.model.backbone is not None:
         # A pretrained checkpoint's embeddings and layers replace kbuild's embedding -> blocks.
         from kbuild.pretrained.backbone import backbone_features

@@ -1,15 +1,17 @@
 """Compression during training: `prune:` (kbuild.compression.pruning) and `distill:`
 (kbuild.compression.distillation).
 
-The training loop talks to one `Compression` object, so its hooks stay a few lines in
-kbuild/training/fit.py: `prepare` (the data bundle's train split, with the teacher's targets),
-`loss` / `metrics` (the task's, wrapped for distillation), `callbacks` (the pruning masks),
-`checkpoint_ready` (no best model before the final sparsity) and `results` (results.json).
-Without either section every hook is the identity.
+`Compression` is one of the training loop's extensions (kbuild.training.extensions), with the
+same hooks, written out here because this package sits below training: `prepare` (the data
+bundle's train split, with the teacher's targets), `loss` / `metrics` (the task's, wrapped for
+distillation), `adjust` (nothing), `callbacks` (the pruning masks), `checkpoint_ready` (no best
+model before the final sparsity) and `results` (results.json). Without either section every hook
+is the identity.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kbuild.errors import TrainingError
@@ -20,8 +22,8 @@ from kbuild.spec import Spec
 class Compression:
     """The run's compression plan, built from its spec and run folder."""
 
-    def __init__(self, spec: Spec, folder: RunFolder):
-        self.spec, self.folder = spec, folder
+    def __init__(self, spec: Spec, folder: RunFolder, log: Callable[[str], None]):
+        self.spec, self.folder, self.log = spec, folder, log
         self.pruning: Any = None
         self.teacher: Any = None
         if spec.distill is not None and spec.train.class_weight is not None:
@@ -31,13 +33,13 @@ class Compression:
     def active(self) -> bool:
         return self.spec.prune is not None or self.spec.distill is not None
 
-    def prepare(self, bundle: Any, log: Any) -> Any:
+    def prepare(self, bundle: Any) -> Any:
         """The bundle, its train split carrying the teacher's targets under `distill:`."""
         if self.spec.distill is None:
             return bundle
         from kbuild.compression.distillation import attach_teacher
 
-        self.teacher = attach_teacher(self.spec, bundle, self.folder, log)
+        self.teacher = attach_teacher(self.spec, bundle, self.folder, self.log)
         return bundle
 
     def loss(self, loss: Any) -> Any:
@@ -55,6 +57,9 @@ class Compression:
 
         return [HardLabels(metric) for metric in metrics]
 
+    def adjust(self, model: Any) -> None:
+        return None
+
     def callbacks(self, total_steps: int) -> list[Any]:
         if self.spec.prune is None:
             return []
@@ -67,16 +72,17 @@ class Compression:
         """Whether the best-model checkpoint may save now (pruned runs: at the final sparsity)."""
         return self.pruning is None or self.pruning.at_final
 
-    def results(self, best: Any, metrics: dict) -> dict:
+    def results(self, metrics: dict, best: Callable[[], Any]) -> dict:
         """results.json additions: `pruning` (sparsity per layer), `distillation` (teacher
-        metrics, retention), `nonzero_parameters`."""
+        metrics, retention), `nonzero_parameters`; `best()` loads the saved best model."""
         if not self.active:
             return {}
         from kbuild.compression.pruning import nonzero_parameters, sparsity_report
 
-        out: dict[str, Any] = {"nonzero_parameters": nonzero_parameters(best)}
+        model = best()
+        out: dict[str, Any] = {"nonzero_parameters": nonzero_parameters(model)}
         if self.spec.prune is not None:
-            out["pruning"] = sparsity_report(best, self.spec.prune)
+            out["pruning"] = sparsity_report(model, self.spec.prune)
         if self.teacher is not None:
             out["distillation"] = self.teacher.report(metrics)
         return out

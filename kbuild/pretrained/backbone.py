@@ -1,10 +1,11 @@
 """A pretrained encoder as the model's backbone: keras_hub loads it, kbuild sets what trains.
 
-`backbone_features(spec)` is the seam `kbuild.model.build_model` calls when `model.backbone` is
-set: it returns the model's input (`token_ids`, as for kbuild's own encoders) and the encoder's
-per-token features `[batch, time, hidden]` with the padding mask attached, and the task adds its
-head on top (pooled, or per word through `FirstSubtoken`) as usual. The weights come only from
-keras_hub (`Backbone.from_preset` on the checked, absolute folder); nothing here maps weights by hand.
+`backbone_features(spec, segments)` is the seam `kbuild.model.build_backbone` calls when
+`model.backbone` is set: it returns the model's inputs (`token_ids` as for kbuild's own encoders,
+with `segment_ids` for packed text pairs) and the encoder's per-token features `[batch, time,
+hidden]` with the padding mask attached, and the task adds its head on top (pooled, or per word
+through `FirstSubtoken`) as usual. The weights come only from keras_hub (`Backbone.from_preset`
+on the checked, absolute folder); nothing here maps weights by hand.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.names import LOGITS
 from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.token_loss import perplexity, token_loss
 
 if TYPE_CHECKING:
     from kbuild.data.example import ReadResult
@@ -63,19 +64,10 @@ class LanguageModelTask(Task):
         return keras.layers.Dense(vocab_size, dtype="float32", name=LOGITS)(features)
 
     def loss(self, spec: Spec) -> Any:
-        import keras
-
-        from kbuild.data.tokenizers import PAD_ID
-
-        # Padded targets (the tail of the last window) carry no token to predict.
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+        return token_loss()  # padded targets (the tail of the last window) carry no token to predict
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        import keras_hub
-
-        from kbuild.data.tokenizers import PAD_ID
-
-        return [keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
+        return [perplexity()]
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;

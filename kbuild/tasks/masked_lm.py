@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.names import LOGITS, MASK_TOKEN
 from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.token_loss import perplexity, token_loss
 
 if TYPE_CHECKING:
     from kbuild.data.example import ReadResult
@@ -70,21 +71,13 @@ class MaskedLanguageModelTask(Task):
         return keras.layers.Dense(vocab_size, dtype="float32", name=LOGITS)(features)
 
     def loss(self, spec: Spec) -> Any:
-        import keras
-
-        from kbuild.data.tokenizers import PAD_ID
-
-        # Positions that were not chosen carry the target PAD_ID: no token to predict there.
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+        return token_loss()  # positions that were not chosen carry the target PAD_ID: nothing to predict
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        import keras_hub
-
         from kbuild.data.tokenizers import PAD_ID
         from kbuild.layers import TokenAccuracy
 
-        return [TokenAccuracy(padding=PAD_ID, name="masked_accuracy"),
-                keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
+        return [TokenAccuracy(padding=PAD_ID, name="masked_accuracy"), perplexity()]
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """The compiled metrics; on train, over its first TRAIN_SCORE_BATCHES batches only. Train

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.names import TEXT_INPUT
 from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.token_loss import perplexity, token_loss
 
 if TYPE_CHECKING:
     from kbuild.data.example import ReadResult
@@ -111,20 +112,12 @@ class Seq2SeqTask(Task):
                                    shared_vocabulary=bundle.target_tokenizer is None)
 
     def loss(self, spec: Spec) -> Any:
-        import keras
-
-        from kbuild.data.tokenizers import PAD_ID
-
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+        return token_loss()
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        import keras_hub
-
-        from kbuild.data.tokenizers import PAD_ID
         from kbuild.layers import TokenAccuracy
 
-        return [TokenAccuracy(padding=0),
-                keras_hub.metrics.Perplexity(from_logits=True, mask_token_id=PAD_ID, name="perplexity")]
+        return [TokenAccuracy(padding=0), perplexity()]
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """Teacher-forced loss, token accuracy and perplexity, and the `eval.metrics` scores of

@@ -13,9 +13,10 @@ spec on the same machine, skips the probe.
 A probe never changes the result. The plain setting is timed on the run's real model, whose
 variables (weights, optimizer state, seed-generator states) are put back afterwards; it keeps
 its traced step, so a run too short to probe anything else pays only for the timed steps. The
-alternatives run on throwaway models; afterwards Keras's session (layer names) and the seeds are
-reset and the real model is built again, so it starts from the same weights, sees the same
-batches and follows the same loss curve as without a probe (tests/test_execution_probe.py).
+alternatives run on throwaway models; afterwards Keras's session (layer names) is reset and the
+real model is built again, from the same weights because every build seeds itself
+(`kbuild.model.build_backbone`), so it sees the same batches and follows the same loss curve as
+without a probe (tests/test_execution_probe.py).
 `steps_per_execution` also changes nothing a run computes: its candidates are only the ones that
 divide the epoch and the step budget (Keras runs whole executions, so any other would add steps),
 and it stays 1 when pruning applies its masks every `frequency` steps.
@@ -111,7 +112,7 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
     `build(candidate, steps)` returns a compiled throwaway model; `real(candidate)`, when given,
     the run's own compiled model and a function that restores its state, on which the first
     (plain) candidate is timed; `dataset()` the train stream from its first batch; `reset()` puts
-    Keras's session and seeds back as they were before the probe, and is called only when
+    Keras's session (layer names) back as it was before the probe, and is called only when
     throwaway models were built. Explicit spec values are kept; `auto` ones are probed (or read
     from the cache).
     """

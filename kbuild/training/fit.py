@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -19,32 +20,19 @@ import keras
 
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
-from kbuild.compression import Compression
 from kbuild.errors import Interrupted, TrainingError
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.runtime import sigterm_as_interrupt
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
-from kbuild.training.callbacks import (
-    GuardedCheckpoint,
-    MetricsLog,
-    NanGuard,
-    StepLimit,
-    Throughput,
-    monitor_mode,
-    optimizer_steps,
-)
-from kbuild.training.checkpoint import StepCheckpoint, has_checkpoint, restore_checkpoint
+from kbuild.training.callback_list import TrainingCallbacks, training_callbacks
+from kbuild.training.callbacks import optimizer_steps
+from kbuild.training.checkpoint import has_checkpoint, restore_checkpoint
 from kbuild.training.execution import Candidate, ExecutionChoice, choose_execution
-from kbuild.training.init_from import InitSource, copy_backbone, init_source
+from kbuild.training.extensions import RunStart, TrainingExtension, extensions_for
+from kbuild.training.init_from import init_source
 from kbuild.training.optimizers import build_optimizer
-from kbuild.training.stopping import (
-    PatienceStopping,
-    SelectionState,
-    early_stopping_for,
-    plan_epochs,
-    stop_reason,
-)
+from kbuild.training.stopping import step_budget, stop_reason
 from kbuild.training.strategy import (
     Placement,
     is_chief,
@@ -104,118 +92,62 @@ def global_policy_kept() -> Iterator[None]:
 
 def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
            extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> Run:
-    import tensorflow as tf
-
-    from kbuild.tasks.bundle import build as build_data
-    from kbuild.tasks.bundle import load_bundle
-
     spec, source = init_source(spec)  # before the run folder exists: a bad init_from leaves none behind
     folder = prepare_run(spec.name, run_dir, resume)
     folder.write_spec(spec.resolved())
-    keras.utils.set_random_seed(spec.seed)
-    if spec.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    placement = resolve_strategy(spec.train)
-    precision = training_precision(spec)
+    seed_run(spec)
+    placement, precision = resolve_strategy(spec.train), training_precision(spec)
     keras.mixed_precision.set_global_policy(precision)
-
     started = time.perf_counter()
-    # A resumed run must encode exactly as before: reuse its vocabulary, never refit.
-    resuming = resume and any(folder.assets.iterdir())
-    bundle = (load_bundle(spec, folder.assets) if resuming else
-              build_data(spec, assets_dir=folder.assets, vocabulary_from=source and source.folder.assets))
-    if "valid" not in bundle.datasets:
-        log("no valid split: the best model is chosen on training loss")
-    compression = Compression(spec, folder)
-    bundle = compression.prepare(bundle, log)  # distill: the train split gains the teacher's targets
+    start = RunStart(spec, folder, source, log=log,
+                     reuses_assets=resume and any(folder.assets.iterdir()),  # encode exactly as before: never refit
+                     from_checkpoint=resume and has_checkpoint(folder.checkpoints))
+    bundle = read_data(start)
+    extensions = extensions_for(start)
+    for extension in extensions:
+        bundle = extension.prepare(bundle)
     log(_describe_data(bundle))
-    steps_per_epoch = max(1, math.ceil(bundle.counts["train"] / spec.train.batch_size))
-    plan = plan_epochs(spec.train, bundle.counts["train"])
-    total_steps = plan.epochs * steps_per_epoch
-    if spec.train.max_steps:
-        total_steps = min(total_steps, spec.train.max_steps)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-
-    keras.utils.set_random_seed(spec.seed)  # probed or not, the model starts from the same weights
-    execution, model = probe_execution(spec, folder, bundle, placement, precision, steps_per_epoch, total_steps,
-                                       compression)
-    keras.utils.set_random_seed(spec.seed)  # and the same random state after it
-    pretrained = None if resuming else _load_pretrained(spec, bundle, model)
+    budget = step_budget(spec.train, bundle.counts["train"])
+    execution, model = probe_execution(spec, folder, bundle, placement, precision, budget.steps_per_epoch,
+                                       budget.total_steps, extensions)
     with placement.strategy.scope():
-        checkpointed = resume and has_checkpoint(folder.checkpoints)
-        initialised = _init_backbone(model, source, spec, resumed=checkpointed)
-        start_step = restore_checkpoint(model, folder.checkpoints) if checkpointed else 0
+        for extension in extensions:
+            extension.adjust(model)
+        start_step = restore_checkpoint(model, folder.checkpoints) if start.from_checkpoint else 0
     trainable = trainable_parameters(model)
     log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
-        f"({placement.replicas} replica(s), {placement.device}); precision {precision}; "
-        f"{epochs} epoch(s) x {steps_per_epoch} steps ({plan.reason})")
+        f"({placement.replicas} replica(s), {placement.device}); precision {precision}; {budget.describe()}")
     if start_step:
-        log(f"resuming at step {start_step} of {total_steps} (epoch {start_step // steps_per_epoch + 1})")
+        log(f"resuming at step {start_step} of {budget.total_steps} (epoch {start_step // budget.steps_per_epoch + 1})")
 
-    monitor = spec.train.monitor if "valid" in bundle.datasets else spec.train.monitor.removeprefix("val_")
-    guard = NanGuard()
-    backup = StepCheckpoint(folder.checkpoints, guard, spec.train.checkpoint_every)
-    throughput = Throughput(spec.train.batch_size)
-    checkpoint = GuardedCheckpoint(str(folder.model), guard, monitor=monitor, mode=monitor_mode(monitor), save_best_only=True,
-                                   ready=compression.checkpoint_ready)
-    callbacks = [
-        guard,
-        throughput,
-        backup,
-        *TASKS.get(spec.task).epoch_callbacks(spec, bundle),  # their metrics must reach the callbacks below
-        *compression.callbacks(total_steps),  # before the checkpoints: they save masked weights
-        checkpoint,
-        MetricsLog(folder.metrics),
-        keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
-        StepLimit(total_steps),
-    ]
-    stopping = None
-    if es := early_stopping_for(spec.train):
-        es_monitor = es.monitor if "valid" in bundle.datasets else es.monitor.removeprefix("val_")
-        stopping = PatienceStopping(
-            monitor=es_monitor, patience=es.patience, min_delta=es.min_delta,
-            mode=monitor_mode(es_monitor) if es.mode == "auto" else es.mode,
-            restore_best_weights=es.restore_best_weights,
-        )
-        callbacks.append(stopping)
-    callbacks.extend(extra_callbacks)
-    selection = SelectionState(folder.checkpoints, guard, checkpoint, stopping)
-    callbacks.append(selection)  # last: saves what the checkpoint and early stopping decided this epoch
-    stopped_before = bool(start_step) and selection.restore()
-
+    loop = training_callbacks(spec, folder, bundle, extensions, budget.total_steps, extra_callbacks)
+    stopped_before = bool(start_step) and loop.selection.restore()
     fit_started = time.perf_counter()
-    with sigterm_as_interrupt():  # SIGTERM, like Ctrl-C, writes a checkpoint before exiting 130
-        try:
-            for call in [] if stopped_before else _epoch_plan(start_step, total_steps, steps_per_epoch):
-                model.fit(
-                    _train_stream(bundle.fresh_dataset("train"), call.start_step),
-                    validation_data=bundle.datasets.get("valid"),
-                    initial_epoch=call.initial_epoch,
-                    epochs=call.epochs,
-                    steps_per_epoch=call.steps_per_epoch,
-                    callbacks=callbacks,
-                    class_weight=_class_weight(spec, bundle),
-                    shuffle=False,  # the tf.data pipeline already shuffles, seeded
-                    verbose=1 if sys.stderr.isatty() else 2,
-                )
-                if model.stop_training:
-                    break
-        except KeyboardInterrupt:
-            backup.save_now()
-            raise Interrupted(f"training interrupted; checkpoint written to {folder.checkpoints}; "
-                              f"continue with: kbuild train SPEC --run-dir {folder.path} --resume") from None
+    _fit(model, spec, bundle, folder, loop, [] if stopped_before else
+         _epoch_plan(start_step, budget.total_steps, budget.steps_per_epoch))
     train_seconds = time.perf_counter() - fit_started
-    if guard.failed_at is not None:
-        epoch, step = guard.failed_at
-        raise TrainingError(f"loss became NaN or Inf at epoch {epoch}, step {step}; stopped. "
-                            f"{_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
+    if loop.guard.failed_at is not None:
+        raise TrainingError(f"loss became NaN or Inf at epoch {loop.guard.failed_at[0]}, step {loop.guard.failed_at[1]}; "
+                            f"stopped. {_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
-    reason = stop_reason(stopping, plan, optimizer_steps(model), spec.train.max_steps)
+    reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
     log(f"stopped: {reason}")
     metrics = evaluate_splits(folder, bundle, spec)
-    compressed = compression.results(load_trained_model(folder), metrics) if compression.active else {}
-    results = {
+    best = functools.cache(lambda: load_trained_model(folder))
+    results = _results(spec, bundle, model, metrics, start_step, reason, loop.throughput.samples_per_second,
+                       train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
+    for extension in extensions:
+        results.update(extension.results(metrics, best))
+    folder.write_results(results)
+    log(f"done in {results['wall_time_s']} s ({loop.throughput.samples_per_second} samples/s); run folder {folder.path}")
+    return Run(folder.path, results)
+
+
+def _results(spec: Spec, bundle, model: keras.Model, metrics: dict, start_step: int, reason: str,
+             samples_per_second: float | None, train_seconds: float, wall_seconds: float, placement: Placement,
+             precision: str, execution: ExecutionChoice, trainable: int) -> dict:
+    """results.json before the extensions add theirs."""
+    return {
         "kbuild_version": __version__,
         "name": spec.name,
         "task": spec.task,
@@ -227,9 +159,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "steps": optimizer_steps(model),
         "resumed_at_step": start_step or None,
         "stop_reason": reason,
-        "samples_per_second": throughput.samples_per_second,
+        "samples_per_second": samples_per_second,
         "train_time_s": round(train_seconds, 2),
-        "wall_time_s": round(time.perf_counter() - started, 2),
+        "wall_time_s": round(wall_seconds, 2),
         "device": placement.device,
         "strategy": placement.name,
         "replicas": placement.replicas,
@@ -238,25 +170,71 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         "execution": {**execution.record(), "jit_compile_resolved": bool(model.jit_compile)},
         "parameters": model.count_params(),
         "trainable_parameters": trainable,
-        "pretrained_vectors": pretrained,
-        "init_from": initialised,
-        **compressed,
     }
-    folder.write_results(results)
-    log(f"done in {results['wall_time_s']} s ({throughput.samples_per_second} samples/s); run folder {folder.path}")
-    return Run(folder.path, results)
+
+
+def seed_run(spec: Spec) -> None:
+    """The run's one seeding point, before anything random: Python, NumPy, TensorFlow's global
+    seed (which the data pipelines' own seeds combine with) and Keras's; `train.deterministic`
+    also makes TensorFlow's kernels deterministic. The model's initial weights and seed-generator
+    states do not depend on what ran since: `model.build_backbone` seeds itself, so every build
+    of the spec (the run's, the execution probe's throwaways, `kbuild summary`) starts the same."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(spec.seed)
+    if spec.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def read_data(start: RunStart):
+    """The run's data bundle: read and encoded, its vocabulary fitted (or init_from's reused),
+    or, on a resume, encoded with the vocabulary and labels the run saved."""
+    from kbuild.tasks.bundle import build, load_bundle
+
+    spec, folder, source = start.spec, start.folder, start.source
+    bundle = (load_bundle(spec, folder.assets) if start.reuses_assets else
+              build(spec, assets_dir=folder.assets, vocabulary_from=source and source.folder.assets))
+    if "valid" not in bundle.datasets:
+        log("no valid split: the best model is chosen on training loss")
+    return bundle
+
+
+def _fit(model: keras.Model, spec: Spec, bundle, folder: RunFolder, loop: TrainingCallbacks,
+         calls: list[FitCall]) -> None:
+    """Run the `fit` calls; Ctrl-C or SIGTERM writes a checkpoint and raises `Interrupted` (exit 130)."""
+    with sigterm_as_interrupt():
+        try:
+            for call in calls:
+                model.fit(
+                    _train_stream(bundle.fresh_dataset("train"), call.start_step),
+                    validation_data=bundle.datasets.get("valid"),
+                    initial_epoch=call.initial_epoch,
+                    epochs=call.epochs,
+                    steps_per_epoch=call.steps_per_epoch,
+                    callbacks=loop.all,
+                    class_weight=_class_weight(spec, bundle),
+                    shuffle=False,  # the tf.data pipeline already shuffles, seeded
+                    verbose=1 if sys.stderr.isatty() else 2,
+                )
+                if model.stop_training:
+                    break
+        except KeyboardInterrupt:
+            loop.backup.save_now()
+            raise Interrupted(f"training interrupted; checkpoint written to {folder.checkpoints}; "
+                              f"continue with: kbuild train SPEC --run-dir {folder.path} --resume") from None
 
 
 def probe_execution(spec: Spec, folder: RunFolder, bundle, placement: Placement, precision: str,
                     steps_per_epoch: int, total_steps: int,
-                    compression: Compression | None = None) -> tuple[ExecutionChoice, keras.Model]:
+                    extensions: Sequence[TrainingExtension] = ()) -> tuple[ExecutionChoice, keras.Model]:
     """jit_compile and steps_per_execution for this run (kbuild.training.execution), logged, and
     the run's model compiled with them: the one the plain setting was timed on, its state put
-    back, when that setting won and no throwaway model was built after it; else a new one."""
+    back, when that setting won and no throwaway model was built after it; else a new one (with
+    the same initial weights: `model.build_backbone` seeds every build)."""
     timed: dict[Candidate, keras.Model] = {}
 
     def real(candidate: Candidate):
-        model = compile_model(spec, bundle, placement, total_steps, compression, candidate)
+        model = compile_model(spec, bundle, placement, total_steps, extensions, candidate)
         timed[candidate] = model
         return model, _state_restorer(model, placement)
 
@@ -266,15 +244,14 @@ def probe_execution(spec: Spec, folder: RunFolder, bundle, placement: Placement,
 
     execution = choose_execution(
         spec, folder, steps_per_epoch, total_steps, real=real, reset=reset,
-        build=lambda candidate, steps: compile_model(spec, bundle, placement, steps, compression, candidate),
+        build=lambda candidate, steps: compile_model(spec, bundle, placement, steps, extensions, candidate),
         dataset=lambda: _train_stream(bundle.fresh_dataset("train"), 0),
         multi_worker=placement.name == "multi_worker", log=log,
     )
     log(execution.describe())
     model = timed.get(execution.candidate)
     if model is None:
-        keras.utils.set_random_seed(spec.seed)
-        model = compile_model(spec, bundle, placement, total_steps, compression, execution)
+        model = compile_model(spec, bundle, placement, total_steps, extensions, execution)
     return execution, model
 
 
@@ -309,7 +286,7 @@ def training_precision(spec: Spec) -> str:
 
 
 def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
-                  compression: Compression | None = None,
+                  extensions: Sequence[TrainingExtension] = (),
                   execution: Candidate | ExecutionChoice | None = None) -> keras.Model:
     """The task's model, built and compiled in the strategy's scope exactly as training runs it
     (`kbuild bench` times this same model).
@@ -318,15 +295,15 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
     mixed_float16, Keras's `compile` wraps the optimizer in a LossScaleOptimizer itself, because
     the model's dtype policy is mixed_float16 (tests/test_mixed_precision.py checks it).
     `execution` is what `choose_execution` decided; without it, the spec's values (`auto` steps
-    per execution: 1).
+    per execution: 1). `extensions` may wrap the task's loss and metrics (distillation).
     """
     if execution is None:
         spe = spec.train.steps_per_execution
         execution = Candidate(spec.train.jit_compile, 1 if spe == "auto" else spe)
     task = TASKS.get(spec.task)
     loss, metrics = task.loss(spec), task.metrics(spec, bundle.labels)
-    if compression is not None:  # distillation wraps both around the packed train targets
-        loss, metrics = compression.loss(loss), compression.metrics(metrics)
+    for extension in extensions:  # distillation wraps both around the packed train targets
+        loss, metrics = extension.loss(loss), extension.metrics(metrics)
     with placement.strategy.scope():
         model = task.build_model(spec, bundle)
         model.compile(
@@ -393,36 +370,6 @@ def evaluate_splits(folder: RunFolder, bundle, spec: Spec) -> dict[str, dict]:
     best = load_trained_model(folder)
     task = TASKS.get(spec.task)
     return {split: round_metrics(task.evaluate(best, bundle, split, spec)) for split in bundle.datasets}
-
-
-def _load_pretrained(spec: Spec, bundle, model: keras.Model) -> dict | None:
-    """Start the token embeddings from `model.embedding.pretrained`; report the coverage."""
-    embedding = spec.model.embedding
-    if embedding.pretrained is None:
-        return None
-    from kbuild.data.tokenizers import SPECIAL_TOKENS
-    from kbuild.data.vectors import load_vectors
-    from kbuild.model import set_token_vectors
-
-    found = load_vectors(embedding.pretrained, bundle.tokenizer.vocabulary, embedding.dim, skip=len(SPECIAL_TOKENS))
-    set_token_vectors(model, found.ids, found.vectors)
-    log(f"pretrained vectors: {len(found.ids):,} of {found.vocabulary_size:,} vocabulary words found "
-        f"({found.coverage:.1%}) in {found.source}; the rest start random"
-        f"{'' if embedding.trainable else '; embeddings frozen'}")
-    return {"file": found.source, "found": len(found.ids), "coverage": round(found.coverage, 6)}
-
-
-def _init_backbone(model: keras.Model, source: InitSource | None, spec: Spec, resumed: bool) -> dict | None:
-    """`init_from`: the source run's backbone weights, on a fresh start (a checkpoint wins)."""
-    if source is None:
-        return None
-    if resumed:
-        log(f"{source.describe()}: resuming, so the weights come from the checkpoint")
-        return {"run": str(source.folder.path), "task": source.spec.task, "copied": "before the resume"}
-    copied = copy_backbone(model, source, spec)
-    log(f"init_from {copied['run']}: copied {copied['tensors']} tensors ({copied['parameters']:,} parameters) "
-        f"into {copied['layers']} layers")
-    return copied
 
 
 def _what_was_kept(folder: RunFolder) -> str:

@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
@@ -48,6 +48,28 @@ def plan_epochs(train: TrainSpec, rows: int) -> EpochPlan:
     epochs = min(max(wanted, 1), budget.max_epochs)
     capped = f", capped at max_epochs {budget.max_epochs}" if wanted > budget.max_epochs else ""
     return EpochPlan(epochs, f"epochs: auto = {budget.samples:,} samples / {rows:,} train rows{capped}")
+
+
+class StepBudget(NamedTuple):
+    """How long the run trains: its epochs, of `steps_per_epoch` steps, up to `total_steps`."""
+
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    plan: EpochPlan
+
+    def describe(self) -> str:
+        return f"{self.epochs} epoch(s) x {self.steps_per_epoch} steps ({self.plan.reason})"
+
+
+def step_budget(train: TrainSpec, train_rows: int) -> StepBudget:
+    """The epochs `plan_epochs` allows, each a pass over the train rows, capped at `train.max_steps`."""
+    steps_per_epoch = max(1, math.ceil(train_rows / train.batch_size))
+    plan = plan_epochs(train, train_rows)
+    total_steps = plan.epochs * steps_per_epoch
+    if train.max_steps:
+        total_steps = min(total_steps, train.max_steps)
+    return StepBudget(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch), plan)
 
 
 def early_stopping_for(train: TrainSpec) -> EarlyStoppingSpec | None:
