@@ -106,7 +106,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
     extensions = extensions_for(start)
     for extension in extensions:
         bundle = extension.prepare(bundle)
-    log(_describe_data(bundle))
+    log(bundle.describe())
     budget = step_budget(spec.train, bundle.counts["train"])
     execution, model = probe_execution(spec, folder, bundle, placement, precision, budget.steps_per_epoch,
                                        budget.total_steps, extensions)
@@ -156,6 +156,7 @@ def _results(spec: Spec, bundle, model: keras.Model, metrics: dict, start_step: 
         "labels": bundle.labels,
         "counts": bundle.counts,
         "skipped_rows": bundle.skipped,
+        "truncated_rows": bundle.truncated,
         "steps": optimizer_steps(model),
         "resumed_at_step": start_step or None,
         "stop_reason": reason,
@@ -398,10 +399,3 @@ def _class_weight(spec: Spec, bundle) -> dict[int, float] | None:
     if unknown:
         raise TrainingError(f"train.class_weight names labels not in the train split: {unknown}; labels are {bundle.labels}")
     return {ids[label]: float(setting.get(label, 1.0)) for label in bundle.labels}
-
-
-def _describe_data(bundle) -> str:
-    counts = ", ".join(f"{split} {n:,}" for split, n in bundle.counts.items())
-    skipped = sum(bundle.skipped.values())
-    extra = f"; skipped {skipped} bad rows" if skipped else ""
-    return f"data: {counts} rows; vocabulary {bundle.tokenizer.vocabulary_size:,}; labels {bundle.labels}{extra}"
