@@ -45,3 +45,30 @@ def test_a_split_that_is_not_a_regular_file_says_what_it_is(tmp_path, make, kind
         make(path)
     with pytest.raises(DataError, match=f"data.train: is {kind}.*, not a regular file"):
         read_examples(str(path), DataSpec(train=str(path), format="tsv"), "data.train")
+
+
+def test_a_new_run_that_fails_on_its_data_leaves_no_run_folder(write_spec, tmp_path):
+    import kbuild
+
+    (tmp_path / "train.tsv").write_text("text\tlabel\na fine film\t1\n\t0\n")
+    spec = kbuild.load_spec(write_spec(f"name: x\ntask: classification\ndata: {{train: {tmp_path / 'train.tsv'}}}\n"))
+    with pytest.raises(DataError, match="empty text"):
+        kbuild.train(spec, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # the same command runs again once the file is fixed
+
+
+def test_a_full_disk_names_the_path_and_removes_the_incomplete_run_folder(write_spec, tmp_path, monkeypatch):
+    import errno
+
+    import kbuild
+    from kbuild.errors import TrainingError
+    from kbuild.runs import RunFolder
+
+    def full(self, resolved):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.spec))
+
+    monkeypatch.setattr(RunFolder, "write_spec", full)
+    spec = kbuild.load_spec(write_spec("name: x\ntask: classification\ndata: {builtin: sentiment}\n"))
+    with pytest.raises(TrainingError, match=r"no space left on the device writing .*run/spec.yaml; the incomplete run folder"):
+        kbuild.train(spec, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

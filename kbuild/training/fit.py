@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import os
@@ -20,7 +21,7 @@ import keras
 
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
-from kbuild.errors import Interrupted, TrainingError
+from kbuild.errors import DataError, Interrupted, TrainingError
 from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
 from kbuild.runtime import sigterm_as_interrupt
 from kbuild.spec import Spec
@@ -81,6 +82,26 @@ def train(spec: Spec, run_dir: str | os.PathLike | None = None, resume: bool = F
 
 
 @contextmanager
+def _unusable_run_removed(folder: RunFolder, resume: bool) -> Iterator[None]:
+    """A new run that fails on its data, or on a full disk, before it saved anything to resume
+    from leaves no folder behind (so the same command can run again once the cause is fixed); a
+    full disk is said as such, with the path it could not write."""
+    try:
+        yield
+    except (DataError, OSError) as error:
+        if not isinstance(error, DataError) and error.errno != errno.ENOSPC:
+            raise
+        resumable = resume or has_checkpoint(folder.checkpoints) or folder.model.is_file()
+        if not resumable:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        if isinstance(error, DataError):
+            raise
+        kept = ("the run folder is kept: continue with --resume once there is space" if resumable
+                else f"the incomplete run folder {folder.path} was removed")
+        raise TrainingError(f"no space left on the device writing {error.filename or folder.path}; {kept}") from None
+
+
+@contextmanager
 def global_policy_kept() -> Iterator[None]:
     """Keras's global dtype policy, whatever the block sets it to, is put back when it ends."""
     previous = keras.mixed_precision.global_policy()
@@ -94,53 +115,54 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
            extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> Run:
     spec, source = init_source(spec)  # before the run folder exists: a bad init_from leaves none behind
     folder = prepare_run(spec.name, run_dir, resume)
-    folder.write_spec(spec.resolved())
-    seed_run(spec)
-    placement, precision = resolve_strategy(spec.train), training_precision(spec)
-    keras.mixed_precision.set_global_policy(precision)
-    started = time.perf_counter()
-    start = RunStart(spec, folder, source, log=log,
-                     reuses_assets=resume and any(folder.assets.iterdir()),  # encode exactly as before: never refit
-                     from_checkpoint=resume and has_checkpoint(folder.checkpoints))
-    bundle = read_data(start)
-    extensions = extensions_for(start)
-    for extension in extensions:
-        bundle = extension.prepare(bundle)
-    log(bundle.describe())
-    budget = step_budget(spec.train, bundle.counts["train"])
-    execution, model = probe_execution(spec, folder, bundle, placement, precision, budget.steps_per_epoch,
-                                       budget.total_steps, extensions)
-    with placement.strategy.scope():
+    with _unusable_run_removed(folder, resume):
+        folder.write_spec(spec.resolved())
+        seed_run(spec)
+        placement, precision = resolve_strategy(spec.train), training_precision(spec)
+        keras.mixed_precision.set_global_policy(precision)
+        started = time.perf_counter()
+        start = RunStart(spec, folder, source, log=log,
+                         reuses_assets=resume and any(folder.assets.iterdir()),  # encode exactly as before: never refit
+                         from_checkpoint=resume and has_checkpoint(folder.checkpoints))
+        bundle = read_data(start)
+        extensions = extensions_for(start)
         for extension in extensions:
-            extension.adjust(model)
-        start_step = restore_checkpoint(model, folder.checkpoints) if start.from_checkpoint else 0
-    trainable = trainable_parameters(model)
-    log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
-        f"({placement.replicas} replica(s), {placement.device}); precision {precision}; {budget.describe()}")
-    if start_step:
-        log(f"resuming at step {start_step} of {budget.total_steps} (epoch {start_step // budget.steps_per_epoch + 1})")
+            bundle = extension.prepare(bundle)
+        log(bundle.describe())
+        budget = step_budget(spec.train, bundle.counts["train"])
+        execution, model = probe_execution(spec, folder, bundle, placement, precision, budget.steps_per_epoch,
+                                           budget.total_steps, extensions)
+        with placement.strategy.scope():
+            for extension in extensions:
+                extension.adjust(model)
+            start_step = restore_checkpoint(model, folder.checkpoints) if start.from_checkpoint else 0
+        trainable = trainable_parameters(model)
+        log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
+            f"({placement.replicas} replica(s), {placement.device}); precision {precision}; {budget.describe()}")
+        if start_step:
+            log(f"resuming at step {start_step} of {budget.total_steps} (epoch {start_step // budget.steps_per_epoch + 1})")
 
-    loop = training_callbacks(spec, folder, bundle, extensions, budget.total_steps, extra_callbacks)
-    stopped_before = bool(start_step) and loop.selection.restore()
-    fit_started = time.perf_counter()
-    _fit(model, spec, bundle, folder, loop, [] if stopped_before else
-         _epoch_plan(start_step, budget.total_steps, budget.steps_per_epoch))
-    train_seconds = time.perf_counter() - fit_started
-    if loop.guard.failed_at is not None:
-        raise TrainingError(f"loss became NaN or Inf at epoch {loop.guard.failed_at[0]}, step {loop.guard.failed_at[1]}; "
-                            f"stopped. {_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
+        loop = training_callbacks(spec, folder, bundle, extensions, budget.total_steps, extra_callbacks)
+        stopped_before = bool(start_step) and loop.selection.restore()
+        fit_started = time.perf_counter()
+        _fit(model, spec, bundle, folder, loop, [] if stopped_before else
+             _epoch_plan(start_step, budget.total_steps, budget.steps_per_epoch))
+        train_seconds = time.perf_counter() - fit_started
+        if loop.guard.failed_at is not None:
+            raise TrainingError(f"loss became NaN or Inf at epoch {loop.guard.failed_at[0]}, step {loop.guard.failed_at[1]}; "
+                                f"stopped. {_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
-    reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
-    log(f"stopped: {reason}")
-    metrics = evaluate_splits(folder, bundle, spec)
-    best = functools.cache(lambda: load_trained_model(folder))
-    results = _results(spec, bundle, model, metrics, start_step, reason, loop.throughput.samples_per_second,
-                       train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
-    for extension in extensions:
-        results.update(extension.results(metrics, best))
-    folder.write_results(results)
-    log(f"done in {results['wall_time_s']} s ({loop.throughput.samples_per_second} samples/s); run folder {folder.path}")
-    return Run(folder.path, results)
+        reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
+        log(f"stopped: {reason}")
+        metrics = evaluate_splits(folder, bundle, spec)
+        best = functools.cache(lambda: load_trained_model(folder))
+        results = _results(spec, bundle, model, metrics, start_step, reason, loop.throughput.samples_per_second,
+                           train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
+        for extension in extensions:
+            results.update(extension.results(metrics, best))
+        folder.write_results(results)
+        log(f"done in {results['wall_time_s']} s ({loop.throughput.samples_per_second} samples/s); run folder {folder.path}")
+        return Run(folder.path, results)
 
 
 def _results(spec: Spec, bundle, model: keras.Model, metrics: dict, start_step: int, reason: str,
