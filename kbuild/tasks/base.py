@@ -221,12 +221,18 @@ class Task:
 
 def text_function(names: tuple[str, ...], body: Callable[[dict[str, Any]], Any]) -> Any:
     """A tf.function over one `tf.string [batch]` input per name, in order, calling `body` with
-    them by name: the shape of every serving signature (its inputs are named after `names`)."""
+    them by name: the shape of every serving signature (its inputs are named after `names`). It
+    takes them by position or by name (`f(text=..., text_pair=...)`), like a hand-written one."""
+    import inspect
+
     import tensorflow as tf
 
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in names]
 
-    def function(*texts):
-        return body(dict(zip(names, texts, strict=True)))
+    def function(*texts, **named):
+        return body({**dict(zip(names, texts)), **named})
 
+    # tf.function binds arguments through the Python signature: give it the inputs' names.
+    function.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
     return tf.function(function, input_signature=signature)

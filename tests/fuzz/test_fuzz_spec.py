@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import kbuild
 from kbuild.cli import cli
-from kbuild.data.readers.base import ROLES
 from kbuild.errors import SpecError
 from kbuild.paths import expand_data_path
 from kbuild.spec.memory import oversized
@@ -49,7 +48,8 @@ def assert_genuinely_valid(spec: Spec) -> None:
     assert 0 <= spec.seed < 2**32
     assert all(size >= 1 for size in spec.model.head.hidden)
     assert spec.export.formats
-    assert set(spec.data.columns) <= set(ROLES) and "text" in spec.data.columns
+    task = TASKS.get(spec.task)  # the roles are the task's declared inputs and `label`
+    assert set(spec.data.columns) <= set(task.roles()) and set(task.inputs) <= set(spec.data.columns)
     for path in (spec.data.train, spec.data.valid, spec.data.test, spec.model.embedding.pretrained):
         assert path is None or (path and not _is_folder(path))
     names = TASKS.get(spec.task).metric_names(spec)
