@@ -222,3 +222,27 @@ def test_predict_on_the_export_gives_the_reply(chat_export):
     row = json.loads(result.output.strip().splitlines()[-1])
     assert row["text"] == "the cat" and isinstance(row["reply"], str)
 
+
+# --- kbuild chat ---------------------------------------------------------------------------------------
+
+
+def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_run, checkpoint):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+    from kbuild.generation.chat import open_chat
+
+    session = open_chat(chat_run.path, max_new_tokens=4)
+    first = session.reply("the cat")
+    session.reply("is")
+    history = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": first},
+               {"role": "user", "content": "is"}, {"role": "assistant", "content": session.history[-1].content},
+               {"role": "user", "content": "cat"}]
+    assert session.prompt("cat") == ChatTemplate.from_folder(checkpoint).render(history)
+    session.reset()
+    assert session.prompt("cat") == ChatTemplate.from_folder(checkpoint).render(history[-1:])
+
+    result = CliRunner().invoke(cli, ["chat", str(chat_run.path), "--max-new-tokens", "3"],
+                                input="the cat\n/reset\nis\n/exit\nnever answered\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("(conversation reset)") == 1 and len(result.output.splitlines()) >= 3
