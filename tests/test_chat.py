@@ -211,7 +211,7 @@ def test_the_export_generates_in_a_fresh_process_as_the_run_does(chat_export, ch
 
 
 @pytest.mark.slow
-def test_predict_on_the_export_gives_the_reply(chat_export):
+def test_predict_and_serve_on_the_export_give_the_reply(chat_export):
     from click.testing import CliRunner
 
     from kbuild.cli import cli
@@ -221,6 +221,15 @@ def test_predict_on_the_export_gives_the_reply(chat_export):
     assert result.exit_code == 0, result.output
     row = json.loads(result.output.strip().splitlines()[-1])
     assert row["text"] == "the cat" and isinstance(row["reply"], str)
+
+    from starlette.testclient import TestClient
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    with TestClient(create_app(load_repository(version.parent.parent), ServerSettings())) as client:
+        answer = client.post("/v1/models/tinychat:predict", json={"instances": ["the cat"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0] in (row["reply"], {"reply": row["reply"]})
 
 
 # --- kbuild chat ---------------------------------------------------------------------------------------
