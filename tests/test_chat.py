@@ -255,3 +255,32 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
                                 input="the cat\n/reset\nis\n/exit\nnever answered\n")
     assert result.exit_code == 0, result.output
     assert result.output.count("(conversation reset)") == 1 and len(result.output.splitlines()) >= 3
+
+
+def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write_spec, tmp_path):
+    from kbuild import load_spec
+    from kbuild.data.example import Example, ReadResult
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.chat import role_formats_for, segmenter
+
+    path = write_spec(f"""\
+        name: c
+        task: chat
+        data: {{train: {tmp_path / "x.jsonl"}, columns: {{prompt: email, response: subject}}}}
+        preprocess:
+          chat:
+            system: Write a subject line.
+            template:
+              system: {{prefix: "S: ", suffix: "\\n"}}
+              user: {{prefix: "Q: ", suffix: "\\n"}}
+              assistant: {{prefix: "A: ", suffix: "</s>"}}
+        model: {{backbone: {{from: ./ckpt}}}}
+    """)
+    spec = load_spec(path)
+    examples = ReadResult([Example({"prompt": "Lunch at noon?", "response": "Lunch"}, None, 1)])
+    (conversation,) = TASKS.get("chat").conversations(examples, spec)
+    assert conversation == [Message("system", "Write a subject line."), Message("user", "Lunch at noon?"),
+                            Message("assistant", "Lunch")]
+    assert segmenter(spec, None)(conversation) == [("S: Write a subject line.\n", False), ("Q: Lunch at noon?\n", False),
+                                                   ("A: ", False), ("Lunch</s>", True)]
+    assert role_formats_for(spec, None).prompt(conversation[:2]) == "S: Write a subject line.\nQ: Lunch at noon?\nA: "
