@@ -273,6 +273,24 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
 
 
 @cli.command()
+@click.argument("model_dir", metavar="RUN_OR_EXPORT", type=click.Path(exists=True, file_okay=False))
+@click.option("--system", default=None, help="A system message first in the conversation (default: the spec's "
+              "preprocess.chat.system, else the template's own).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=None,
+              help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
+def chat(model_dir: str, system: str | None, max_new_tokens: int | None) -> None:
+    """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout;
+    the conversation is kept. /reset forgets it, /exit (or end of input) ends it."""
+    _tensorflow()
+    from kbuild.generation.chat import converse, open_chat
+
+    session = open_chat(model_dir, system, max_new_tokens)
+    if sys.stdin.isatty():
+        click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)
+    converse(session, sys.stdin, click.echo)
+
+
+@cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Model folder; the export becomes its next numbered version (default RUN/export).")

@@ -36,7 +36,7 @@ class Servable:
     @property
     def inputs(self) -> tuple[str, ...]:
         """The names of the texts `serving_default` takes, in order (the task's declared inputs)."""
-        return TASKS.get(self.spec.task).input_names(self.spec)
+        return TASKS.get(self.spec.task).serving_inputs(self.spec)
 
     @property
     def tokenizer(self) -> Any:

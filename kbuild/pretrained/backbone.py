@@ -82,17 +82,18 @@ def apply_controls(backbone: Any, spec: BackboneSpec) -> None:
         backbone.trainable = False
         return
     if spec.lora is not None:
-        enable_lora(backbone, spec.lora.rank, spec.lora.alpha)
+        enable_lora(backbone, spec.lora.rank, spec.lora.alpha, spec.lora.targets)
     elif spec.freeze_layers:
         freeze_first_layers(backbone, spec.freeze_layers)
     freeze_unused(backbone)
 
 
-def enable_lora(backbone: Any, rank: int, alpha: float | None) -> None:
-    """Freeze the backbone and put rank-`rank` adapters on the attention projections keras_hub
-    names for LoRA (`default_lora_layer_names`: query and value). Like `Backbone.enable_lora`, with
-    `lora_alpha` passed through; a saved model holds the merged kernels."""
-    targets = set(backbone.default_lora_layer_names())
+def enable_lora(backbone: Any, rank: int, alpha: float | None, targets: list[str] | None = None) -> None:
+    """Freeze the backbone and put rank-`rank` adapters on the layers named `targets` (default:
+    the attention projections keras_hub names for LoRA, `default_lora_layer_names`: query and
+    value). Like `Backbone.enable_lora`, with `lora_alpha` passed through; a saved model holds the
+    merged kernels."""
+    targets = set(targets or backbone.default_lora_layer_names())
     backbone.trainable = True
     for layer in backbone._flatten_layers(include_self=False):
         layer.trainable = False
@@ -105,6 +106,10 @@ def enable_lora(backbone: Any, rank: int, alpha: float | None) -> None:
     if not adapted:
         raise CheckpointError(f"model.backbone.lora: {type(backbone).__name__} has no layer named "
                               f"{', '.join(sorted(targets))} to adapt")
+    found = {layer.name for layer in backbone._flatten_layers(include_self=False) if hasattr(layer, "enable_lora")}
+    if missing := sorted(targets - found - set(backbone.default_lora_layer_names())):
+        raise CheckpointError(f"model.backbone.lora.targets: {type(backbone).__name__} has no layer named "
+                              f"{', '.join(missing)}; layers that take LoRA: {', '.join(sorted(found))}")
 
 
 def freeze_first_layers(backbone: Any, count: int) -> None:

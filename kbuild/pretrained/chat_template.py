@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,113 @@ def _compile(source: str) -> Any:
                                                 extensions=["jinja2.ext.loopcontrols"])
     environment.globals["raise_exception"] = _raise
     return environment.from_string(source)
+
+
+Segment = tuple[str, bool]
+"""A piece of a rendered conversation and whether it is the assistant's (a reply the model learns)."""
+
+
+def conversation_segments(template: ChatTemplate, messages: Sequence[tuple[str, str]]) -> list[Segment]:
+    """The conversation rendered by `template`, cut where the assistant's replies start and end:
+    each reply is what rendering it adds after the generation prompt (its content and the role's
+    end, e.g. `Hello.<|im_end|>\\n`), as transformers finds assistant tokens.
+
+    Raises:
+        CheckpointError: the template does not render a conversation as the one before it plus
+            the new message (then no piece of text belongs to one message alone).
+    """
+    dicts = [{"role": role, "content": content} for role, content in messages]
+    segments: list[Segment] = []
+    done = ""
+    for k, (role, _) in enumerate(messages):
+        full = template.render(dicts[: k + 1], add_generation_prompt=False)
+        if role == "assistant":
+            context = template.render(dicts[:k], add_generation_prompt=True)
+            _check_prefix(context, done, k)
+            _check_prefix(full, context, k)
+            segments += [(context[len(done):], False), (full[len(context):], True)]
+        else:
+            _check_prefix(full, done, k)
+            segments.append((full[len(done):], False))
+        done = full
+    return [(text, trained) for text, trained in segments if text]
+
+
+def _check_prefix(text: str, prefix: str, k: int) -> None:
+    if not text.startswith(prefix):
+        raise CheckpointError(f"the chat template renders message {k} by changing what it rendered before it; "
+                              "kbuild cannot tell the replies apart: give preprocess.chat.template as role "
+                              "prefixes and suffixes")
+
+
+@dataclass(frozen=True)
+class RoleFormats:
+    """A chat template as text around each message: what the exported graph formats a
+    conversation with (it holds no Jinja).
+
+    Args:
+        roles: role -> (prefix, suffix) around its content.
+        head: text before a conversation that starts without a system message (a template's
+            default system prompt), else empty.
+    """
+
+    roles: Mapping[str, tuple[str, str]]
+    head: str = ""
+
+    @property
+    def generation_prompt(self) -> str:
+        """Where the assistant's reply starts."""
+        return self.roles["assistant"][0]
+
+    @property
+    def end(self) -> str:
+        """What ends a reply (its first token stops generation)."""
+        return self.roles["assistant"][1]
+
+    def segments(self, messages: Sequence[tuple[str, str]]) -> list[Segment]:
+        """Like `conversation_segments`: prefixes and prompts untrained, each reply and its suffix trained."""
+        segments: list[Segment] = [] if messages and messages[0][0] == "system" else [(self.head, False)]
+        for role, content in messages:
+            prefix, suffix = self.roles[role]
+            segments += [(prefix, False), (content + suffix, role == "assistant")] if role == "assistant" else [
+                (prefix + content + suffix, False)]
+        return [(text, trained) for text, trained in segments if text]
+
+    def prompt(self, messages: Sequence[tuple[str, str]]) -> str:
+        """The conversation rendered, ending where the assistant's reply starts."""
+        return "".join(text for text, _ in self.segments(messages)) + self.generation_prompt
+
+
+SYSTEM_PROBE, USER_PROBE, REPLY_PROBE = "\x01system\x01", "\x01user\x01", "\x01reply\x01"
+
+
+def role_formats(template: ChatTemplate) -> RoleFormats:
+    """Each role's prefix and suffix, and the default head, read off `template`'s renderings of
+    probe conversations (a template that wraps roles in a fixed way, as ChatML does). The caller
+    checks that they render conversations as the template does (`conversation_segments`)."""
+
+    def render(*messages: tuple[str, str], generation: bool = False) -> str:
+        return template.render([{"role": r, "content": c} for r, c in messages], add_generation_prompt=generation)
+
+    def split(text: str, probe: str) -> tuple[str, str]:
+        if text.count(probe) != 1:
+            raise CheckpointError("the chat template does not write each message's content once, as given; "
+                                  "give preprocess.chat.template as role prefixes and suffixes")
+        before, after = text.split(probe)
+        return before, after
+
+    system = ("system", SYSTEM_PROBE)
+    system_text = render(system)
+    roles = {"system": split(system_text, SYSTEM_PROBE)}
+    for role, probe in (("user", USER_PROBE), ("assistant", REPLY_PROBE)):
+        text = render(system, (role, probe))
+        _check_prefix(text, system_text, 1)
+        roles[role] = split(text[len(system_text):], probe)
+    user = render(("user", USER_PROBE))
+    head = user[: user.index(USER_PROBE)].removesuffix(roles["user"][0])
+    asked = render(("user", USER_PROBE), generation=True)
+    generation = asked[len(user):]
+    if generation != roles["assistant"][0]:
+        raise CheckpointError(f"the chat template's generation prompt {generation!r} is not the assistant's prefix "
+                              f"{roles['assistant'][0]!r}; give preprocess.chat.template as role prefixes and suffixes")
+    return RoleFormats(roles, head)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 ASSETS = "pretrained_tokenizer"
 """Sub-folder of a run's `assets/` holding the keras_hub tokenizer (config and vocabulary)."""
 CONFIG = "config.json"
+CHAT_TEMPLATE = "chat_template.json"
+SPECIAL_TOKENS = "special_tokens.json"
 
 
 class PretrainedTokenizer(Tokenizer):
@@ -176,13 +178,114 @@ class PretrainedTokenizer(Tokenizer):
         return [self.layer]
 
 
+class CausalLMTokenizer(PretrainedTokenizer):
+    """The byte-level BPE (or other) tokenizer of a causal language model: text in, its pieces'
+    ids out, with no `[CLS]`/`[SEP]` packing (a chat template writes the model's special tokens as
+    text, and they tokenize as one id each). `detokenize` gives the text back, special tokens
+    included; `end_id` is the checkpoint's end token (None if it names none)."""
 
-def pretrained_tokenizer(spec: Spec, word_starts: bool = False) -> PretrainedTokenizer:
-    """The tokenizer `spec.model.backbone` implies. The folder is inspected only when `fit` reads
-    it, so loading a trained run (`load`) never needs the checkpoint."""
+    end_tokens = 0
+    chat_template: Any = None
+    """The checkpoint's `ChatTemplate` (from its tokenizer_config.json), kept with the run's
+    assets; None when it has none."""
+
+    def fit(self, texts: Sequence[str], extra_tokens: Sequence[str] = ()) -> CausalLMTokenizer:
+        """The checkpoint's tokenizer and chat template."""
+        from kbuild.pretrained.chat_template import ChatTemplate
+
+        super().fit(texts, extra_tokens)
+        try:
+            self.chat_template = ChatTemplate.from_folder(self.locate().path)
+        except CheckpointError:
+            self.chat_template = None
+        return self
+
+    def save(self, assets_dir: str | Path) -> Path:
+        """As an encoder's, plus the special tokens its config leaves out and the chat template."""
+        folder = super().save(assets_dir)
+        (folder / SPECIAL_TOKENS).write_text(json.dumps(_special_token_arguments(self.layer), indent=2), encoding="utf-8")
+        if self.chat_template is not None:
+            template = {"source": self.chat_template.source, "special_tokens": self.chat_template.special_tokens}
+            (folder / CHAT_TEMPLATE).write_text(json.dumps(template, indent=2), encoding="utf-8")
+        return folder
+
+    def load(self, assets_dir: str | Path) -> CausalLMTokenizer:
+        import keras
+        import keras_hub  # noqa: F401  (registers the tokenizer classes for deserialisation)
+
+        from kbuild.pretrained.chat_template import ChatTemplate
+
+        folder = Path(assets_dir) / ASSETS
+        if not (folder / CONFIG).is_file():
+            raise DataError(f"pretrained tokenizer not found: {folder / CONFIG} (was the run trained?)")
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        if (folder / SPECIAL_TOKENS).is_file():
+            arguments = json.loads((folder / SPECIAL_TOKENS).read_text(encoding="utf-8"))
+            if "misc_special_tokens" in arguments:  # the constructor takes a set
+                arguments["misc_special_tokens"] = set(arguments["misc_special_tokens"])
+            config["config"].update(arguments)
+        layer = keras.saving.deserialize_keras_object(config)
+        layer.load_assets(str(folder))
+        self._use(layer)
+        if (folder / CHAT_TEMPLATE).is_file():
+            template = json.loads((folder / CHAT_TEMPLATE).read_text(encoding="utf-8"))
+            self.chat_template = ChatTemplate(template["source"], template["special_tokens"])
+        return self
+
+    def _use(self, layer: Any) -> None:
+        self._layer = layer
+        self._layer.build(None)
+        self.end_id = getattr(layer, "end_token_id", None)
+        self.pad_id = int(getattr(layer, "pad_token_id", None) or 0)
+        self._vocabulary = list(layer.get_vocabulary())
+        self._tokenize = tf.function(layer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
+                                     autograph=False)
+        self._detokenize = tf.function(layer.detokenize, input_signature=[tf.RaggedTensorSpec([None, None], tf.int32)],
+                                       autograph=False)
+
+    @property
+    def separator_id(self) -> int:
+        raise CheckpointError("model.backbone.from: a causal language model packs no text pairs")
+
+    def _pad(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        return tf.cast(ids[:, : self.max_length], tf.int32).to_tensor(default_value=self.pad_id,
+                                                                      shape=[None, self.max_length])
+
+    def detokenize(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(tf.convert_to_tensor(ids))
+        return self._detokenize(tf.cast(ids, tf.int32))
+
+    def trackables(self) -> list[Any]:
+        # keras_hub's BPE keeps its merge cache (a mutable hash table) in a plain Python object,
+        # which an export does not find by itself.
+        cache = getattr(getattr(self.layer, "cache", None), "id2value", None)
+        return [self.layer, *([cache] if cache is not None else [])]
+
+
+def _special_token_arguments(layer: Any) -> dict[str, Any]:
+    """The constructor arguments that give `layer` its special tokens back: keras_hub 0.32's
+    `Llama3Tokenizer.get_config` leaves out `bos_token`, `eos_token` and `misc_special_tokens`, and
+    rebuilt from its config alone it looks for Llama 3's own tokens, which SmolLM2 lacks."""
+    import inspect
+
+    parameters = inspect.signature(type(layer).__init__).parameters
+    start, end = getattr(layer, "start_token", None), getattr(layer, "end_token", None)
+    values = {"bos_token": start, "eos_token": end,
+              "misc_special_tokens": sorted(set(getattr(layer, "special_tokens", [])) - {start, end})}
+    return {name: value for name, value in values.items() if name in parameters and value is not None}
+
+
+def pretrained_tokenizer(spec: Spec, word_starts: bool = False, kind: str = "encoder") -> PretrainedTokenizer:
+    """The tokenizer `spec.model.backbone` implies: an encoder's, packed `[CLS] ... [SEP]`, or a
+    causal LM's (`kind`). The folder is inspected only when `fit` reads it, so loading a trained
+    run (`load`) never needs the checkpoint."""
     import functools
 
-    from kbuild.pretrained.checkpoint import inspect
+    from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
 
+    if kind == CAUSAL_LM:
+        return CausalLMTokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length,
+                                 locate=functools.partial(inspect, spec, CAUSAL_LM))
     return PretrainedTokenizer(spec.preprocess.tokenizer, spec.preprocess.max_length, word_starts,
                                locate=functools.partial(inspect, spec))

@@ -18,20 +18,26 @@ from kbuild.spec.base import StrictModel
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
-BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa", "seq2seq"})
-"""Tasks whose head reads per-token encoder features (pooled, per word for tagging, per token for
-extractive_qa, or attended to by a seq2seq decoder)."""
+BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa", "seq2seq", "chat"})
+"""Tasks that take a pretrained checkpoint: those whose head reads per-token encoder features
+(pooled, per word for tagging, per token for extractive_qa, or attended to by a seq2seq decoder),
+and `chat`, which fine-tunes a causal language model."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class LoraSpec(StrictModel):
     """LoRA adapters (Hu et al. 2021) on the attention query and value projections of every
-    layer; every other backbone weight is frozen, the task head still trains."""
+    layer (or the layers `targets` names); every other backbone weight is frozen, the task head
+    still trains."""
 
     rank: int = Field(ge=1, le=1024)
     alpha: float | None = Field(default=None, gt=0)
     """Scale of the adapters' update is alpha / rank; omitted, alpha = rank (scale 1)."""
+    targets: list[str] | None = Field(default=None, min_length=1)
+    """keras_hub layer names to adapt in every transformer layer (llama: query, key, value,
+    attention_output, feedforward_gate_dense, feedforward_intermediate_dense,
+    feedforward_output_dense); omitted, keras_hub's defaults (query and value)."""
 
 
 class BackboneSpec(StrictModel):
@@ -85,7 +91,7 @@ def backbone_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
     if spec.model.backbone is None:
         return
     if spec.task not in BACKBONE_TASKS:
-        yield ("model", "backbone"), (f"task {spec.task} cannot use a pretrained encoder; "
+        yield ("model", "backbone"), (f"task {spec.task} cannot use a pretrained checkpoint; "
                                       f"backbones serve {', '.join(sorted(BACKBONE_TASKS))}")
     preprocess = type(spec.preprocess).model_fields
     if spec.preprocess.tokenizer != preprocess["tokenizer"].get_default(call_default_factory=True):

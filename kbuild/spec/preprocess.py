@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kbuild.spec.base import StrictModel
+from kbuild.spec.chat import ChatSpec
 
 
 class _TokenizerBase(StrictModel):
@@ -83,3 +84,5 @@ class PreprocessSpec(StrictModel):
     tag_scheme: Literal["bio", "bioes", "bmes"] = "bio"
     """Tagging: the scheme trained on; IOB1, BIO, BIOES and BMES input tags are converted on load
     (`bmes` is BIOES with `M-` for `I-`, as Chinese NER corpora write it)."""
+    chat: ChatSpec = Field(default_factory=ChatSpec)
+    """`task: chat`: how conversations are read (`turns`) and formatted (`template`)."""

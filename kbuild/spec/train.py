@@ -100,5 +100,8 @@ class TrainSpec(StrictModel):
     """XLA; `auto`: a short timed probe at train start decides (kbuild/training/execution.py)."""
     steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
     """Batches per compiled call; `auto`: probed with jit_compile, among those that divide the epoch."""
+    loss_on: Literal["responses", "all"] = "responses"
+    """`task: chat`: train on the assistant's replies only (the prompt tokens carry no loss), or on
+    every token of the conversation."""
     deterministic: bool = False
     """Enable TF op determinism (bit-identical reruns; somewhat slower)."""

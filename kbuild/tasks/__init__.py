@@ -1,6 +1,7 @@
 """Task registry: one module per task. Importing this package registers them all (TF-free)."""
 
 from kbuild.tasks import (  # noqa: F401  (registration side effect)
+    chat,
     classification,
     extractive_qa,
     language_model,

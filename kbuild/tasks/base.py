@@ -53,6 +53,10 @@ class Task:
 
         return (*self.extra_tokens, *((SEPARATOR_TOKEN,) if len(self.input_names(spec)) > 1 else ()))
 
+    checkpoint_kind: str = "encoder"
+    """The kind of `model.backbone` checkpoint the task reads (`kbuild.pretrained.checkpoint`):
+    an `encoder`'s per-token features, or a `causal_lm` that continues text."""
+
     backbone_init: bool = True
     """Whether `init_from: RUN` can start this task's backbone: its model is `compose`d from
     `model.build_backbone` (false for the encoder-decoder tasks)."""
@@ -69,6 +73,15 @@ class Task:
     def roles(self) -> tuple[str, ...]:
         """Every `data.columns` role this task understands: its inputs, then `label`."""
         return (*self.inputs, *self.optional_inputs, "label")
+
+    def default_columns(self) -> dict[str, str]:
+        """`data.columns` when the spec leaves it unset: a column named after each input, and `label`."""
+        return {**{name: name for name in self.inputs}, "label": "label"}
+
+    def serving_inputs(self, spec: Spec) -> tuple[str, ...]:
+        """The texts `serving_default` takes, by name: the examples' inputs, unless the task
+        serves something else (a chat model trains on conversations, answers one message)."""
+        return self.input_names(spec)
 
     def metric_names(self, spec: Spec) -> tuple[str, ...]:
         """Every metric name training logs for `spec`: `loss`, the compiled metrics, and `val_` of each."""
@@ -230,7 +243,7 @@ def text_function(names: tuple[str, ...], body: Callable[[dict[str, Any]], Any])
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in names]
 
     def function(*texts, **named):
-        return body({**dict(zip(names, texts)), **named})
+        return body({**dict(zip(names, texts, strict=False)), **named})
 
     # tf.function binds arguments through the Python signature: give it the inputs' names.
     function.__signature__ = inspect.Signature(

@@ -143,7 +143,7 @@ def tokenizer_for(spec: Spec) -> Tokenizer:
     if spec.model.backbone is not None:
         from kbuild.pretrained.tokenizer import pretrained_tokenizer
 
-        return pretrained_tokenizer(spec, word_starts=task.word_aligned(spec))
+        return pretrained_tokenizer(spec, word_starts=task.word_aligned(spec), kind=task.checkpoint_kind)
     start_token = task.needs_start_token(spec)
     chars = spec.model.embedding.chars
     options = {} if chars is None else {"char_length": chars.max_chars, "char_buckets": chars.buckets}

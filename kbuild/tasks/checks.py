@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from kbuild.data.builtin import BUILTINS
 from kbuild.data.readers import READERS
-from kbuild.data.readers.base import LABEL, column_problem
+from kbuild.data.readers.base import column_problem
 from kbuild.registry import did_you_mean
 from kbuild.spec.checks import Location, SpecChecks
 from kbuild.spec.loader import load_spec as load_fields
@@ -119,7 +119,7 @@ def task_defaults(spec: Spec) -> None:
     if stopping is not None and "monitor" not in stopping.model_fields_set:
         stopping.monitor = default
     if "columns" not in spec.data.model_fields_set and task.inputs != ("text",):
-        spec.data.columns = {**{name: name for name in task.inputs}, LABEL: LABEL}
+        spec.data.columns = task.default_columns()
 
 
 def task_checks() -> SpecChecks:

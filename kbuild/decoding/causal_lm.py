@@ -1,0 +1,45 @@
+"""Greedy (or any keras_hub sampler's) decoding of a keras_hub `CausalLM` inside one TensorFlow
+graph: raw prompts in, continuations out, with the tokenizer, the key/value cache and the
+detokeniser in the graph, so a SavedModel generates with tensorflow and tensorflow_text alone.
+
+keras_hub's own `generate` runs its loop from Python (and its preprocessor outside the graph);
+this drives the same pieces, `_build_cache` and `call_with_cache`, through the sampler's
+`while_loop` (keras_hub's `generate_step`, written for a graph function). Prompts of different
+lengths share one buffer, left-aligned; the cache is `context` tokens at most: a prompt longer
+than `context - max_new_tokens` keeps its last tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+
+def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tensor, max_new_tokens: tf.Tensor,
+                      stop_ids: tuple[int, ...], context: int) -> tf.Tensor:
+    """The continuation of each prompt (strings `[batch]`), up to `max_new_tokens` tokens, cut
+    before the first of `stop_ids` it generates (TF ops only)."""
+    ids = tf.cast(tokenizer.token_ids(prompts), tf.int32)
+    new = tf.clip_by_value(tf.cast(max_new_tokens, tf.int32), 1, context - 1)
+    positions = tf.ragged.range(ids.row_lengths())
+    cut = ids.row_lengths() - tf.cast(context - new, tf.int64)
+    ids = tf.ragged.boolean_mask(ids, positions >= tf.expand_dims(cut, 1))
+    lengths = tf.cast(ids.row_lengths(), tf.int32)
+    total = tf.reduce_max(lengths) + new
+    rows = ids.nrows(out_type=tf.int32)
+    buffer = ids.to_tensor(default_value=tokenizer.pad_id, shape=tf.stack([rows, total]))
+    mask = tf.sequence_mask(lengths, total)
+    hidden, cache = model._build_cache(buffer)
+
+    def next_token(prompt, cache, index):  # keras_hub's generate_step: the cache holds positions < index
+        previous = index - 1
+        logits, hidden, cache = model.call_with_cache(tf.slice(prompt, [0, previous], [-1, 1]), cache, previous)
+        return tf.squeeze(logits, 1), tf.squeeze(hidden, 1), cache
+
+    out = sampler(next=next_token, prompt=buffer, cache=cache, index=tf.maximum(tf.reduce_min(lengths), 1),
+                  mask=mask, stop_token_ids=stop_ids or None, hidden_states=hidden, model=model)
+    generated = tf.range(total)[tf.newaxis, :] >= lengths[:, tf.newaxis]
+    stops = tf.reduce_any(out[..., tf.newaxis] == tf.constant(stop_ids or (-1,), tf.int32), -1) & generated
+    kept = generated & (tf.cumsum(tf.cast(stops, tf.int32), axis=1) == 0)
+    return tokenizer.detokenize(tf.ragged.boolean_mask(out, kept))

@@ -1,0 +1,116 @@
+"""`kbuild chat`: a conversation with a chat run or export, kept turn by turn.
+
+Both a run and its export answer through the same graph functions (`kbuild.tasks.chat`): the
+template's role prefixes and suffixes come from `chat_format`, the reply from `generate` continuing
+the whole conversation rendered with them, cut at the template's end token. The reply comes whole:
+decoding runs inside one graph call, so tokens are not streamed as they come.
+
+    session = open_chat("runs/dailydialog-smollm2/<stamp>", system="Be brief.")
+    session.reply("Hi! How are you?")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kbuild.data.conversations import Message, with_system
+from kbuild.errors import KbuildError
+from kbuild.pretrained.chat_template import RoleFormats
+
+EXIT, RESET = "/exit", "/reset"
+
+
+@dataclass
+class ChatSession:
+    """Args:
+        generate: (prompt, max_new_tokens) -> the continuation, stopped at the end token.
+        formats: the template's role prefixes and suffixes.
+        system: a system message put first in the conversation (None: the template's default).
+        max_new_tokens: the most tokens of one reply.
+    """
+
+    generate: Callable[[str, int], str]
+    formats: RoleFormats
+    system: str | None = None
+    max_new_tokens: int = 64
+    history: list[Message] = field(default_factory=list)
+
+    def prompt(self, message: str) -> str:
+        """The conversation so far and `message`, rendered up to where the reply starts."""
+        return self.formats.prompt(with_system([*self.history, Message("user", message)], self.system))
+
+    def reply(self, message: str) -> str:
+        """The model's answer to `message`, which joins the conversation with it."""
+        answer = self.generate(self.prompt(message), self.max_new_tokens)
+        self.history += [Message("user", message), Message("assistant", answer)]
+        return answer
+
+    def reset(self) -> None:
+        self.history.clear()
+
+
+def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
+    """A session with the chat run folder (has spec.yaml) or export (a model folder or version) at
+    `path`; `system` and `max_new_tokens` default to the spec's `preprocess.chat`."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if (path / "spec.yaml").is_file():
+        from kbuild.exporter.serving import load_servable
+
+        servable = load_servable(str(path), _refuse_other_tasks)
+        functions, chat = servable.functions, servable.spec.preprocess.chat.model_dump()
+        call_generate, call_format = functions["generate"], functions["chat_format"]
+    else:
+        import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
+
+        from kbuild.exporter.layout import NotAnExport, resolve_version
+        from kbuild.exporter.savedmodel import read_metadata
+
+        try:
+            version = resolve_version(path)
+        except NotAnExport:
+            raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export") from None
+        metadata = read_metadata(version)
+        if metadata.get("task") != "chat":
+            raise KbuildError(f"{version}: kbuild chat talks to a chat model; this export is of task {metadata.get('task')}")
+        loaded = tf.saved_model.load(str(version))
+        call_generate, call_format = loaded.signatures["generate"], loaded.signatures["chat_format"]
+        chat = metadata["spec"]["preprocess"]["chat"]
+
+    def generate(prompt: str, new_tokens: int) -> str:
+        out = call_generate(prompt=tf.constant([prompt]), max_new_tokens=tf.constant(new_tokens, tf.int32))
+        return out["completion"].numpy()[0].decode("utf-8", errors="replace")
+
+    values = {name: value.numpy().decode("utf-8") for name, value in call_format().items()}
+    formats = RoleFormats({role: (values[f"{role}_prefix"], values[f"{role}_suffix"])
+                           for role in ("system", "user", "assistant")}, values["head"])
+    return ChatSession(generate, formats, system if system is not None else chat.get("system"),
+                       max_new_tokens or chat.get("max_new_tokens", 64))
+
+
+def _refuse_other_tasks(spec) -> None:
+    if spec.task != "chat":
+        raise KbuildError(f"kbuild chat talks to a chat model; this run is of task {spec.task}")
+
+
+def converse(session: ChatSession, lines: Iterable[str], write: Callable[[str], None]) -> int:
+    """Answer each line of `lines` in turn (`/reset` forgets the conversation, `/exit` ends it);
+    returns the number of replies."""
+    replies = 0
+    for line in lines:
+        message = line.strip()
+        if not message:
+            continue
+        if message == EXIT:
+            break
+        if message == RESET:
+            session.reset()
+            write("(conversation reset)")
+            continue
+        write(session.reply(message))
+        replies += 1
+    return replies

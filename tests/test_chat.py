@@ -1,0 +1,286 @@
+"""`task: chat` on the tiny llama checkpoint (tests/llama_fixtures.py): conversations rendered with the
+checkpoint's chat template, the loss on the replies only, LoRA, and an export that generates inside
+its graph in a fresh process with tensorflow and tensorflow_text alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gguf")
+
+from kbuild.data.conversations import Message, eou_turns, json_turns  # noqa: E402
+from kbuild.errors import DataError, SpecError  # noqa: E402
+from kbuild.pretrained.chat_template import ChatTemplate, conversation_segments, role_formats  # noqa: E402
+from tests.llama_fixtures import CHAT_TEMPLATE, write_tiny_gguf  # noqa: E402
+
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou "
+    "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "
+    "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}")
+CONVERSATION = [Message("user", "hi the cat"), Message("assistant", "the cat is"), Message("user", "the"),
+                Message("assistant", "cat is the cat")]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from kbuild.pretrained.gguf import convert
+
+    root = tmp_path_factory.mktemp("chat")
+    write_tiny_gguf(root / "tiny.gguf")
+    return convert(root / "tiny.gguf", root / "tiny-llama").folder
+
+
+def write_chat_spec(folder, checkpoint, conversations, extra: str = "", lora: str = "lora: {rank: 2}") -> str:
+    """A chat spec over `conversations` (lists of messages), one JSON list per line of a text file."""
+    data = folder / "train.txt"
+    data.write_text("".join(json.dumps([m._asdict() for m in c]) + "\n" for c in conversations), encoding="utf-8")
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: tinychat
+        task: chat
+        seed: 1
+        data: {{train: {data}, format: text, columns: {{messages: 0}}}}
+        preprocess: {{max_length: 128}}
+        model: {{backbone: {{from: {checkpoint}, {lora}}}}}
+        train: {{epochs: 1, batch_size: 4, max_steps: 2, jit_compile: false, steps_per_execution: 1}}
+    """) + extra, encoding="utf-8")
+    return str(spec)
+
+
+# --- conversations and templates (no TensorFlow) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", [CHAT_TEMPLATE, SMOLLM2_TEMPLATE], ids=["chatml", "smollm2-default-system"])
+def test_role_formats_render_multi_turn_conversations_as_the_template_does(source):
+    template = ChatTemplate(source)
+    formats = role_formats(template)
+    for messages in (CONVERSATION, [Message("system", "Be brief."), *CONVERSATION], CONVERSATION[:1]):
+        as_dicts = [m._asdict() for m in messages]
+        assert formats.prompt(messages) == template.render(as_dicts, add_generation_prompt=True)
+        rendered = conversation_segments(template, messages)
+        assert "".join(t for t, _ in formats.segments(messages)) == template.render(as_dicts, add_generation_prompt=False)
+        replies = [text for text, trained in rendered if trained]
+        assert replies == [f"{m.content}<|im_end|>\n" for m in messages if m.role == "assistant"]
+        assert [t for t, r in formats.segments(messages) if r] == replies
+
+
+def test_dailydialog_lines_alternate_user_and_assistant_without_the_corpus_spacing():
+    line = "Say , Jim , how about a beer ? __eou__ It ' s tempting , but no . __eou__ Why ? __eou__\n"
+    assert eou_turns(line) == [Message("user", "Say, Jim, how about a beer?"),
+                               Message("assistant", "It's tempting, but no."), Message("user", "Why?")]
+
+
+def test_a_malformed_conversation_says_what_is_wrong():
+    from kbuild.data.conversations import ConversationError
+
+    with pytest.raises(ConversationError, match=r"messages\[1\]: unknown role 'bot'"):
+        json_turns('[{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]')
+
+
+def test_chat_spec_errors_are_located(write_spec, tmp_path):
+    from kbuild import load_spec
+
+    path = write_spec(f"""\
+        name: c
+        task: chat
+        data: {{train: {tmp_path / "x.jsonl"}, columns: {{messages: m, prompt: p}}}}
+        train: {{loss_on: responses}}
+    """)
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    message = str(error.value)
+    assert "spec.yaml:2:" in message and "set model.backbone.from" in message
+    assert "spec.yaml:3:" in message and "give messages (conversations), or prompt and response, not both" in message
+    other = write_spec("name: c\ntask: classification\ndata: {builtin: sentiment}\ntrain: {loss_on: all}\n", "other.yaml")
+    with pytest.raises(SpecError, match=r"train.loss_on: only task chat reads this field"):
+        load_spec(other)
+
+
+# --- data and loss ---------------------------------------------------------------------------------
+
+
+def _bundle_and_model(tmp_path, checkpoint, conversations, loss_on="responses"):
+    import kbuild
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    folder = tmp_path / loss_on
+    folder.mkdir()
+    spec = kbuild.load_spec(write_chat_spec(folder, checkpoint, conversations), [f"train.loss_on={loss_on}"])
+    bundle = build(spec, splits=("train",))
+    return spec, bundle, TASKS.get("chat").build_model(spec, bundle)
+
+
+def test_targets_are_weighted_on_the_replies_only(tmp_path, checkpoint):
+    _, bundle, _ = _bundle_and_model(tmp_path, checkpoint, [CONVERSATION])
+    (_, targets, weights), = bundle.datasets["train"].unbatch().as_numpy_iterator()
+    runs, current = [], []
+    for target, weight in zip(targets, weights, strict=True):
+        if weight:
+            current.append(target)
+        elif current:
+            runs, current = [*runs, current], []
+    replies = [bundle.tokenizer.detokenize(np.asarray([run], np.int32)).numpy()[0] for run in runs + [current] if run]
+    assert replies == [b"the cat is<|im_end|>\n", b"cat is the cat<|im_end|>\n"]
+
+
+def test_a_token_outside_the_replies_cannot_change_the_loss(tmp_path, checkpoint):
+    """The two conversations differ only in a user message after the last reply: the reply-only loss
+    is the same for both; the loss on every token is not."""
+    from kbuild.tasks import TASKS
+
+    longer = [*CONVERSATION, Message("user", "cat cat the cat is")]
+    losses = {}
+    for loss_on in ("responses", "all"):
+        spec, bundle, model = _bundle_and_model(tmp_path, checkpoint, [[*CONVERSATION, Message("user", "the")], longer],
+                                                loss_on)
+        loss = TASKS.get("chat").loss(spec)
+        (x, y, w), = bundle.datasets["train"].as_numpy_iterator()
+        losses[loss_on] = [float(loss(y[i:i + 1], model({k: v[i:i + 1] for k, v in x.items()}), w[i:i + 1]))
+                           for i in range(2)]
+    assert losses["responses"][0] == pytest.approx(losses["responses"][1], rel=1e-6)
+    assert abs(losses["all"][0] - losses["all"][1]) > 1e-3
+
+
+def test_conversations_without_a_reply_in_reach_are_an_error(tmp_path, checkpoint):
+    with pytest.raises(DataError, match=r"data.train: no token to train on"):
+        _bundle_and_model(tmp_path, checkpoint, [[Message("user", "the cat")], [Message("user", "is")]])
+
+
+# --- a LoRA run, its export and generation ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory, checkpoint):
+    import kbuild
+
+    folder = tmp_path_factory.mktemp("chat-run")
+    conversations = [[Message("user", f"the cat {i}"), *CONVERSATION[1:]] for i in range(12)]
+    spec = kbuild.load_spec(write_chat_spec(folder, checkpoint, conversations, lora="lora: {rank: 2, alpha: 4}"))
+    return kbuild.train(spec, run_dir=folder / "run")
+
+
+@pytest.fixture(scope="module")
+def chat_export(chat_run):
+    import kbuild
+
+    return chat_run, kbuild.export(chat_run.path, chat_run.path.parent / "export" / "tinychat")
+
+
+def test_a_lora_chat_run_trains_the_adapters_and_reports_the_reply_tokens(chat_run):
+    results = chat_run.results
+    assert results["steps"] == 2 and results["trainable_parameters"] < results["parameters"] / 10
+    assert results["metrics"]["train"]["tokens"] == 12 * 14  # two replies of 7 target tokens each
+    assert results["metrics"]["train"]["perplexity"] == pytest.approx(np.exp(results["metrics"]["train"]["loss"]), rel=1e-4)
+
+
+@pytest.mark.slow  # an export with the tokenizer and the decoding loop in its graph: minutes on 2 busy cores
+def test_the_export_generates_in_a_fresh_process_as_the_run_does(chat_export, checkpoint):
+    from kbuild.prediction import load_predictor
+
+    run, version = chat_export
+    in_process = list(load_predictor(run.path).predict(["the cat", "is"]))
+    prompt = ChatTemplate.from_folder(checkpoint).render([{"role": "user", "content": "the cat"}])
+    script = textwrap.dedent(f"""
+        import json, sys, tensorflow as tf, tensorflow_text
+        loaded = tf.saved_model.load({str(version)!r})
+        replies = loaded.signatures["serving_default"](text=tf.constant(["the cat", "is"]))["reply"].numpy()
+        generated = loaded.signatures["generate"](prompt=tf.constant([{prompt!r}]), max_new_tokens=tf.constant(64))
+        formats = {{k: v.numpy().decode() for k, v in loaded.signatures["chat_format"]().items()}}
+        assert "keras_hub" not in sys.modules and "kbuild" not in sys.modules
+        print(json.dumps({{"replies": [r.decode("utf-8", "replace") for r in replies],
+                          "completion": generated["completion"].numpy()[0].decode("utf-8", "replace"),
+                          "formats": formats}}))
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    assert fresh["replies"] == [row["reply"] for row in in_process]
+    # serving_default wraps the message as the checkpoint's template does: the same reply as `generate`
+    # continuing the template's rendering, both cut at the end token.
+    assert fresh["completion"] == fresh["replies"][0] and "<|im_end|>" not in fresh["completion"]
+    assert fresh["formats"]["user_prefix"] == "<|im_start|>user\n" and fresh["formats"]["assistant_suffix"] == "<|im_end|>\n"
+
+
+@pytest.mark.slow
+def test_predict_and_serve_on_the_export_give_the_reply(chat_export):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    _, version = chat_export
+    result = CliRunner().invoke(cli, ["predict", str(version.parent)], input='{"text": "the cat"}\n')
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert row["text"] == "the cat" and isinstance(row["reply"], str)
+
+    from starlette.testclient import TestClient
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    with TestClient(create_app(load_repository(version.parent.parent), ServerSettings())) as client:
+        answer = client.post("/v1/models/tinychat:predict", json={"instances": ["the cat"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0] in (row["reply"], {"reply": row["reply"]})
+
+
+# --- kbuild chat ---------------------------------------------------------------------------------------
+
+
+def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_run, checkpoint):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+    from kbuild.generation.chat import open_chat
+
+    session = open_chat(chat_run.path, max_new_tokens=4)
+    first = session.reply("the cat")
+    session.reply("is")
+    history = [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": first},
+               {"role": "user", "content": "is"}, {"role": "assistant", "content": session.history[-1].content},
+               {"role": "user", "content": "cat"}]
+    assert session.prompt("cat") == ChatTemplate.from_folder(checkpoint).render(history)
+    session.reset()
+    assert session.prompt("cat") == ChatTemplate.from_folder(checkpoint).render(history[-1:])
+
+    result = CliRunner().invoke(cli, ["chat", str(chat_run.path), "--max-new-tokens", "3"],
+                                input="the cat\n/reset\nis\n/exit\nnever answered\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("(conversation reset)") == 1 and len(result.output.splitlines()) >= 3
+
+
+def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write_spec, tmp_path):
+    from kbuild import load_spec
+    from kbuild.data.example import Example, ReadResult
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.chat import role_formats_for, segmenter
+
+    path = write_spec(f"""\
+        name: c
+        task: chat
+        data: {{train: {tmp_path / "x.jsonl"}, columns: {{prompt: email, response: subject}}}}
+        preprocess:
+          chat:
+            system: Write a subject line.
+            template:
+              system: {{prefix: "S: ", suffix: "\\n"}}
+              user: {{prefix: "Q: ", suffix: "\\n"}}
+              assistant: {{prefix: "A: ", suffix: "</s>"}}
+        model: {{backbone: {{from: ./ckpt}}}}
+    """)
+    spec = load_spec(path)
+    examples = ReadResult([Example({"prompt": "Lunch at noon?", "response": "Lunch"}, None, 1)])
+    (conversation,) = TASKS.get("chat").conversations(examples, spec)
+    assert conversation == [Message("system", "Write a subject line."), Message("user", "Lunch at noon?"),
+                            Message("assistant", "Lunch")]
+    assert segmenter(spec, None)(conversation) == [("S: Write a subject line.\n", False), ("Q: Lunch at noon?\n", False),
+                                                   ("A: ", False), ("Lunch</s>", True)]
+    assert role_formats_for(spec, None).prompt(conversation[:2]) == "S: Write a subject line.\nQ: Lunch at noon?\nA: "
