@@ -104,55 +104,54 @@ def _chain(first, rest: Iterator) -> Iterator:
     yield from rest
 
 
-def _plain(lines: Iterable, inputs: tuple[str, ...], name: str) -> Iterator[tuple[int, Row] | BadRow]:
+def _nonblank(lines: Iterable, parse) -> Iterator[tuple[int, Row] | BadRow]:
+    """`parse(number, line)` over every non-blank line (None: a line that is not a row, such as a
+    header); a `BadRow` from reading passes through."""
     for item in lines:
         if isinstance(item, BadRow):
             yield item
-        elif item[1].strip():
-            yield item[0], {inputs[0]: item[1]}
+        elif item[1].strip() and (row := parse(*item)) is not None:
+            yield row
+
+
+def _plain(lines: Iterable, inputs: tuple[str, ...], name: str) -> Iterator[tuple[int, Row] | BadRow]:
+    return _nonblank(lines, lambda number, line: (number, {inputs[0]: line}))
 
 
 def _jsonl(lines: Iterable, inputs: tuple[str, ...], name: str) -> Iterator[tuple[int, Row] | BadRow]:
-    for item in lines:
-        if isinstance(item, BadRow):
-            yield item
-            continue
-        number, line = item
-        if not line.strip():
-            continue
+    def parse(number: int, line: str) -> tuple[int, Row] | BadRow:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            yield BadRow(number, f"invalid JSON ({error.msg} at column {error.colno}); expected one object per line")
-            continue
+            return BadRow(number, f"invalid JSON ({error.msg} at column {error.colno}); expected one object per line")
         if not isinstance(row, dict):
-            yield BadRow(number, f"expected a JSON object with {', '.join(inputs)}; received {type(row).__name__}")
-            continue
-        yield _fields(number, row, inputs)
+            return BadRow(number, f"expected a JSON object with {', '.join(inputs)}; received {type(row).__name__}")
+        return _fields(number, row, inputs)
+
+    return _nonblank(lines, parse)
 
 
 def _delimited(delimiter: str):
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+
     def read(lines: Iterable, inputs: tuple[str, ...], name: str) -> Iterator[tuple[int, Row] | BadRow]:
-        header: list[str] | None = None
-        for item in lines:
-            if isinstance(item, BadRow):
-                yield item
-                continue
-            number, line = item
-            if not line.strip():
-                continue
-            fields = next(csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL))
-            if header is None:
-                header = [field.strip() for field in fields]
-                missing = [name for name in inputs if name not in header]
+        header: list[str] = []
+
+        def parse(number: int, line: str) -> tuple[int, Row] | BadRow | None:
+            fields = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+            if not header:
+                header.extend(field.strip() for field in fields)
+                missing = [column for column in inputs if column not in header]
                 if missing:
                     raise DataError(f"the header has no column {', '.join(map(repr, missing))}; this model reads "
                                     f"{', '.join(inputs)}; the header has: {', '.join(header)}", name, number)
-                continue
+                return None
             if len(fields) != len(header):
-                yield BadRow(number, f"row has {len(fields)} fields but the header has {len(header)}")
-                continue
-            yield _fields(number, dict(zip(header, fields, strict=True)), inputs)
+                return BadRow(number, f"row has {len(fields)} fields but the header has {len(header)}")
+            return _fields(number, dict(zip(header, fields, strict=True)), inputs)
+
+        return _nonblank(lines, parse)
+
     return read
 
 
