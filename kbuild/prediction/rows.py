@@ -47,9 +47,10 @@ def raw_lines(stream: BinaryIO, max_bytes: int = MAX_ROW_BYTES) -> Iterator[tupl
             return
         number += 1
         if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            # Said first: a caller that stops at a bad row never reads an endless one (/dev/zero).
+            yield BadRow(number, f"row longer than {max_bytes:,} bytes (no line break); is this a text file?")
             while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
                 pass
-            yield BadRow(number, f"row longer than {max_bytes:,} bytes (no line break); is this a text file?")
             continue
         if number == 1:
             raw = raw.removeprefix(b"\xef\xbb\xbf")
