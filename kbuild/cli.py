@@ -21,6 +21,19 @@ from kbuild.failures import describe_failure
 _SET_HELP = "Override a spec key, e.g. --set train.epochs=1 (value parsed as YAML). Repeatable."
 
 
+class _TrainSample(click.ParamType):
+    """A positive row count or `all` (`eval.train_sample`'s values)."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if value == "all" or isinstance(value, int):
+            return value
+        if str(value).isdigit() and int(value) > 0:
+            return int(value)
+        self.fail(f"{value!r} is neither a positive number of rows nor 'all'", param, ctx)
+
+
 class _Group(click.Group):
     """Turns library errors into one-line messages and exit codes (tracebacks only with --debug)."""
 
@@ -217,16 +230,22 @@ def bench(spec: str, overrides: tuple[str, ...], steps: int, warmup: int, config
 @click.option("--split", default="valid", show_default=True, help="train, valid or test.")
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), help="Evaluate on this file instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(run: str, split: str, data_file: str | None, as_json: bool) -> None:
+@click.option("--train-sample", type=_TrainSample(), default=None, metavar="N|all",
+              help="Train rows to score (a seeded sample); default the run's eval.train_sample; all: every row.")
+def evaluate(run: str, split: str, data_file: str | None, as_json: bool, train_sample: int | str | None) -> None:
     """Metrics of the trained model in RUN on one split (or a file of labelled rows)."""
     _tensorflow()
     from kbuild.compression import run_summary
     from kbuild.evaluation import evaluate as evaluate_run
     from kbuild.runs import open_run
 
-    metrics = evaluate_run(run, split=split, data_file=data_file)
+    metrics = evaluate_run(run, split=split, data_file=data_file, train_sample=train_sample)
     compressed = run_summary(open_run(run).read_results(), split)  # pruned / distilled runs: sparsity, retention
     click.echo(json.dumps({**metrics, **compressed}, indent=2) if as_json else _metrics_table({split: metrics}))
+    if "scored_rows" in metrics and not as_json:
+        rows = metrics["scored_rows"]
+        click.echo(f"({split}: a seeded sample of {rows['rows']:,} of {rows['of']:,} rows; --train-sample all "
+                   "scores every row)")
     if compressed and not as_json:
         for key in ("sparsity", "nonzero_parameters", "teacher", "retention"):
             if key in compressed:

@@ -12,17 +12,29 @@ from kbuild.tasks.checks import load_spec
 SPLITS = ("train", "valid", "test")
 
 
-def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None = None) -> dict:
-    """Metrics of the best model of `run` on `split`, or on `data_file` (same format and columns)."""
-    from kbuild.tasks.bundle import load_bundle
+def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None = None,
+             train_sample: int | str | None = None) -> dict:
+    """Metrics of the best model of `run` on `split`, or on `data_file` (same format and columns).
+
+    The train split is scored on `train_sample` rows of it (a seeded sample; `"all"`: every row),
+    by default the run's `eval.train_sample`, as training's final scores were; the result's
+    `scored_rows` then says how many of how many rows it read.
+    """
+    from kbuild.spec.evaluation import EvalSpec
+    from kbuild.tasks.bundle import load_bundle, scoring_bundle
 
     if split not in SPLITS:
         raise KbuildError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     folder = open_run(run)
     spec = load_spec(folder.spec)
+    if train_sample is not None:
+        spec.eval = (spec.eval or EvalSpec()).model_copy(update={"train_sample": train_sample})
     files = {split: data_file} if data_file else None
     bundle = load_bundle(spec, folder.assets, splits=(split,), files=files)
     if split not in bundle.datasets:
         raise KbuildError(f"the run's spec has no {split} split (data.{split} is not set); pass --data FILE")
+    scored = bundle if data_file else scoring_bundle(bundle, spec, split)
     model = load_trained_model(folder)
-    return round_metrics(TASKS.get(spec.task).evaluate(model, bundle, split, spec))
+    metrics = round_metrics(TASKS.get(spec.task).evaluate(model, scored, split, spec))
+    rows, total = len(scored.examples[split]), len(bundle.examples[split])
+    return {**metrics, "scored_rows": {"rows": rows, "of": total}} if rows < total else metrics

@@ -198,6 +198,13 @@ class Task:
         """Whether the tokenizer must prepend [CLS] (e.g. for `cls` pooling)."""
         return False
 
+    def sample_positions(self, count: int, rows: int, seed: int) -> list[int]:
+        """Which `rows` of a split's `count` examples a sampled score reads (`eval.train_sample`):
+        seeded, in their order."""
+        import random
+
+        return sorted(random.Random(seed).sample(range(count), rows))
+
     def word_aligned(self, spec: Spec) -> bool:
         """Whether the model reads sub-tokens but predicts per whitespace-separated word (a tagger
         over subwords): the tokenizer then also encodes `word_starts`, and the model keeps each

@@ -226,10 +226,38 @@ def load_assets(spec: Spec, assets_dir: str | Path) -> Assets:
 
 def _fill(bundle: DataBundle, spec: Spec, read: dict[str, ReadResult]) -> DataBundle:
     """Encode each split (as the task shapes its examples) and add it to `bundle`."""
-    task = TASKS.get(spec.task)
     for split, result in read.items():
-        made = task.make_dataset(bundle, result, spec, f"data.{split}", split == "train")
-        made.dataset = made.factory()
-        made.examples, made.skipped, made.source = result.examples, result.skipped, result.source
-        bundle.splits[split] = made
+        bundle.splits[split] = _split_data(bundle, spec, split, result, train=split == "train")
     return bundle
+
+
+def _split_data(bundle: DataBundle, spec: Spec, split: str, result: ReadResult, train: bool) -> SplitData:
+    made = TASKS.get(spec.task).make_dataset(bundle, result, spec, f"data.{split}", train)
+    made.dataset = made.factory()
+    made.examples, made.skipped, made.source = result.examples, result.skipped, result.source
+    return made
+
+
+def scoring_bundle(bundle: DataBundle, spec: Spec, split: str) -> DataBundle:
+    """What a final score of `split` reads: valid and test in full, train on `eval.train_sample` rows."""
+    from kbuild.spec.evaluation import EvalSpec
+
+    sample = (spec.eval or EvalSpec()).train_sample
+    if split != "train" or sample == "all":
+        return bundle
+    return sample_split(bundle, spec, split, sample)
+
+
+def sample_split(bundle: DataBundle, spec: Spec, split: str, rows: int) -> DataBundle:
+    """`bundle` with `split` cut to a seeded sample of `rows` of its examples (the task picks which, in their
+    order, encoded unshuffled, as for scoring); the other splits are shared, not rebuilt. The bundle itself
+    when the split has no more than `rows` examples. What the final train metrics read
+    (`eval.train_sample`): scoring all of a large train split can outlast the training."""
+    examples = bundle.splits[split].examples
+    if len(examples) <= rows:
+        return bundle
+    keep = TASKS.get(spec.task).sample_positions(len(examples), rows, spec.seed)
+    sampled = ReadResult([examples[i] for i in keep], source=bundle.splits[split].source)
+    view = DataBundle(bundle.tokenizer, bundle.labels, bundle.target_tokenizer, splits=dict(bundle.splits))
+    view.splits[split] = _split_data(view, spec, split, sampled, train=False)
+    return view

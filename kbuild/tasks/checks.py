@@ -98,9 +98,11 @@ def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
     for path, tasks in owners.items():
         if spec.task in tasks:
             continue
-        section: StrictModel = spec
+        section: StrictModel | None = spec
         for key in path[:-1]:
             section = getattr(section, key)
+        if section is None:  # an optional section left out (eval:) sets none of its fields
+            continue
         field = type(section).model_fields[path[-1]]
         if getattr(section, path[-1]) != field.get_default(call_default_factory=True):
             yield path, (f"only task {' or '.join(sorted(tasks))} reads this field; it would have no effect "

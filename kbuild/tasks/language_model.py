@@ -42,6 +42,14 @@ class LanguageModelTask(Task):
     def label_vocabulary(self, train: ReadResult) -> list[str]:
         return []
 
+    def sample_positions(self, count: int, rows: int, seed: int) -> list[int]:
+        """One unbroken run of `rows` lines from a seeded start: lines drawn apart would score the
+        model on joins the text never has."""
+        import random
+
+        start = random.Random(seed).randrange(count - rows + 1)
+        return list(range(start, start + rows))
+
     def make_dataset(self, bundle: DataBundle, split: ReadResult, spec: Spec, key: str, train: bool) -> SplitData:
         """Windows of `preprocess.max_length` tokens over the split's text (random offsets for
         train, in-order tiling otherwise)."""

@@ -32,7 +32,8 @@ class Seq2SeqTask(Task):
     name = "seq2seq"
     backbone_init = False
     logged_metrics = ("token_accuracy", "perplexity")
-    owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"), ("eval",))
+    owned_fields = (("model", "decoder"), ("preprocess", "target_tokenizer"), ("data", "target_suffix"),
+                    ("eval", "metrics"))
     uses_labels = False
 
     def metric_names(self, spec: Spec) -> tuple[str, ...]:

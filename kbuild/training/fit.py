@@ -22,7 +22,7 @@ import keras
 from kbuild import __version__
 from kbuild.blocks.recurrent import _RecurrentBlock
 from kbuild.errors import DataError, Interrupted, TrainingError
-from kbuild.runs import RunFolder, load_trained_model, prepare_run, round_metrics
+from kbuild.runs import RunFolder, load_trained_model, prepare_run
 from kbuild.runtime import sigterm_as_interrupt
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
@@ -33,6 +33,7 @@ from kbuild.training.execution import Candidate, ExecutionChoice, choose_executi
 from kbuild.training.extensions import RunStart, TrainingExtension, extensions_for
 from kbuild.training.init_from import init_source
 from kbuild.training.optimizers import build_optimizer
+from kbuild.training.scoring import FinalScores, evaluate_splits
 from kbuild.training.stopping import step_budget, stop_reason
 from kbuild.training.strategy import (
     Placement,
@@ -154,18 +155,21 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
 
         reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
         log(f"stopped: {reason}")
-        metrics = evaluate_splits(folder, bundle, spec)
+        scoring = evaluate_splits(folder, bundle, spec)
+        log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
-        results = _results(spec, bundle, model, metrics, start_step, reason, loop.throughput.samples_per_second,
+        results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,
                            train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
         for extension in extensions:
-            results.update(extension.results(metrics, best))
+            results.update(extension.results(scoring.metrics, best))
+        # Everything after the last step: the best model loaded, every split scored, the extensions' extras.
+        results["after_training_s"] = round(time.perf_counter() - fit_started - train_seconds, 2)
         folder.write_results(results)
         log(f"done in {results['wall_time_s']} s ({loop.throughput.samples_per_second} samples/s); run folder {folder.path}")
         return Run(folder.path, results)
 
 
-def _results(spec: Spec, bundle, model: keras.Model, metrics: dict, start_step: int, reason: str,
+def _results(spec: Spec, bundle, model: keras.Model, scoring: FinalScores, start_step: int, reason: str,
              samples_per_second: float | None, train_seconds: float, wall_seconds: float, placement: Placement,
              precision: str, execution: ExecutionChoice, trainable: int) -> dict:
     """results.json before the extensions add theirs."""
@@ -174,9 +178,10 @@ def _results(spec: Spec, bundle, model: keras.Model, metrics: dict, start_step: 
         "name": spec.name,
         "task": spec.task,
         "spec_hash": spec.fingerprint(),
-        "metrics": metrics,
+        "metrics": scoring.metrics,
         "labels": bundle.labels,
         "counts": bundle.counts,
+        "scored_rows": scoring.rows,
         "skipped_rows": bundle.skipped,
         "truncated_rows": bundle.truncated,
         "steps": optimizer_steps(model),
@@ -386,13 +391,6 @@ def _epoch_plan(start_step: int, total_steps: int, steps_per_epoch: int) -> list
     if epoch < total_epochs:
         plan.append(FitCall(epoch, total_epochs, steps_per_epoch, epoch * steps_per_epoch))
     return plan
-
-
-def evaluate_splits(folder: RunFolder, bundle, spec: Spec) -> dict[str, dict]:
-    """Metrics of the saved best model on every split the bundle has (the task decides which)."""
-    best = load_trained_model(folder)
-    task = TASKS.get(spec.task)
-    return {split: round_metrics(task.evaluate(best, bundle, split, spec)) for split in bundle.datasets}
 
 
 def _what_was_kept(folder: RunFolder) -> str:

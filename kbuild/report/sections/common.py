@@ -28,6 +28,7 @@ def summary(record: RunRecord, context: SectionContext | None = None) -> list[Se
         ["batch size", str(results.get("global_batch_size", train.get("batch_size")))],
         ["train time (s)", _fixed(results.get("train_time_s"), 1)],
         ["wall time (s)", _fixed(results.get("wall_time_s"), 1)],
+        ["after training (s): final scoring", _fixed(results.get("after_training_s"), 1)],
         ["samples/s", _fixed(results.get("samples_per_second"), 0)],
         ["kbuild version", results.get("kbuild_version")],
         ["spec hash", results.get("spec_hash")],
@@ -108,9 +109,18 @@ def metrics(record: RunRecord, context: SectionContext | None = None) -> list[Se
     splits = record.metrics
     names = sorted({n for m in splits.values() for n, v in m.items() if not isinstance(v, dict)},
                    key=lambda name: (name != "loss", name))
-    rows = [[split, *(values.get(n) for n in names)] for split, values in splits.items()]
-    table = Table(["split", *names], rows, caption="Final metrics of the best model per split (results.json).")
+    scored = record.results.get("scored_rows") or {}
+    rows = [[_split_label(split, scored.get(split)), *(values.get(n) for n in names)] for split, values in splits.items()]
+    table = Table(["split", *names], rows, caption="Final metrics of the best model per split (results.json); a "
+                  "split scored on a seeded sample (eval.train_sample) says how many of its rows.")
     return [Section("metrics", "Metrics per split", [table])]
+
+
+def _split_label(split: str, scored: dict | None) -> str:
+    """`train (sample of 2,000 of 67,349 rows)` where the final scores read a sample; else the name."""
+    if not scored or scored.get("rows", 0) >= scored.get("of", 0):
+        return split
+    return f"{split} (sample of {scored['rows']:,} of {scored['of']:,} rows)"
 
 
 RUN_SECTIONS = (summary, curves, metrics)

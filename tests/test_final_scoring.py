@@ -1,0 +1,115 @@
+"""The final scores of a run: valid and test in full, train on a seeded sample (`eval.train_sample`),
+recorded as such in results.json, `kbuild evaluate` and the report; the time after training recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import TINY_SPEC
+
+
+@pytest.fixture(scope="module")
+def sampled_run(tmp_path_factory):
+    """The tiny spec with train scored on 50 of its rows."""
+    import kbuild
+
+    folder = tmp_path_factory.mktemp("sampled-run")
+    spec_path = folder / "tiny.yaml"
+    spec_path.write_text(TINY_SPEC + "eval: {train_sample: 50}\n")
+    return kbuild.train(kbuild.load_spec(spec_path), run_dir=folder / "run").path
+
+
+def test_results_record_the_train_sample_and_the_full_valid_and_test(sampled_run):
+    results = json.loads((sampled_run / "results.json").read_text())
+    scored = results["scored_rows"]
+    assert scored["train"] == {"rows": 50, "of": results["counts"]["train"]}
+    assert results["counts"]["train"] > 50
+    for split in ("valid", "test"):
+        assert scored[split] == {"rows": results["counts"][split], "of": results["counts"][split]}
+    assert 0 <= results["after_training_s"] < results["wall_time_s"]
+
+
+def test_evaluate_reads_the_same_sample_unless_told_otherwise(sampled_run):
+    from kbuild.evaluation import evaluate
+
+    results = json.loads((sampled_run / "results.json").read_text())
+    sampled = evaluate(sampled_run, split="train")
+    assert sampled["scored_rows"] == {"rows": 50, "of": results["counts"]["train"]}
+    assert sampled["accuracy"] == pytest.approx(results["metrics"]["train"]["accuracy"], abs=1e-4)
+    full = evaluate(sampled_run, split="train", train_sample="all")
+    assert "scored_rows" not in full
+    assert evaluate(sampled_run, split="valid") == pytest.approx(results["metrics"]["valid"], abs=1e-4)
+
+
+def test_the_cli_says_the_train_metrics_are_a_sample(sampled_run):
+    from kbuild.cli import cli
+
+    out = CliRunner().invoke(cli, ["evaluate", str(sampled_run), "--split", "train", "--train-sample", "20"])
+    assert out.exit_code == 0, out.output
+    assert "a seeded sample of 20 of" in out.output
+    bad = CliRunner().invoke(cli, ["evaluate", str(sampled_run), "--split", "train", "--train-sample", "0"])
+    assert bad.exit_code == 2 and "neither a positive number of rows nor 'all'" in bad.output
+
+
+def test_the_report_labels_the_sampled_split(sampled_run):
+    from kbuild.report.loader import load_run
+    from kbuild.report.sections.common import metrics
+
+    record = load_run(sampled_run)
+    [section] = metrics(record)
+    [table] = section.blocks
+    labels = [row[0] for row in table.rows]
+    assert f"train (sample of 50 of {record.results['counts']['train']:,} rows)" in labels
+    assert "valid" in labels and "test" in labels
+
+
+def test_the_sample_is_seeded_in_order_and_encoded_unshuffled(tiny_spec_file):
+    import kbuild
+    from kbuild.tasks.bundle import build, sample_split
+
+    spec = kbuild.load_spec(tiny_spec_file)
+    bundle = build(spec)
+    train = bundle.examples["train"]
+    first, again = sample_split(bundle, spec, "train", 30), sample_split(bundle, spec, "train", 30)
+    picked = first.examples["train"]
+    assert len(picked) == 30 and picked == again.examples["train"]
+    positions = [train.index(example) for example in picked]
+    assert positions == sorted(positions)
+    assert sum(int(labels.shape[0]) for _, labels in first.datasets["train"]) == 30
+    assert first.datasets["valid"] is bundle.datasets["valid"]
+    spec.seed += 1
+    assert sample_split(bundle, spec, "train", 30).examples["train"] != picked
+    assert sample_split(bundle, spec, "train", len(train)) is bundle
+
+
+@pytest.mark.parametrize("value, ok", [(2000, True), ("all", True), (0, False), ("some", False)])
+def test_train_sample_values(value, ok):
+    from pydantic import ValidationError
+
+    from kbuild.spec.evaluation import EvalSpec
+
+    if ok:
+        assert EvalSpec(train_sample=value).train_sample == value
+    else:
+        with pytest.raises(ValidationError):
+            EvalSpec(train_sample=value)
+
+
+def test_any_task_may_set_the_train_sample_but_only_seq2seq_the_decoded_metrics(write_spec):
+    import kbuild
+    from kbuild.errors import SpecError
+
+    kbuild.load_spec(write_spec(TINY_SPEC + "eval: {train_sample: all}\n"))
+    with pytest.raises(SpecError, match="only task seq2seq reads this field"):
+        kbuild.load_spec(write_spec(TINY_SPEC + "eval: {metrics: [rouge]}\n"))
+
+
+def test_a_language_model_scores_one_unbroken_run_of_lines():
+    from kbuild.tasks import TASKS
+
+    picked = TASKS.get("language_model").sample_positions(1000, 40, seed=3)
+    assert picked == list(range(picked[0], picked[0] + 40)) and 0 <= picked[0] <= 960
+    assert TASKS.get("classification").sample_positions(1000, 40, seed=3) != picked
