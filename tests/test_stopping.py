@@ -34,7 +34,7 @@ def _fine_tuning(**train) -> Spec:
 
 def test_auto_epochs_of_a_pretrained_backbone_follow_the_fine_tuning_budget():
     train = _fine_tuning().train
-    assert plan_epochs(train, 67_349).epochs == 2  # SST-2: min_epochs, not the 3 of a from-scratch spec
+    assert plan_epochs(train, 67_349).epochs == 2  # SST-2: not the 3 of a from-scratch spec
     raised = plan_epochs(train, 1_000_000)
     assert raised.epochs == 2 and "raised to min_epochs 2" in raised.reason
     assert plan_epochs(train, 5_000).epochs == 20

@@ -111,8 +111,8 @@ FINE_TUNING_BUDGET = EpochBudgetSpec(samples=100_000, min_epochs=2, max_epochs=2
 more passes on a small set than the usual fixed 3 epochs, which Zhang et al. (ICLR 2021, Revisiting
 Few-sample BERT Fine-tuning) and Mosbach et al. (ICLR 2021, On the Stability of Fine-tuning BERT)
 both found too short for sets of a few thousand rows.
-- min_epochs 2: the low end of the 2-4 epochs Devlin et al. (2019) recommend for BERT; SST-2's
-  67,349 rows get 2 (the sample budget alone would give 1.5).
+- min_epochs 2: the low end of the 2-4 epochs Devlin et al. (2019) recommend for BERT: a set of
+  over 100,000 rows still gets 2 passes, not 1.
 - samples 100,000: about 3,100 optimizer steps at batch 32, as many as Mosbach et al.'s 20 epochs
   of RTE's 2,490 rows at batch 16; under 2 x SST-2, so a set of its size is not run 3 times. 5,000
   rows get 20 epochs, which early stopping (patience 2) ends once dev stops improving.
