@@ -55,7 +55,7 @@ class ScheduleSpec(StrictModel):
         # warmup_steps: 0 beside a ratio is what a run folder's resolved spec holds: not a conflict.
         if value is not None and info.data.get("warmup_steps"):
             raise ValueError(f"give warmup_steps or warmup_ratio, not both; received warmup_steps="
-                             f"{info.data['warmup_steps']} and warmup_ratio={value}: remove one")
+                             f"{info.data['warmup_steps']} and warmup_ratio={value}: remove one (or set warmup_steps: 0)")
         return value
 
     def warmup_for(self, updates: int) -> int:
