@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from kbuild.spec.backbone import backbone_issues
 from kbuild.spec.base import StrictModel
@@ -19,7 +19,7 @@ from kbuild.spec.model import ModelSpec
 from kbuild.spec.preprocess import PreprocessSpec
 from kbuild.spec.qa import QASpec
 from kbuild.spec.search import SearchSpec
-from kbuild.spec.train import TrainSpec
+from kbuild.spec.train import FINE_TUNING_BUDGET, TrainSpec
 
 
 class Spec(StrictModel):
@@ -56,6 +56,14 @@ class Spec(StrictModel):
     language_model run before another language model."""
 
     _source: str = PrivateAttr(default="<spec>")
+
+    @model_validator(mode="after")
+    def _fine_tuning_budget(self) -> Spec:
+        """A pretrained backbone's `epochs: auto` budget is `FINE_TUNING_BUDGET` where the spec
+        gives no field of its own (resolved here, so the run folder's spec.yaml records it)."""
+        if self.model.backbone is not None:
+            self.train.epoch_budget = self.train.epoch_budget.defaulting_to(FINE_TUNING_BUDGET)
+        return self
 
     @property
     def source(self) -> str:

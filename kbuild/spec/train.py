@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from kbuild.spec.base import StrictModel
 
@@ -40,9 +41,29 @@ class OptimizerSpec(StrictModel):
 class ScheduleSpec(StrictModel):
     name: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
-    """Linear warmup from 0 to the learning rate over this many steps."""
+    """Linear warmup from 0 to the learning rate over this many optimizer steps."""
+    warmup_ratio: float | None = Field(default=None, gt=0, lt=1)
+    """Warmup as a fraction of the run's optimizer steps, as Hugging Face's TrainingArguments has
+    it (ceil(ratio x steps)); resolved once the step budget is known, and logged with it. Give
+    this or warmup_steps, not both."""
     min_ratio: float = Field(default=0.0, ge=0, le=1)
     """cosine/linear decay end at learning_rate * min_ratio."""
+
+    @field_validator("warmup_ratio")
+    @classmethod
+    def _one_warmup(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # warmup_steps: 0 beside a ratio is what a run folder's resolved spec holds: not a conflict.
+        if value is not None and info.data.get("warmup_steps"):
+            raise ValueError(f"give warmup_steps or warmup_ratio, not both; received warmup_steps="
+                             f"{info.data['warmup_steps']} and warmup_ratio={value}: remove one (or set warmup_steps: 0)")
+        return value
+
+    def warmup_for(self, updates: int) -> int:
+        """Warmup steps of a run of `updates` optimizer steps: `warmup_steps`, or `warmup_ratio` of them."""
+        if self.warmup_ratio is None:
+            return self.warmup_steps
+        # Rounded first: 0.1 x 30 is 3.0000000000000004 in floating point, which must stay 3.
+        return min(math.ceil(round(self.warmup_ratio * updates, 6)), updates)
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -55,12 +76,48 @@ class EarlyStoppingSpec(StrictModel):
 
 
 class EpochBudgetSpec(StrictModel):
-    """What `epochs: auto` trains for: about `samples` examples, in whole epochs."""
+    """What `epochs: auto` trains for: about `samples` examples, in whole epochs. A spec with a
+    pretrained `model.backbone` takes the fields it does not give from `FINE_TUNING_BUDGET`."""
 
     samples: int = Field(default=200_000, ge=1)
-    """Examples seen in all: ceil(samples / train rows) epochs (SST-2's 67k rows: 3)."""
+    """Examples seen in all: ceil(samples / train rows) epochs (SST-2's 67k rows: 3; fine-tuning: 100,000)."""
+    min_epochs: int = Field(default=1, ge=1)
+    """Lower bound on the epochs of a large train split (fine-tuning: 2)."""
     max_epochs: int = Field(default=50, ge=1)
-    """Upper bound on the epochs of a tiny train split."""
+    """Upper bound on the epochs of a tiny train split (fine-tuning: 20)."""
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> EpochBudgetSpec:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"expected min_epochs <= max_epochs; received min_epochs={self.min_epochs}, "
+                             f"max_epochs={self.max_epochs}")
+        return self
+
+    def defaulting_to(self, defaults: EpochBudgetSpec) -> EpochBudgetSpec:
+        """This budget with the fields the spec left out taken from `defaults`; a default bound
+        that a given one crosses moves to it (the spec's own `max_epochs: 1` wins over a default
+        `min_epochs: 2`)."""
+        given = self.model_fields_set
+        merged = {**defaults.model_dump(), **self.model_dump(include=given)}
+        if "min_epochs" not in given:
+            merged["min_epochs"] = min(merged["min_epochs"], merged["max_epochs"])
+        if "max_epochs" not in given:
+            merged["max_epochs"] = max(merged["max_epochs"], merged["min_epochs"])
+        return EpochBudgetSpec.model_validate(merged)
+
+
+FINE_TUNING_BUDGET = EpochBudgetSpec(samples=100_000, min_epochs=2, max_epochs=20)
+"""`epochs: auto` for a pretrained backbone: far fewer examples than training from scratch, but
+more passes on a small set than the usual fixed 3 epochs, which Zhang et al. (ICLR 2021, Revisiting
+Few-sample BERT Fine-tuning) and Mosbach et al. (ICLR 2021, On the Stability of Fine-tuning BERT)
+both found too short for sets of a few thousand rows.
+- min_epochs 2: the low end of the 2-4 epochs Devlin et al. (2019) recommend for BERT: a set of
+  over 100,000 rows still gets 2 passes, not 1.
+- samples 100,000: about 3,100 optimizer steps at batch 32, as many as Mosbach et al.'s 20 epochs
+  of RTE's 2,490 rows at batch 16; under 2 x SST-2, so a set of its size is not run 3 times. 5,000
+  rows get 20 epochs, which early stopping (patience 2) ends once dev stops improving.
+- max_epochs 20: Mosbach et al.'s epochs for the small GLUE sets; a 1,000-row set gets 20 epochs
+  (20,000 samples, 625 steps at batch 32), not the 100 the sample budget alone would give."""
 
 
 class TrainSpec(StrictModel):
@@ -69,6 +126,7 @@ class TrainSpec(StrictModel):
     with early stopping (patience 2 on `monitor` unless `early_stopping` says otherwise), so a
     small set is not under-trained and a large one not over-trained (see README, Small datasets)."""
     epoch_budget: EpochBudgetSpec = Field(default_factory=EpochBudgetSpec)
+    """Unset fields: `FINE_TUNING_BUDGET`'s with a pretrained `model.backbone`, else the defaults below."""
     batch_size: int = Field(default=64, ge=1)
     """Global batch size: split across replicas under a distribution strategy."""
     max_steps: int | None = Field(default=None, ge=1)

@@ -13,9 +13,17 @@ if TYPE_CHECKING:
 
 
 def build_schedule(spec: ScheduleSpec, learning_rate: float, total_steps: int) -> Any:
-    if spec.name == "constant" and not spec.warmup_steps:
+    """The learning rate over `total_steps` optimizer updates, with `warmup_ratio` resolved to steps."""
+    warmup = spec.warmup_for(total_steps)
+    if spec.name == "constant" and not warmup:
         return learning_rate
-    return WarmupSchedule(learning_rate, total_steps, spec.warmup_steps, spec.name, spec.min_ratio)
+    return WarmupSchedule(learning_rate, total_steps, warmup, spec.name, spec.min_ratio)
+
+
+def optimizer_updates(train: TrainSpec, total_steps: int) -> int:
+    """Optimizer updates in `total_steps` batches: with gradient accumulation, one per N batches
+    (what the schedule counts)."""
+    return max(1, total_steps // train.gradient_accumulation)
 
 
 def _clipping(spec: OptimizerSpec) -> dict:
@@ -43,9 +51,7 @@ def build_optimizer(train: TrainSpec, total_steps: int, replicas: int = 1) -> ke
     and (with `scale_learning_rate`) the linear scaling rule for `replicas` replicas."""
     optimizer = train.optimizer
     peak = optimizer.learning_rate * (replicas if train.scale_learning_rate else 1)
-    # The schedule counts optimizer updates; with accumulation there is one per N batches.
-    updates = max(1, total_steps // train.gradient_accumulation)
-    lr = build_schedule(train.schedule, peak, updates)
+    lr = build_schedule(train.schedule, peak, optimizer_updates(train, total_steps))
     common = _clipping(optimizer)
     if train.gradient_accumulation > 1:
         common["gradient_accumulation_steps"] = train.gradient_accumulation

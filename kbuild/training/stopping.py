@@ -1,10 +1,15 @@
 """How long a run trains, why it stopped, and early stopping that survives `--resume`.
 
 `train.epochs: auto` makes the epoch count follow the data: about `train.epoch_budget.samples`
-examples in all (`ceil(samples / train rows)` epochs, between 1 and `max_epochs`), stopped early
-when the selection metric stops improving. With SST-2's 67,349 rows and the default 200,000 samples
-that is the 3 epochs the SST-2 specs always had; a 5,000-row set gets up to 40 short epochs instead
-of 3, and a million rows one epoch rather than three. Measured in benchmarks/RESULTS.md (issue 19).
+examples in all (`ceil(samples / train rows)` epochs, between `min_epochs` and `max_epochs`),
+stopped early when the selection metric stops improving. With SST-2's 67,349 rows and the default
+200,000 samples that is the 3 epochs the SST-2 specs always had; a 5,000-row set gets up to 40 short
+epochs instead of 3, and a million rows one epoch rather than three. Measured in
+benchmarks/RESULTS.md (issue 19). A pretrained backbone's budget is smaller and has a floor
+(`FINE_TUNING_BUDGET`, kbuild/spec/train.py: SST-2 2 epochs, 5,000 rows up to 20).
+
+The step budget also resolves `schedule.warmup_ratio` to steps, so the log line that states the
+budget states the warmup too.
 
 Early stopping and the best-model checkpoint keep state across epochs (epochs without improvement,
 best value): `SelectionState` writes it to checkpoints/selection.json at every epoch end and a
@@ -26,6 +31,7 @@ import keras
 from kbuild.runs import FRESH_START, SELECTION_STATE, reading
 from kbuild.spec.train import EarlyStoppingSpec, TrainSpec
 from kbuild.training.callbacks import NanGuard
+from kbuild.training.optimizers import optimizer_updates
 
 STATE = SELECTION_STATE
 AUTO_PATIENCE = 2
@@ -45,21 +51,27 @@ def plan_epochs(train: TrainSpec, rows: int) -> EpochPlan:
         return EpochPlan(train.epochs, f"train.epochs {train.epochs}")
     budget = train.epoch_budget
     wanted = math.ceil(budget.samples / max(rows, 1))
-    epochs = min(max(wanted, 1), budget.max_epochs)
-    capped = f", capped at max_epochs {budget.max_epochs}" if wanted > budget.max_epochs else ""
-    return EpochPlan(epochs, f"epochs: auto = {budget.samples:,} samples / {rows:,} train rows{capped}")
+    epochs = min(max(wanted, budget.min_epochs), budget.max_epochs)
+    bound = (f", capped at max_epochs {budget.max_epochs}" if wanted > budget.max_epochs else
+             f", raised to min_epochs {budget.min_epochs}" if wanted < budget.min_epochs else "")
+    return EpochPlan(epochs, f"epochs: auto = {budget.samples:,} samples / {rows:,} train rows{bound}")
 
 
 class StepBudget(NamedTuple):
-    """How long the run trains: its epochs, of `steps_per_epoch` steps, up to `total_steps`."""
+    """How long the run trains: its epochs, of `steps_per_epoch` steps, up to `total_steps`, the
+    first `warmup_steps` optimizer updates of which warm the learning rate up."""
 
     steps_per_epoch: int
     total_steps: int
     epochs: int
     plan: EpochPlan
+    warmup_steps: int = 0
+    warmup_reason: str = ""
 
     def describe(self) -> str:
-        return f"{self.epochs} epoch(s) x {self.steps_per_epoch} steps ({self.plan.reason})"
+        reason = f" ({self.warmup_reason})" if self.warmup_reason else ""
+        warmup = f"; warmup {self.warmup_steps} step(s){reason}" if self.warmup_steps else ""
+        return f"{self.epochs} epoch(s) x {self.steps_per_epoch} steps ({self.plan.reason}){warmup}"
 
 
 def step_budget(train: TrainSpec, train_rows: int) -> StepBudget:
@@ -69,7 +81,11 @@ def step_budget(train: TrainSpec, train_rows: int) -> StepBudget:
     total_steps = plan.epochs * steps_per_epoch
     if train.max_steps:
         total_steps = min(total_steps, train.max_steps)
-    return StepBudget(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch), plan)
+    updates = optimizer_updates(train, total_steps)
+    warmup = train.schedule.warmup_for(updates)
+    ratio = train.schedule.warmup_ratio
+    reason = "" if ratio is None else f"warmup_ratio {ratio} of {updates:,} optimizer steps"
+    return StepBudget(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch), plan, warmup, reason)
 
 
 def early_stopping_for(train: TrainSpec) -> EarlyStoppingSpec | None:
