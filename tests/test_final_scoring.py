@@ -30,6 +30,7 @@ def test_results_record_the_train_sample_and_the_full_valid_and_test(sampled_run
     for split in ("valid", "test"):
         assert scored[split] == {"rows": results["counts"][split], "of": results["counts"][split]}
     assert 0 <= results["after_training_s"] < results["wall_time_s"]
+    assert results["epochs_planned"] == 1 and results["warmup_steps"] == 0 and "train.epochs 1" in results["epoch_plan"]
 
 
 def test_evaluate_reads_the_same_sample_unless_told_otherwise(sampled_run):

@@ -162,6 +162,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
                            train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
         for extension in extensions:
             results.update(extension.results(scoring.metrics, best))
+        results.update(epochs_planned=budget.epochs, epoch_plan=budget.plan.reason, warmup_steps=budget.warmup_steps)
         # Everything after the last step: the best model loaded, every split scored, the extensions' extras.
         results["after_training_s"] = round(time.perf_counter() - fit_started - train_seconds, 2)
         folder.write_results(results)
