@@ -131,3 +131,25 @@ def test_serve_answers_rows_and_columns_of_question_and_context(qa_run):
 def _first_column_row(outputs: dict) -> dict:
     """The first example of a columnar TF Serving answer (`{"outputs": {name: [values]}}`)."""
     return {name: values[0] for name, values in outputs.items()}
+
+
+def test_bucketing_pads_each_window_batch_to_its_own_length_and_keeps_the_answers_inside(tmp_path):
+    """SQuAD windows are mostly far shorter than max_length (a paragraph is about 150 pieces of
+    384): under `preprocess.bucketing` a train batch is padded to its bucket, not to 384."""
+    import kbuild
+    from kbuild.names import SEGMENT_IDS, TOKEN_IDS
+    from kbuild.tasks.bundle import build
+
+    squad_file(tmp_path / "train.json")
+    spec_text = SPEC.format(train=tmp_path / "train.json").replace("max_length: 24", "max_length: 96")
+    (tmp_path / "spec.yaml").write_text(spec_text + "\n")
+    spec = kbuild.load_spec(tmp_path / "spec.yaml")
+    spec.preprocess.bucketing = True
+    bundle = build(spec)
+    lengths = set()
+    for features, spans in bundle.datasets["train"]:
+        length = int(features[TOKEN_IDS].shape[1])
+        lengths.add(length)
+        assert features[SEGMENT_IDS].shape == features[TOKEN_IDS].shape
+        assert int(spans.numpy().max()) < length
+    assert len(lengths) > 1 and min(lengths) < 96 and max(lengths) <= 96
