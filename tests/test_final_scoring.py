@@ -86,7 +86,7 @@ def test_the_sample_is_seeded_in_order_and_encoded_unshuffled(tiny_spec_file):
     assert sample_split(bundle, spec, "train", len(train)) is bundle
 
 
-@pytest.mark.parametrize("value, ok", [(2000, True), ("all", True), (0, False), ("some", False)])
+@pytest.mark.parametrize("value, ok", [(2000, True), ("all", True), (0, True), (-1, False), ("some", False)])
 def test_train_sample_values(value, ok):
     from pydantic import ValidationError
 
@@ -114,3 +114,16 @@ def test_a_language_model_scores_one_unbroken_run_of_lines():
     picked = TASKS.get("language_model").sample_positions(1000, 40, seed=3)
     assert picked == list(range(picked[0], picked[0] + 40)) and 0 <= picked[0] <= 960
     assert TASKS.get("classification").sample_positions(1000, 40, seed=3) != picked
+
+
+def test_train_sample_zero_leaves_train_unscored_but_evaluate_still_scores_it(tmp_path):
+    import kbuild
+    from kbuild.evaluation import evaluate
+
+    spec_path = tmp_path / "tiny.yaml"
+    spec_path.write_text(TINY_SPEC + "eval: {train_sample: 0}\n")
+    run = kbuild.train(kbuild.load_spec(spec_path), run_dir=tmp_path / "run").path
+    results = json.loads((run / "results.json").read_text())
+    assert "train" not in results["metrics"] and {"valid", "test"} <= set(results["metrics"])
+    assert results["scored_rows"]["train"] == {"rows": 0, "of": results["counts"]["train"]}
+    assert "accuracy" in evaluate(run, split="train")
