@@ -95,7 +95,11 @@ def labelled_dataset(
         buffer = max(1, min(shuffle_buffer, len(labels)))
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if bucketing:
-        dataset = _bucket(dataset, _token_ids(ids).shape[1], batch_size, label_padding)
+        token_ids = np.asarray(_token_ids(ids))
+        dataset = _bucket(dataset, token_ids.shape[1], batch_size, label_padding)
+        # Its batch count is known (each bucket's rows in full batches and one partial): said so,
+        # a scoring pass ends without Keras taking the end of an unknown-length dataset for a fault.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(bucketed_batches(token_ids, batch_size)))
     else:
         dataset = dataset.batch(batch_size, drop_remainder=False)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -115,6 +119,15 @@ def bucket_lengths(max_length: int) -> list[int]:
         lengths.update(n for n in (power, power * 3 // 2) if n < max_length)
         power *= 2
     return sorted(lengths)
+
+
+def bucketed_batches(token_ids: np.ndarray, batch_size: int) -> int:
+    """Batches in one bucketed pass over `token_ids` `[count, max_length]`: per bucket (see `_bucket`),
+    its rows in batches of `batch_size`, the last one partial."""
+    lengths = np.maximum(np.sum(token_ids != PAD_ID, axis=1), 1)
+    boundaries = [length + 1 for length in bucket_lengths(token_ids.shape[1])]
+    rows = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    return int(sum(-(-int(n) // batch_size) for n in rows))
 
 
 def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int | None) -> tf.data.Dataset:

@@ -69,7 +69,8 @@ class PreprocessSpec(StrictModel):
     max_length: int = Field(default=64, ge=2, le=8192)
     """Tokens per example after truncation (special tokens included)."""
     bucketing: bool = False
-    """Batch examples of similar length together (pads each batch to its longest, not max_length)."""
+    """Batch examples of similar length together (pads each batch to its bucket, not max_length): the
+    train batches, and the valid and test batches that the per-epoch and final scores read."""
     truncation: Literal["longest_first", "round_robin", "waterfall"] = "longest_first"
     """Examples of several texts (sentence pairs) share `max_length`; when they do not fit, this
     picks which text loses tokens: the longest first (BERT's pair packing), each in turn, or the

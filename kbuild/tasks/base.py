@@ -162,7 +162,9 @@ class Task:
             shuffle=train,
             seed=spec.seed,
             shuffle_buffer=spec.train.shuffle_buffer,
-            bucketing=train and spec.preprocess.bucketing,
+            # valid and test too: their scores are order-free sums (padding is masked), and a
+            # batch padded to its bucket, not max_length, scores SST-2 2-3x faster.
+            bucketing=spec.preprocess.bucketing,
             label_padding=self.label_padding,
         )
         return SplitData(factory, len(label_ids), features)
