@@ -111,6 +111,27 @@ def test_a_mistake_marks_reference_and_prediction_in_an_escaped_context():
     assert list(zip(page.mark_classes, page.marks, strict=True)) == [("gold", "Bob & Carol"), ("predicted", "<Lima>")]
 
 
+def test_cmrc_answer_length_counts_chinese_characters_and_whole_english_words():
+    context = "故宫位于北京，建于1406年，由朱棣下令修建。"
+    predictions = _answers([("故宫在哪里？", context, [(4, "北京")], "北京"),
+                            ("故宫建于哪一年？", context, [(9, "1406年")], "1406年"),
+                            ("谁下令修建？", context, [(16, "朱棣")], "修建")], metric="cmrc")
+    assert [predictions.answer_length(row) for row in predictions.rows] == [2, 2, 2]
+    rows = {row[0]: row[1:] for row in question_word_section("valid", predictions).blocks[0].rows}
+    assert {kind: count for kind, (count, *_) in rows.items()} == {"where": 1, "when": 1, "who": 1, "all": 3}
+
+
+def test_unanswerable_questions_get_their_own_length_row_and_a_wrong_answer_marks_only_the_prediction():
+    context = "Bob lives in Lima."
+    predictions = _answers([("Where does Bob live?", context, [(13, "Lima")], "Lima"),
+                            ("Where does Eve live?", context, [(-1, "")], ""),
+                            ("Where does Ann live?", context, [(-1, "")], "Bob")])
+    lengths = {row[0]: row[1] for row in answer_length_section("valid", predictions).blocks[0].rows}
+    assert lengths == {"0 (no answer)": 2, "1": 1, "all": 3}
+    page = _render([mistakes_section("valid", predictions, count=5)])
+    assert list(zip(page.mark_classes, page.marks, strict=True)) == [("predicted", "Bob")]
+
+
 def test_no_mistakes_says_so():
     context = "Bob lives in Lima."
     section = mistakes_section("valid", _answers([("Where?", context, [(13, "Lima")], "Lima")]), count=5)
