@@ -34,6 +34,8 @@ QA_SECTIONS = {"qa-scores", "question-words", "answer-length", "qa-mistakes"}
     ("这本书是谁写的？", "who"),
     ("长城在哪里？", "where"),
     ("这是什么？", "what"),
+    ("额亦都一生有几位妻子？", "how"),
+    ("他几乎什么都不知道？", "what"),
 ])
 def test_question_kind_is_the_first_interrogative_in_english_and_chinese(question, kind):
     assert question_kind(question) == kind

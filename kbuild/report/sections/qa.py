@@ -134,7 +134,7 @@ def question_word_section(split: str, predictions: QAPredictions) -> Section:
                   caption=f"Exact match and F1 by the question's first interrogative {_scope(split, predictions)}: "
                           "what, who (whom, whose), when, where, which, why, how, else other; Chinese questions by "
                           "a short list (什么 what, 谁 who, 什么时候 when, 哪里 where, 哪个 which, 为什么 why, "
-                          "怎么/多少 how, ...).")
+                          "怎么/多少/几位 how, ...).")
     return Section("question-words", "By question word", [table])
 
 
