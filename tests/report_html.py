@@ -37,6 +37,8 @@ class ReportParser(HTMLParser):
         self.urls: list[str] = []
         self.tags: set[str] = set()
         self.marks: list[str] = []
+        self.mark_classes: list[str] = []
+        """The class attribute of each of `marks`, in the same order."""
         self._text: list[str] | None = None
         self._cell_value: str | None = None
         self._row: list[str] | None = None
@@ -70,6 +72,8 @@ class ReportParser(HTMLParser):
             self._row = []
         elif tag in ("th", "td", "caption", "figcaption", "mark"):
             self._text, self._cell_value = [], attrs.get("data-value")
+            if tag == "mark":
+                self.mark_classes.append(attrs.get("class") or "")
 
     def handle_endtag(self, tag):
         if tag == "thead":

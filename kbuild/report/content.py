@@ -71,7 +71,38 @@ class Sentences:
     kind: ClassVar[str] = "sentences"
 
 
-Block = Table | Figure | Text | Code | Sentences
+@dataclass(frozen=True)
+class Marked:
+    """A run of a passage's text; `marks` names the answers it is part of (`gold`, `predicted`,
+    both, or none), or is `("gap",)` for a part of a long passage left out."""
+
+    text: str
+    marks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One question over its context: the reference answer(s) and the model's answer, listed and
+    marked in the context (a window around the marks when the context is long)."""
+
+    question: str
+    references: list[str]
+    prediction: str
+    f1: float
+    score: float
+    context: list[Marked]
+
+
+@dataclass(frozen=True)
+class Passages:
+    """Questions with their answers marked in the context."""
+
+    passages: list[Passage]
+    caption: str
+    kind: ClassVar[str] = "passages"
+
+
+Block = Table | Figure | Text | Code | Sentences | Passages
 
 
 @dataclass

@@ -105,10 +105,18 @@ def answer_graph(tokenizer: Tokenizer, model: Any, shape: WindowShape, qa: QASpe
     return answer
 
 
-def predict_answers(answer: Any, questions: list[str], contexts: list[str], batch_size: int = 64) -> list[str]:
-    """The answers of `answer` (an `answer_graph` wrapped in a tf.function) for whole columns."""
-    answers = []
+def predict_spans(answer: Any, questions: list[str], contexts: list[str], batch_size: int = 64) -> list[dict]:
+    """Every output of `answer` (an `answer_graph` wrapped in a tf.function) for whole columns, one
+    dict per question: `answer`, `score`, and `start` / `end` (character offsets into its context)."""
+    rows = []
     for begin in range(0, len(questions), batch_size):
         out = answer(tf.constant(questions[begin:begin + batch_size]), tf.constant(contexts[begin:begin + batch_size]))
-        answers.extend(text.decode("utf-8") for text in out["answer"].numpy())
-    return answers
+        rows.extend({"answer": text.decode("utf-8"), "score": float(score), "start": int(start), "end": int(end)}
+                    for text, score, start, end in zip(out["answer"].numpy(), out["score"].numpy(),
+                                                       out["start"].numpy(), out["end"].numpy(), strict=True))
+    return rows
+
+
+def predict_answers(answer: Any, questions: list[str], contexts: list[str], batch_size: int = 64) -> list[str]:
+    """The answers of `answer` for whole columns (the texts of `predict_spans`)."""
+    return [row["answer"] for row in predict_spans(answer, questions, contexts, batch_size)]

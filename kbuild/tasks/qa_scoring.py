@@ -27,10 +27,12 @@ from kbuild.registry import Registry
 
 @dataclass(frozen=True)
 class Scorer:
-    """One metric: exact match and F1 of one prediction against one reference."""
+    """One metric: exact match and F1 of one prediction against one reference, and the tokens F1
+    counts in a text (what the report measures an answer's length in)."""
 
     exact: Callable[[str, str], float]
     f1: Callable[[str, str], float]
+    tokens: Callable[[str], list[str]]
 
 
 SCORERS: Registry[Scorer] = Registry("QA metric")
@@ -62,7 +64,12 @@ def _squad_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-SCORERS.register("squad")(Scorer(_squad_exact, _squad_f1))
+def squad_tokens(text: str) -> list[str]:
+    """The words F1 counts: normalised (articles and punctuation gone), split on whitespace."""
+    return normalize_squad(text).split()
+
+
+SCORERS.register("squad")(Scorer(_squad_exact, _squad_f1, squad_tokens))
 
 
 # --- CMRC 2018 ---------------------------------------------------------------------------------
@@ -115,26 +122,47 @@ def _cmrc_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-SCORERS.register("cmrc")(Scorer(_cmrc_exact, _cmrc_f1))
+SCORERS.register("cmrc")(Scorer(_cmrc_exact, _cmrc_f1, cmrc_segments))
 
 
 # --- over a split ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QuestionScore:
+    """One question's exact match and F1 (0 to 1, the max over its references) and whether any
+    reference is an answer (a v2 question whose one reference is `""` is not)."""
+
+    exact: float
+    f1: float
+    answerable: bool
+
+
+def question_scores(metric: str, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> list[QuestionScore]:
+    """Each question's score against all its references (an empty reference list counts as `""`)."""
+    scorer = SCORERS.get(metric)
+    scores = []
+    for prediction, golds in zip(predictions, references, strict=True):
+        golds = list(golds) or [""]
+        scores.append(QuestionScore(max(scorer.exact(prediction, gold) for gold in golds),
+                                    max(scorer.f1(prediction, gold) for gold in golds),
+                                    any(gold for gold in golds)))
+    return scores
+
+
+def summarize(scores: Sequence[QuestionScore]) -> dict[str, float]:
+    """`exact_match` and `f1` (percent, averaged over questions); with unanswerable questions, also
+    `has_ans_*` / `no_ans_*`. The report's breakdowns average subsets the same way."""
+    result = {"exact_match": _mean([s.exact for s in scores]), "f1": _mean([s.f1 for s in scores])}
+    if not all(s.answerable for s in scores):
+        for name, keep in (("has_ans", True), ("no_ans", False)):
+            result[f"{name}_exact_match"] = _mean([s.exact for s in scores if s.answerable == keep])
+            result[f"{name}_f1"] = _mean([s.f1 for s in scores if s.answerable == keep])
+    return result
+
+
 def score(metric: str, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
     """`exact_match` and `f1` (percent, the max over each question's references, averaged over
     questions); with unanswerable questions (a reference `""`), also `has_ans_*` / `no_ans_*`."""
-    scorer = SCORERS.get(metric)
-    exact, f1, answerable = [], [], []
-    for prediction, golds in zip(predictions, references, strict=True):
-        golds = list(golds) or [""]
-        exact.append(max(scorer.exact(prediction, gold) for gold in golds))
-        f1.append(max(scorer.f1(prediction, gold) for gold in golds))
-        answerable.append(any(gold for gold in golds))
-    result = {"exact_match": _mean(exact), "f1": _mean(f1)}
-    if not all(answerable):
-        for name, keep in (("has_ans", True), ("no_ans", False)):
-            result[f"{name}_exact_match"] = _mean([e for e, a in zip(exact, answerable, strict=True) if a == keep])
-            result[f"{name}_f1"] = _mean([f for f, a in zip(f1, answerable, strict=True) if a == keep])
-    return result
+    return summarize(question_scores(metric, predictions, references))
 
 
 def _mean(values: list[float]) -> float:

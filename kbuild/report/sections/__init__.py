@@ -12,6 +12,7 @@ from kbuild.report.sections import (  # noqa: F401  (registration side effect)
     common,
     generative,
     multilabel,
+    qa,
     regression,
     tagging,
 )
