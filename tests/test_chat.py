@@ -155,6 +155,59 @@ def test_conversations_without_a_reply_in_reach_are_an_error(tmp_path, checkpoin
         _bundle_and_model(tmp_path, checkpoint, [[Message("user", "the cat")], [Message("user", "is")]])
 
 
+def _jsonl_chat_spec(folder, checkpoint, rows: list[str]):
+    import kbuild
+
+    data = folder / "train.jsonl"
+    data.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: tinychat
+        task: chat
+        data: {{train: {data}}}
+        preprocess: {{max_length: 128}}
+        model: {{backbone: {{from: {checkpoint}}}}}
+        train: {{batch_size: 4}}
+    """), encoding="utf-8")
+    return kbuild.load_spec(str(spec)), str(data)
+
+
+def test_json_lines_with_a_list_of_messages_train_as_multi_turn_chat(tmp_path, checkpoint):
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    system = [Message("system", "Be brief."), *CONVERSATION]
+    rows = [json.dumps({"id": 1, "messages": [m._asdict() for m in CONVERSATION]}),
+            json.dumps({"id": 2, "messages": [m._asdict() for m in system]}, ensure_ascii=False)]
+    spec, _ = _jsonl_chat_spec(tmp_path, checkpoint, rows)
+    bundle = build(spec, splits=("train",))
+    from kbuild.data.example import ReadResult
+
+    assert TASKS.get("chat").conversations(ReadResult(bundle.examples["train"]), spec) == [CONVERSATION, system]
+    (_, targets, weights), = bundle.datasets["train"].as_numpy_iterator()
+    trained = [bundle.tokenizer.detokenize(np.asarray([row[w > 0]], np.int32)).numpy()[0] for row, w in
+               zip(targets, weights, strict=True)]
+    assert trained == [b"the cat is<|im_end|>\ncat is the cat<|im_end|>\n"] * 2
+
+
+@pytest.mark.parametrize(("messages", "problem"), [
+    ('"hi there"', r"messages: invalid JSON .*expected a JSON list of"),
+    ('{"role": "user", "content": "hi"}', r"key 'messages' holds an object; expected a JSON list or a string"),
+    ("[]", r"messages: expected a non-empty JSON list of \{role, content\}; received an empty list"),
+    ('[{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]', r"messages\[1\]: unknown role 'bot'"),
+    ('[{"role": "user"}]', r"messages\[0\]: no 'content' key; the object has keys: role"),
+    ('[{"role": "user", "content": 3}]', r"messages\[0\].content: expected a string; received int"),
+    ('["hi"]', r"messages\[0\]: expected an object"),
+])
+def test_a_malformed_messages_list_is_reported_at_its_file_and_line(tmp_path, checkpoint, messages, problem):
+    from kbuild.tasks.bundle import build
+
+    good = json.dumps({"messages": [m._asdict() for m in CONVERSATION]})
+    spec, data = _jsonl_chat_spec(tmp_path, checkpoint, [good, f'{{"messages": {messages}}}'])
+    with pytest.raises(DataError, match=rf"{data}:2: {problem}"):
+        build(spec, splits=("train",))
+
+
 # --- a LoRA run, its export and generation ------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ class ChatTask(Task):
     name = "chat"
     inputs = ()
     optional_inputs = (MESSAGES, PROMPT, RESPONSE)
+    structured_inputs = (MESSAGES,)
     uses_labels = False
     checkpoint_kind = CAUSAL_LM
     backbone_init = False
