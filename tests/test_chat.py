@@ -309,6 +309,14 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
     assert result.exit_code == 0, result.output
     assert result.output.count("(conversation reset)") == 1 and len(result.output.splitlines()) >= 3
 
+    # `kbuild generate --prompt` on a chat run answers one user message: the session's first reply.
+    result = CliRunner().invoke(cli, ["generate", str(chat_run.path), "--prompt", "the cat", "--max-new-tokens", "4",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["completion"] == first
+    result = CliRunner().invoke(cli, ["generate", str(chat_run.path), "--prompt", "the cat", "--sampler", "top_p"])
+    assert result.exit_code == 2 and "decodes greedily inside its graph" in result.output and "drop --sampler" in result.output
+
 
 def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write_spec, tmp_path):
     from kbuild import load_spec
@@ -337,3 +345,62 @@ def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write
     assert segmenter(spec, None)(conversation) == [("S: Write a subject line.\n", False), ("Q: Lunch at noon?\n", False),
                                                    ("A: ", False), ("Lunch</s>", True)]
     assert role_formats_for(spec, None).prompt(conversation[:2]) == "S: Write a subject line.\nQ: Lunch at noon?\nA: "
+
+
+def test_prompt_template_must_hold_the_placeholder_once_and_wraps_instruction_data_only(write_spec, tmp_path):
+    from kbuild import load_spec
+
+    path = write_spec(f"""\
+        name: c
+        task: chat
+        data: {{train: {tmp_path / "x.jsonl"}}}
+        preprocess:
+          chat: {{prompt_template: "Summarise this."}}
+        model: {{backbone: {{from: ./ckpt}}}}
+    """)
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert "spec.yaml:5:" in str(error.value) and "expected {prompt} exactly once" in str(error.value)
+    with pytest.raises(SpecError, match=r"--set preprocess.chat.prompt_template=.*wraps the prompt column of instruction data"):
+        load_spec(path, ["preprocess.chat.prompt_template=Summarise {prompt}"])
+
+
+def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat_session(tmp_path, checkpoint):
+    import tensorflow as tf
+
+    import kbuild
+    from kbuild.data.example import ReadResult
+    from kbuild.generation.chat import ChatSession
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+    from kbuild.tasks.chat import role_formats_for
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"email": "the cat", "subject": "is the cat"}) + "\n", encoding="utf-8")
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(f"""\
+        name: subjects
+        task: chat
+        data: {{train: {data}, columns: {{prompt: email, response: subject}}}}
+        preprocess:
+          max_length: 64
+          chat: {{prompt_template: "Subject {{{{for}}}}:\\n{{prompt}}", max_new_tokens: 6}}
+        model: {{backbone: {{from: {checkpoint}}}}}
+    """), encoding="utf-8")
+    spec = kbuild.load_spec(str(tmp_path / "spec.yaml"))
+    wrapped = "Subject {{for}}:\nthe cat"  # other braces are literal
+    bundle = build(spec, splits=("train",))
+    task = TASKS.get("chat")
+    assert task.conversations(ReadResult(bundle.examples["train"]), spec) == [
+        [Message("user", wrapped), Message("assistant", "is the cat")]]
+
+    functions = task.serving_functions(task.build_model(spec, bundle), bundle, spec)
+    formats = role_formats_for(spec, bundle.tokenizer)
+
+    def completion(message):
+        prompt = tf.constant([formats.prompt([Message("user", message)])])
+        return functions["generate"](prompt, tf.constant(6))["completion"].numpy()[0]
+
+    served = functions["serving_default"](tf.constant(["the cat"]))["reply"].numpy()[0]
+    assert served == completion(wrapped) and served != completion("the cat")
+    session = ChatSession(lambda prompt, n: "ok", formats, user_message=spec.preprocess.chat.user_message)
+    assert session.prompt("the cat") == formats.prompt([Message("user", wrapped)])
