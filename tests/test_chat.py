@@ -404,3 +404,13 @@ def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat
     assert served == completion(wrapped) and served != completion("the cat")
     session = ChatSession(lambda prompt, n: "ok", formats, user_message=spec.preprocess.chat.user_message)
     assert session.prompt("the cat") == formats.prompt([Message("user", wrapped)])
+
+
+def test_chat_starter_spec_validates_as_instruction_data(write_spec):
+    from kbuild import load_spec
+    from kbuild.spec.templates import starter_spec
+
+    spec = load_spec(write_spec(starter_spec("chat")))
+    assert spec.task == "chat" and set(spec.data.columns) == {"prompt", "response"}
+    assert spec.preprocess.chat.user_message("Hi") == "Write a short subject line for this email:\n\nHi"
+    assert spec.model.backbone.lora.rank == 8
