@@ -365,7 +365,7 @@ def test_prompt_template_must_hold_the_placeholder_once_and_wraps_instruction_da
         load_spec(path, ["preprocess.chat.prompt_template=Summarise {prompt}"])
 
 
-def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat_session(tmp_path, checkpoint):
+def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat_session_and_batches_keep_the_cap(tmp_path, checkpoint):
     import tensorflow as tf
 
     import kbuild
@@ -404,6 +404,15 @@ def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat
     assert served == completion(wrapped) and served != completion("the cat")
     session = ChatSession(lambda prompt, n: "ok", formats, user_message=spec.preprocess.chat.user_message)
     assert session.prompt("the cat") == formats.prompt([Message("user", wrapped)])
+
+
+    # Prompts of different lengths share one buffer: each reply is still at most max_new_tokens
+    # tokens, and the one its prompt gets alone.
+    prompts = [formats.prompt([Message("user", text)]) for text in ("the", "the cat is the cat is the cat is the cat")]
+    together = functions["generate"](tf.constant(prompts), tf.constant(2))["completion"].numpy().tolist()
+    alone = [functions["generate"](tf.constant([prompt]), tf.constant(2))["completion"].numpy()[0] for prompt in prompts]
+    assert together == alone
+    assert all(len(bundle.tokenizer.token_ids(tf.constant([reply])).to_list()[0]) <= 2 for reply in together)
 
 
 def test_chat_starter_spec_validates_as_instruction_data(write_spec):
