@@ -363,7 +363,8 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
 
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--prompt", help="language_model: text to continue (\\n stands for a line break).")
+@click.option("--prompt", help="language_model: text to continue (\\n stands for a line break); chat: a user "
+              "message to answer (wrapped by the spec's preprocess.chat.prompt_template).")
 @click.option("--samples", type=int, help="vae: decode this many codes drawn from the prior N(0, I).")
 @click.option("--interpolate", nargs=2, metavar="A B", help="vae: decode points between two sentences' codes.")
 @click.option("--steps", default=5, show_default=True, help="vae: points strictly between A and B (--interpolate).")
@@ -382,7 +383,7 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
 def generate(run: str, prompt: str | None, samples: int | None, interpolate: tuple[str, str] | None, steps: int,
              max_new_tokens: int, sampler: str | None, temperature: float, top_k: int, top_p: float, num_beams: int,
              seed: int | None, stop: tuple[str, ...], no_cache: bool, no_jit: bool, as_json: bool) -> None:
-    """Continue --prompt with the language model trained in RUN; or, for a vae run, decode
+    """Continue --prompt with the language model trained in RUN (a chat run answers it); or, for a vae run, decode
     --samples N sentences from the prior or --interpolate between two sentences."""
     from kbuild.generation.options import GenerationOptions
     from kbuild.generation.requests import check_request
@@ -404,12 +405,19 @@ def generate(run: str, prompt: str | None, samples: int | None, interpolate: tup
             click.echo(f"note: {note}", err=True)
         click.echo(json.dumps(texts.as_dict(), ensure_ascii=False) if as_json else "\n".join(texts.texts))
         return
-    from kbuild.generation.generator import load_generator
+    if request.task == "chat":
+        from kbuild.generation.chat import chat_generation
 
-    result = load_generator(run).generate(_unescape(prompt), options)
+        result = chat_generation(run, _unescape(prompt), options)
+    else:
+        from kbuild.generation.generator import load_generator
+
+        result = load_generator(run).generate(_unescape(prompt), options)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else result.prompt + result.text)
+    # A chat reply answers the prompt rather than continuing it: printed alone.
+    shown = result.text if request.task == "chat" else result.prompt + result.text
+    click.echo(json.dumps(result.as_dict(), ensure_ascii=False) if as_json else shown)
 
 
 @cli.command()

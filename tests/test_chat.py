@@ -155,6 +155,59 @@ def test_conversations_without_a_reply_in_reach_are_an_error(tmp_path, checkpoin
         _bundle_and_model(tmp_path, checkpoint, [[Message("user", "the cat")], [Message("user", "is")]])
 
 
+def _jsonl_chat_spec(folder, checkpoint, rows: list[str]):
+    import kbuild
+
+    data = folder / "train.jsonl"
+    data.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: tinychat
+        task: chat
+        data: {{train: {data}}}
+        preprocess: {{max_length: 128}}
+        model: {{backbone: {{from: {checkpoint}}}}}
+        train: {{batch_size: 4}}
+    """), encoding="utf-8")
+    return kbuild.load_spec(str(spec)), str(data)
+
+
+def test_json_lines_with_a_list_of_messages_train_as_multi_turn_chat(tmp_path, checkpoint):
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    system = [Message("system", "Be brief."), *CONVERSATION]
+    rows = [json.dumps({"id": 1, "messages": [m._asdict() for m in CONVERSATION]}),
+            json.dumps({"id": 2, "messages": [m._asdict() for m in system]}, ensure_ascii=False)]
+    spec, _ = _jsonl_chat_spec(tmp_path, checkpoint, rows)
+    bundle = build(spec, splits=("train",))
+    from kbuild.data.example import ReadResult
+
+    assert TASKS.get("chat").conversations(ReadResult(bundle.examples["train"]), spec) == [CONVERSATION, system]
+    (_, targets, weights), = bundle.datasets["train"].as_numpy_iterator()
+    trained = [bundle.tokenizer.detokenize(np.asarray([row[w > 0]], np.int32)).numpy()[0] for row, w in
+               zip(targets, weights, strict=True)]
+    assert trained == [b"the cat is<|im_end|>\ncat is the cat<|im_end|>\n"] * 2
+
+
+@pytest.mark.parametrize(("messages", "problem"), [
+    ('"hi there"', r"messages: invalid JSON .*expected a JSON list of"),
+    ('{"role": "user", "content": "hi"}', r"key 'messages' holds an object; expected a JSON list or a string"),
+    ("[]", r"messages: expected a non-empty JSON list of \{role, content\}; received an empty list"),
+    ('[{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]', r"messages\[1\]: unknown role 'bot'"),
+    ('[{"role": "user"}]', r"messages\[0\]: no 'content' key; the object has keys: role"),
+    ('[{"role": "user", "content": 3}]', r"messages\[0\].content: expected a string; received int"),
+    ('["hi"]', r"messages\[0\]: expected an object"),
+])
+def test_a_malformed_messages_list_is_reported_at_its_file_and_line(tmp_path, checkpoint, messages, problem):
+    from kbuild.tasks.bundle import build
+
+    good = json.dumps({"messages": [m._asdict() for m in CONVERSATION]})
+    spec, data = _jsonl_chat_spec(tmp_path, checkpoint, [good, f'{{"messages": {messages}}}'])
+    with pytest.raises(DataError, match=rf"{data}:2: {problem}"):
+        build(spec, splits=("train",))
+
+
 # --- a LoRA run, its export and generation ------------------------------------------------------------
 
 
@@ -256,6 +309,14 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
     assert result.exit_code == 0, result.output
     assert result.output.count("(conversation reset)") == 1 and len(result.output.splitlines()) >= 3
 
+    # `kbuild generate --prompt` on a chat run answers one user message: the session's first reply.
+    result = CliRunner().invoke(cli, ["generate", str(chat_run.path), "--prompt", "the cat", "--max-new-tokens", "4",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["completion"] == first
+    result = CliRunner().invoke(cli, ["generate", str(chat_run.path), "--prompt", "the cat", "--sampler", "top_p"])
+    assert result.exit_code == 2 and "decodes greedily inside its graph" in result.output and "drop --sampler" in result.output
+
 
 def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write_spec, tmp_path):
     from kbuild import load_spec
@@ -284,3 +345,81 @@ def test_prompt_and_response_columns_and_a_spec_template_make_one_exchange(write
     assert segmenter(spec, None)(conversation) == [("S: Write a subject line.\n", False), ("Q: Lunch at noon?\n", False),
                                                    ("A: ", False), ("Lunch</s>", True)]
     assert role_formats_for(spec, None).prompt(conversation[:2]) == "S: Write a subject line.\nQ: Lunch at noon?\nA: "
+
+
+def test_prompt_template_must_hold_the_placeholder_once_and_wraps_instruction_data_only(write_spec, tmp_path):
+    from kbuild import load_spec
+
+    path = write_spec(f"""\
+        name: c
+        task: chat
+        data: {{train: {tmp_path / "x.jsonl"}}}
+        preprocess:
+          chat: {{prompt_template: "Summarise this."}}
+        model: {{backbone: {{from: ./ckpt}}}}
+    """)
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert "spec.yaml:5:" in str(error.value) and "expected {prompt} exactly once" in str(error.value)
+    with pytest.raises(SpecError, match=r"--set preprocess.chat.prompt_template=.*wraps the prompt column of instruction data"):
+        load_spec(path, ["preprocess.chat.prompt_template=Summarise {prompt}"])
+
+
+def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat_session_and_batches_keep_the_cap(tmp_path, checkpoint):
+    import tensorflow as tf
+
+    import kbuild
+    from kbuild.data.example import ReadResult
+    from kbuild.generation.chat import ChatSession
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+    from kbuild.tasks.chat import role_formats_for
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"email": "the cat", "subject": "is the cat"}) + "\n", encoding="utf-8")
+    (tmp_path / "spec.yaml").write_text(textwrap.dedent(f"""\
+        name: subjects
+        task: chat
+        data: {{train: {data}, columns: {{prompt: email, response: subject}}}}
+        preprocess:
+          max_length: 64
+          chat: {{prompt_template: "Subject {{{{for}}}}:\\n{{prompt}}", max_new_tokens: 6}}
+        model: {{backbone: {{from: {checkpoint}}}}}
+    """), encoding="utf-8")
+    spec = kbuild.load_spec(str(tmp_path / "spec.yaml"))
+    wrapped = "Subject {{for}}:\nthe cat"  # other braces are literal
+    bundle = build(spec, splits=("train",))
+    task = TASKS.get("chat")
+    assert task.conversations(ReadResult(bundle.examples["train"]), spec) == [
+        [Message("user", wrapped), Message("assistant", "is the cat")]]
+
+    functions = task.serving_functions(task.build_model(spec, bundle), bundle, spec)
+    formats = role_formats_for(spec, bundle.tokenizer)
+
+    def completion(message):
+        prompt = tf.constant([formats.prompt([Message("user", message)])])
+        return functions["generate"](prompt, tf.constant(6))["completion"].numpy()[0]
+
+    served = functions["serving_default"](tf.constant(["the cat"]))["reply"].numpy()[0]
+    assert served == completion(wrapped) and served != completion("the cat")
+    session = ChatSession(lambda prompt, n: "ok", formats, user_message=spec.preprocess.chat.user_message)
+    assert session.prompt("the cat") == formats.prompt([Message("user", wrapped)])
+
+
+    # Prompts of different lengths share one buffer: each reply is still at most max_new_tokens
+    # tokens, and the one its prompt gets alone.
+    prompts = [formats.prompt([Message("user", text)]) for text in ("the", "the cat is the cat is the cat is the cat")]
+    together = functions["generate"](tf.constant(prompts), tf.constant(2))["completion"].numpy().tolist()
+    alone = [functions["generate"](tf.constant([prompt]), tf.constant(2))["completion"].numpy()[0] for prompt in prompts]
+    assert together == alone
+    assert all(len(bundle.tokenizer.token_ids(tf.constant([reply])).to_list()[0]) <= 2 for reply in together)
+
+
+def test_chat_starter_spec_validates_as_instruction_data(write_spec):
+    from kbuild import load_spec
+    from kbuild.spec.templates import starter_spec
+
+    spec = load_spec(write_spec(starter_spec("chat")))
+    assert spec.task == "chat" and set(spec.data.columns) == {"prompt", "response"}
+    assert spec.preprocess.chat.user_message("Hi") == "Write a short subject line for this email:\n\nHi"
+    assert spec.model.backbone.lora.rank == 8

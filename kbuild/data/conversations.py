@@ -34,15 +34,24 @@ def json_turns(text: str) -> list[Message]:
                                 "list of {\"role\": ..., \"content\": ...}") from None
     if not isinstance(value, list) or not value:
         raise ConversationError(f"messages: expected a non-empty JSON list of {{role, content}}; received "
-                                f"{type(value).__name__ if value else 'an empty list'}")
-    messages = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("role"), str) or not isinstance(item.get("content"), str):
-            raise ConversationError(f"messages[{i}]: expected an object with string \"role\" and \"content\"")
-        if item["role"] not in ROLES:
-            raise ConversationError(f"messages[{i}]: unknown role {item['role']!r}; expected one of: {', '.join(ROLES)}")
-        messages.append(Message(item["role"], item["content"]))
-    return messages
+                                f"{'an empty list' if value == [] else type(value).__name__}")
+    return [_message(i, item) for i, item in enumerate(value)]
+
+
+def _message(index: int, item: object) -> Message:
+    """One `{"role": ..., "content": ...}` of a JSON conversation, or what is wrong with it."""
+    where = f"messages[{index}]"
+    if not isinstance(item, dict):
+        raise ConversationError(f"{where}: expected an object {{\"role\": ..., \"content\": ...}}; received "
+                                f"{type(item).__name__}")
+    for key in ("role", "content"):
+        if key not in item:
+            raise ConversationError(f"{where}: no {key!r} key; the object has keys: {', '.join(map(str, item)) or 'none'}")
+        if not isinstance(item[key], str):
+            raise ConversationError(f"{where}.{key}: expected a string; received {type(item[key]).__name__}")
+    if item["role"] not in ROLES:
+        raise ConversationError(f"{where}: unknown role {item['role']!r}; expected one of: {', '.join(ROLES)}")
+    return Message(item["role"], item["content"])
 
 
 _SPACE_BEFORE = re.compile(r"\s+([,.!?;:%)\]’”])")

@@ -24,6 +24,7 @@ def read_splits(
     splits: Iterable[str] = SPLITS,
     files: Mapping[str, str] | None = None,
     inputs: tuple[str, ...] = ("text",),
+    structured: tuple[str, ...] = (),
 ) -> dict[str, ReadResult]:
     """The requested splits that exist, in `SPLITS` order.
 
@@ -34,6 +35,7 @@ def read_splits(
         splits: split names wanted; a split with no source (no test file, say) is left out.
         files: split -> file that replaces the spec's (e.g. `kbuild evaluate --data FILE`).
         inputs: the texts each example holds (the task's inputs, see `read_examples`).
+        structured: the inputs a JSON Lines row may hold as a JSON list (see `read_examples`).
 
     Raises:
         DataError: unknown split name, both `valid` and `valid_fraction` (or `test` and
@@ -67,12 +69,12 @@ def read_splits(
         if split not in wanted and not (split == "train" and needs_train):
             continue
         if split in files:
-            read[split] = read_examples(files[split], data, f"data.{split}", inputs=inputs)
+            read[split] = read_examples(files[split], data, f"data.{split}", inputs=inputs, structured=structured)
         elif split in generated:
             read[split] = generated[split]
         elif spec_files[split] is not None:
             source = train_data if split == "train" else data
-            read[split] = read_examples(spec_files[split], source, f"data.{split}", inputs=inputs)
+            read[split] = read_examples(spec_files[split], source, f"data.{split}", inputs=inputs, structured=structured)
     # Test first, so a spec that adds valid_fraction later keeps its test split unchanged.
     for split, fraction in holding.items() if "train" in read else ():
         read["train"], held = hold_out(read["train"], fraction, seed, data.holdout, f"data.{split}_fraction")

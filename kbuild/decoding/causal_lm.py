@@ -5,8 +5,10 @@ detokeniser in the graph, so a SavedModel generates with tensorflow and tensorfl
 keras_hub's own `generate` runs its loop from Python (and its preprocessor outside the graph);
 this drives the same pieces, `_build_cache` and `call_with_cache`, through the sampler's
 `while_loop` (keras_hub's `generate_step`, written for a graph function). Prompts of different
-lengths share one buffer, left-aligned; the cache is `context` tokens at most: a prompt longer
-than `context - max_new_tokens` keeps its last tokens.
+lengths share one buffer, left-aligned, and each gets `max_new_tokens` at most (the loop runs until
+every row has stopped or the longest prompt has its `max_new_tokens`, so batch prompts of similar
+lengths); the cache is `context` tokens at most: a prompt longer than `context - max_new_tokens`
+keeps its last tokens.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tens
 
     out = sampler(next=next_token, prompt=buffer, cache=cache, index=tf.maximum(tf.reduce_min(lengths), 1),
                   mask=mask, stop_token_ids=stop_ids or None, hidden_states=hidden, model=model)
-    generated = tf.range(total)[tf.newaxis, :] >= lengths[:, tf.newaxis]
+    # A row's reply is at most `new` tokens: the shared buffer gives a shorter prompt more room than
+    # that (it ends `new` tokens after the longest prompt), and its tokens past the cap are dropped.
+    column = tf.range(total)[tf.newaxis, :]
+    generated = (column >= lengths[:, tf.newaxis]) & (column < (lengths + new)[:, tf.newaxis])
     stops = tf.reduce_any(out[..., tf.newaxis] == tf.constant(stop_ids or (-1,), tf.int32), -1) & generated
     kept = generated & (tf.cumsum(tf.cast(stops, tf.int32), axis=1) == 0)
     return tokenizer.detokenize(tf.ragged.boolean_mask(out, kept))

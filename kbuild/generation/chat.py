@@ -15,10 +15,14 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kbuild.data.conversations import Message, with_system
 from kbuild.errors import KbuildError
+from kbuild.generation.generator import Generation
+from kbuild.generation.options import GenerationError, GenerationOptions
 from kbuild.pretrained.chat_template import RoleFormats
+from kbuild.spec.chat import ChatSpec
 
 EXIT, RESET = "/exit", "/reset"
 
@@ -30,22 +34,26 @@ class ChatSession:
         formats: the template's role prefixes and suffixes.
         system: a system message put first in the conversation (None: the template's default).
         max_new_tokens: the most tokens of one reply.
+        user_message: what a typed message becomes before the template wraps it.
     """
 
     generate: Callable[[str, int], str]
     formats: RoleFormats
     system: str | None = None
     max_new_tokens: int = 64
+    user_message: Callable[[str], str] = str
+    """A typed message -> the user message the model reads (the spec's `preprocess.chat.prompt_template`)."""
     history: list[Message] = field(default_factory=list)
 
     def prompt(self, message: str) -> str:
         """The conversation so far and `message`, rendered up to where the reply starts."""
-        return self.formats.prompt(with_system([*self.history, Message("user", message)], self.system))
+        return self.formats.prompt(with_system([*self.history, Message("user", self.user_message(message))],
+                                               self.system))
 
     def reply(self, message: str) -> str:
         """The model's answer to `message`, which joins the conversation with it."""
         answer = self.generate(self.prompt(message), self.max_new_tokens)
-        self.history += [Message("user", message), Message("assistant", answer)]
+        self.history += [Message("user", self.user_message(message)), Message("assistant", answer)]
         return answer
 
     def reset(self) -> None:
@@ -59,27 +67,40 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
 
     path = Path(path)
     if (path / "spec.yaml").is_file():
-        from kbuild.exporter.serving import load_servable
+        return run_session(load_chat_run(path), system, max_new_tokens)
+    import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
 
-        servable = load_servable(str(path), _refuse_other_tasks)
-        functions, chat = servable.functions, servable.spec.preprocess.chat.model_dump()
-        call_generate, call_format = functions["generate"], functions["chat_format"]
-    else:
-        import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
+    from kbuild.exporter.layout import NotAnExport, resolve_version
+    from kbuild.exporter.savedmodel import read_metadata
 
-        from kbuild.exporter.layout import NotAnExport, resolve_version
-        from kbuild.exporter.savedmodel import read_metadata
+    try:
+        version = resolve_version(path)
+    except NotAnExport:
+        raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export") from None
+    metadata = read_metadata(version)
+    if metadata.get("task") != "chat":
+        raise KbuildError(f"{version}: kbuild chat talks to a chat model; this export is of task {metadata.get('task')}")
+    loaded = tf.saved_model.load(str(version))
+    return _session(loaded.signatures, ChatSpec.model_validate(metadata["spec"]["preprocess"]["chat"]), system,
+                    max_new_tokens)
 
-        try:
-            version = resolve_version(path)
-        except NotAnExport:
-            raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export") from None
-        metadata = read_metadata(version)
-        if metadata.get("task") != "chat":
-            raise KbuildError(f"{version}: kbuild chat talks to a chat model; this export is of task {metadata.get('task')}")
-        loaded = tf.saved_model.load(str(version))
-        call_generate, call_format = loaded.signatures["generate"], loaded.signatures["chat_format"]
-        chat = metadata["spec"]["preprocess"]["chat"]
+
+def load_chat_run(path: str | os.PathLike) -> Any:
+    """The chat run's `Servable` (its model and in-graph `generate` and `chat_format` functions)."""
+    from kbuild.exporter.serving import load_servable
+
+    return load_servable(str(path), _refuse_other_tasks)
+
+
+def run_session(servable: Any, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
+    """A session with a loaded chat run (`load_chat_run`)."""
+    return _session(servable.functions, servable.spec.preprocess.chat, system, max_new_tokens)
+
+
+def _session(functions: Any, chat: ChatSpec, system: str | None, max_new_tokens: int | None) -> ChatSession:
+    import tensorflow as tf
+
+    call_generate, call_format = functions["generate"], functions["chat_format"]
 
     def generate(prompt: str, new_tokens: int) -> str:
         out = call_generate(prompt=tf.constant([prompt]), max_new_tokens=tf.constant(new_tokens, tf.int32))
@@ -88,8 +109,27 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
     values = {name: value.numpy().decode("utf-8") for name, value in call_format().items()}
     formats = RoleFormats({role: (values[f"{role}_prefix"], values[f"{role}_suffix"])
                            for role in ("system", "user", "assistant")}, values["head"])
-    return ChatSession(generate, formats, system if system is not None else chat.get("system"),
-                       max_new_tokens or chat.get("max_new_tokens", 64))
+    return ChatSession(generate, formats, system if system is not None else chat.system,
+                       max_new_tokens or chat.max_new_tokens, chat.user_message)
+
+
+def chat_generation(run: str | os.PathLike, prompt: str, options: GenerationOptions) -> Generation:
+    """`kbuild generate --prompt` on a chat run: `prompt` is one user message (wrapped by the spec's
+    `preprocess.chat.prompt_template`, as the export's `serving_default` wraps it), answered by the
+    run's in-graph greedy decoding, stopped at the template's end token."""
+    import tensorflow as tf
+
+    refused = [name for name, given, default in (("--sampler", options.sampler, "greedy"), ("--stop", options.stop, ()))
+               if given != default]
+    if refused:
+        raise GenerationError(f"a chat run decodes greedily inside its graph (as its export does) and stops at the "
+                              f"template's end token; drop {' and '.join(refused)}")
+    if not prompt.strip():
+        raise GenerationError("the prompt is empty; give the user message to answer (e.g. --prompt \"Hi!\")")
+    servable = load_chat_run(run)
+    reply = run_session(servable, max_new_tokens=options.max_new_tokens).reply(prompt)
+    tokens = int(servable.tokenizer.token_ids(tf.constant([reply])).row_lengths()[0])
+    return Generation(prompt, reply, tokens)
 
 
 def _refuse_other_tasks(spec) -> None:

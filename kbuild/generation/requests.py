@@ -1,5 +1,6 @@
 """What `kbuild generate` is asked for, matched with the run's task before anything is loaded:
-`--prompt` continues text with a language model; `--samples` and `--interpolate` decode
+`--prompt` continues text with a language model (or, for a chat run, is one user message the reply
+answers); `--samples` and `--interpolate` decode
 sentences from a vae's latent space. A mismatch is a usage error (exit 2) naming both sides."""
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from kbuild.registry import Registry
 @dataclass(frozen=True)
 class RequestKind:
     option: str
-    task: str
-    """The task whose runs serve this request."""
-    default_sampler: str
+    samplers: dict[str, str]
+    """The tasks whose runs serve this request, each with its default sampler (a chat run decodes
+    greedily, in the graph its export has)."""
 
 
 REQUEST_KINDS: Registry[RequestKind] = Registry("generation request")
 for _name, _kind in {
-    "prompt": RequestKind("--prompt", "language_model", "top_p"),
-    "samples": RequestKind("--samples", "vae", "greedy"),
-    "interpolate": RequestKind("--interpolate", "vae", "greedy"),
+    "prompt": RequestKind("--prompt", {"language_model": "top_p", "chat": "greedy"}),
+    "samples": RequestKind("--samples", {"vae": "greedy"}),
+    "interpolate": RequestKind("--interpolate", {"vae": "greedy"}),
 }.items():
     REQUEST_KINDS.register(_name)(_kind)
 
@@ -48,16 +49,16 @@ def check_request(run: str | os.PathLike, *, prompt: str | None = None, samples:
     (name, value), = given.items()
     kind = REQUEST_KINDS.get(name)
     task = _run_task(run)
-    if task != kind.task:
-        served = [k.option for k in map(REQUEST_KINDS.get, REQUEST_KINDS.names()) if k.task == task]
+    if task not in kind.samplers:
+        served = [k.option for k in map(REQUEST_KINDS.get, REQUEST_KINDS.names()) if task in k.samplers]
         hint = f"; a {task} run takes {' or '.join(served)}" if served else ""
-        raise GenerationError(f"{kind.option} needs a {kind.task} run; {run} is a {task} run{hint}")
+        raise GenerationError(f"{kind.option} needs a {' run or a '.join(kind.samplers)} run; {run} is a {task} run{hint}")
     if name == "samples" and value < 1:
         raise GenerationError(f"Expected --samples >= 1; received {value}")
     if name == "interpolate" and not all(text.strip() for text in value):
         raise GenerationError("--interpolate needs two non-empty sentences, e.g. --interpolate \"a gorgeous film\" "
                               "\"a dull mess\"")
-    return GenerationRequest(name, task, kind.default_sampler)
+    return GenerationRequest(name, task, kind.samplers[task])
 
 
 def _run_task(run: str | os.PathLike) -> str:

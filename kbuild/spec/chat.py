@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kbuild.spec.base import StrictModel
+
+PROMPT_PLACEHOLDER = "{prompt}"
 
 
 class RoleFormat(StrictModel):
@@ -49,3 +51,28 @@ class ChatSpec(StrictModel):
     """A system message put first in every conversation that has none (and in every served one)."""
     max_new_tokens: int = Field(default=64, ge=1, le=4096)
     """Tokens the exported `serving_default` (and `kbuild chat`, by default) may add to a reply."""
+    prompt_template: str | None = None
+    """Instruction data (`prompt` + `response` columns): the user message is this text with
+    `{prompt}` replaced by the prompt column, e.g. `"Write a short subject line for this email:\n\n{prompt}"`.
+    The export's `serving_default` (and `kbuild generate --prompt` on the run) wraps its text the
+    same way, so a served request is phrased as training phrased it. Other braces are literal."""
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _one_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and value.count(PROMPT_PLACEHOLDER) != 1:
+            raise ValueError(f"expected {PROMPT_PLACEHOLDER} exactly once (where the prompt goes); received "
+                             f"{value.count(PROMPT_PLACEHOLDER)} in {value[:60]!r}")
+        return value
+
+    def prompt_parts(self) -> tuple[str, str]:
+        """The text before and after the prompt in a user message (`("", "")` without a template)."""
+        if self.prompt_template is None:
+            return "", ""
+        before, after = self.prompt_template.split(PROMPT_PLACEHOLDER)
+        return before, after
+
+    def user_message(self, prompt: str) -> str:
+        """`prompt` as the user message `prompt_template` makes of it."""
+        before, after = self.prompt_parts()
+        return before + prompt + after

@@ -35,6 +35,9 @@ class Task:
     name in every serving signature, and the fields of `kbuild predict`/`serve` requests."""
     optional_inputs: tuple[str, ...] = ()
     """Inputs a spec adds by naming them in `data.columns` (a pooled task's `text_pair`)."""
+    structured_inputs: tuple[str, ...] = ()
+    """Inputs whose JSON Lines value may be a JSON list rather than a string (chat's `messages`, a
+    list of {role, content}); the reader keeps it as its JSON text and the task parses it."""
     label_padding: int | None = None
     """For per-token labels: the id that pads them in bucketed batches; None for per-example labels."""
     uses_labels: bool = True

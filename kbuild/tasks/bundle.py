@@ -155,7 +155,8 @@ def tokenizer_for(spec: Spec) -> Tokenizer:
 def _read(spec: Spec, splits: Iterable[str], files: Mapping[str, str] | None = None) -> dict[str, ReadResult]:
     """The splits' examples as the task trains on them."""
     task = TASKS.get(spec.task)
-    read = read_splits(spec.data, spec.seed, splits, files, inputs=task.input_names(spec))
+    read = read_splits(spec.data, spec.seed, splits, files, inputs=task.input_names(spec),
+                       structured=task.structured_inputs)
     return {split: task.prepare(result, spec, f"data.{split}") for split, result in read.items()}
 
 

@@ -47,6 +47,7 @@ class ChatTask(Task):
     name = "chat"
     inputs = ()
     optional_inputs = (MESSAGES, PROMPT, RESPONSE)
+    structured_inputs = (MESSAGES,)
     uses_labels = False
     checkpoint_kind = CAUSAL_LM
     backbone_init = False
@@ -74,6 +75,9 @@ class ChatTask(Task):
                                         "prompt and response; e.g. columns: {messages: messages}")
         if spec.preprocess.chat.turns != "json" and MESSAGES not in columns:
             yield ("preprocess", "chat", "turns"), "turns says how the messages column is written; there is none"
+        if spec.preprocess.chat.prompt_template is not None and MESSAGES in columns:
+            yield ("preprocess", "chat", "prompt_template"), ("prompt_template wraps the prompt column of instruction "
+                                                              "data; this spec reads messages (conversations)")
 
     # --- data ------------------------------------------------------------------------------------
     def texts(self, split: ReadResult) -> list[str]:
@@ -94,7 +98,7 @@ class ChatTask(Task):
                 except ConversationError as error:
                     raise DataError(str(error), split.source, example.line) from None
             else:
-                messages = [Message("user", example[PROMPT]), Message("assistant", example[RESPONSE])]
+                messages = [Message("user", chat.user_message(example[PROMPT])), Message("assistant", example[RESPONSE])]
             found.append(with_system(messages, chat.system))
         return found
 
@@ -180,14 +184,15 @@ class ChatTask(Task):
         context = max(SERVING_CONTEXT, spec.preprocess.max_length)
         sampler = keras_hub.samplers.GreedySampler()
         probe = "\x00"
-        before, after = formats.prompt(with_system([Message("user", probe)], spec.preprocess.chat.system)).split(probe)
+        chat = spec.preprocess.chat
+        before, after = formats.prompt(with_system([Message("user", chat.user_message(probe))], chat.system)).split(probe)
 
         def reply(prompts, max_new_tokens):
             return continue_in_graph(model, tokenizer, sampler, prompts, max_new_tokens, stop_ids, context)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
         def serve(text):
-            return {"reply": reply(tf.strings.join([before, text, after]), tf.constant(spec.preprocess.chat.max_new_tokens))}
+            return {"reply": reply(tf.strings.join([before, text, after]), tf.constant(chat.max_new_tokens))}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
                                       tf.TensorSpec([], tf.int32, name="max_new_tokens")])

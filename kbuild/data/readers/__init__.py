@@ -34,7 +34,7 @@ __all__ = [
 
 
 def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True,
-                  inputs: tuple[str, ...] = ("text",)) -> ReadResult:
+                  inputs: tuple[str, ...] = ("text",), structured: tuple[str, ...] = ()) -> ReadResult:
     """Read one split's file as `data` describes it.
 
     Args:
@@ -44,6 +44,7 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True,
         labelled: read the label column too (`False` for prediction input).
         inputs: the names of the texts each example holds (the task's inputs; `data.columns`
             maps each to a column).
+        structured: the inputs a JSON Lines row may hold as a JSON list (kept as its JSON text).
 
     Returns:
         The examples and the number of rows skipped under `on_error: skip`.
@@ -61,7 +62,7 @@ def read_examples(path: str, data: DataSpec, key: str, labelled: bool = True,
     if not found:
         raise DataError(f"{key}: {_not_a_file(file, folder)}: {file}")
     reader = READERS.get(data.format or infer_format(file, key))
-    return reader.read(file, ReadOptions.from_spec(data, key, labelled, inputs))
+    return reader.read(file, ReadOptions.from_spec(data, key, labelled, inputs, structured))
 
 
 def infer_format(file: Path, key: str = "data") -> str:

@@ -55,6 +55,8 @@ class ReadOptions:
             set's `-`, "no majority").
         max_bytes: the largest file read (its size is checked before a byte is read).
         max_row_bytes: the longest line read.
+        structured: inputs whose JSON Lines value may be a JSON list (chat's `messages`, a list of
+            {role, content}); such a value is kept as its JSON text for the task to parse.
     """
 
     key: str
@@ -67,6 +69,7 @@ class ReadOptions:
     drop_labels: tuple[str, ...] = ()
     max_bytes: int = DEFAULT_MAX_BYTES
     max_row_bytes: int = DEFAULT_MAX_ROW_BYTES
+    structured: tuple[str, ...] = ()
 
     @property
     def text_column(self) -> Column:
@@ -81,9 +84,10 @@ class ReadOptions:
 
     @classmethod
     def from_spec(cls, data: DataSpec, key: str, labelled: bool = True,
-                  inputs: tuple[str, ...] = (TEXT,)) -> ReadOptions:
+                  inputs: tuple[str, ...] = (TEXT,), structured: tuple[str, ...] = ()) -> ReadOptions:
         """Options for one split of `data`; `labelled=False` ignores the label column; `inputs`
-        are the names of the texts the task reads (`data.columns` roles besides `label`)."""
+        are the names of the texts the task reads (`data.columns` roles besides `label`), and
+        `structured` those of them a JSON Lines row may hold as a list."""
         for role, column in data.columns.items():
             problem = column_problem(role, column, data.header, (*inputs, LABEL))
             if problem:
@@ -102,6 +106,7 @@ class ReadOptions:
             drop_labels=tuple(data.drop_labels),
             max_bytes=data.max_bytes,
             max_row_bytes=data.max_row_bytes,
+            structured=tuple(name for name in structured if name in inputs),
         )
 
 

@@ -23,7 +23,7 @@ def read_jsonl(path: Path, options: ReadOptions) -> ReadResult:
     ..., "label": ...}` with `data.columns` naming the keys), one per line.
 
     Labels may be JSON strings, numbers or booleans (`1` reads as the label "1"); texts must be
-    strings.
+    strings, except a task's structured inputs (chat's `messages`), which may be JSON lists.
     """
     for role, column in options.columns:
         if isinstance(column, int):
@@ -57,8 +57,12 @@ def _parse_row(line: str, options: ReadOptions) -> tuple[str | None, dict[str, s
         text = row.get(key)
         if text is None:
             return _missing_key(str(key), row), {}, None
-        if not isinstance(text, str):
-            return f"key {key!r} holds {type(text).__name__}; expected a string", {}, None
+        if isinstance(text, list) and name in options.structured:
+            # Kept as JSON text: an Example holds strings, and the task that asked parses it.
+            text = json.dumps(text, ensure_ascii=False)
+        elif not isinstance(text, str):
+            expected = "a JSON list or a string" if name in options.structured else "a string"
+            return f"key {key!r} holds {_json_type(text)}; expected {expected}", {}, None
         texts[name] = text
     if options.label_column is None:
         return None, texts, None
@@ -69,7 +73,13 @@ def _parse_row(line: str, options: ReadOptions) -> tuple[str | None, dict[str, s
         return None, texts, label.strip()
     if isinstance(label, (bool, int, float)):
         return None, texts, json.dumps(label)
-    return f"key {options.label_column!r} holds {type(label).__name__}; expected a string or number", {}, None
+    return f"key {options.label_column!r} holds {_json_type(label)}; expected a string or number", {}, None
+
+
+def _json_type(value: object) -> str:
+    """What a decoded JSON value is, in JSON's words (`an object`, not `dict`)."""
+    names = {dict: "an object", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _missing_key(key: str, row: dict) -> str:
