@@ -238,10 +238,40 @@ class CausalLMTokenizer(PretrainedTokenizer):
         self.end_id = getattr(layer, "end_token_id", None)
         self.pad_id = int(getattr(layer, "pad_token_id", None) or 0)
         self._vocabulary = list(layer.get_vocabulary())
-        self._tokenize = tf.function(layer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
+        specials = sorted(set(getattr(layer, "special_tokens", None) or []), key=lambda token: (-len(token), token))
+        # keras_hub 0.32 hides each unsplittable token behind a placeholder "ĴA", "ĴB", ... and puts
+        # them back in turn, so with 11 or more ("ĴB" is a prefix of "ĴBA"; SmolLM2 has 17, in set
+        # order) `<|im_end|>` came out as ordinary pieces, differently per PYTHONHASHSEED. The special
+        # tokens are split out here instead, as `tokenizers` does, and only the text between them is
+        # BPE'd; keras_hub's own mechanism is switched off.
+        layer.unsplittable_tokens = []
+        self._specials = [(token, int(layer.token_to_id(token))) for token in specials]
+        self._special_ids = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            [token for token, _ in self._specials] or [""], [i for _, i in self._specials] or [-1],
+            tf.string, tf.int64), -1)
+        self._tokenize = tf.function(self._split_and_tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
                                      autograph=False)
         self._detokenize = tf.function(layer.detokenize, input_signature=[tf.RaggedTensorSpec([None, None], tf.int32)],
                                        autograph=False)
+
+    def _split_and_tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """`[batch]` strings -> ragged ids: each special token one id, the text around them BPE'd."""
+        import re
+
+        import tensorflow_text as tf_text
+
+        if not self._specials:
+            return self.layer.tokenize(texts)
+        pattern = "|".join(re.escape(token) for token, _ in self._specials)
+        pieces = tf_text.regex_split(texts, pattern, pattern)
+        flat = pieces.flat_values
+        special = self._special_ids.lookup(flat)
+        is_special = special >= 0
+        text_ids = tf.cast(self.layer.tokenize(tf.where(is_special, "", flat)), tf.int64)
+        special_ids = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(special, is_special),
+                                                       tf.cast(is_special, tf.int64))
+        per_piece = tf.concat([text_ids, special_ids], axis=1)  # one side is empty for every piece
+        return tf.RaggedTensor.from_row_splits(per_piece, pieces.row_splits).merge_dims(1, 2)
 
     @property
     def separator_id(self) -> int:
@@ -260,7 +290,7 @@ class CausalLMTokenizer(PretrainedTokenizer):
         # keras_hub's BPE keeps its merge cache (a mutable hash table) in a plain Python object,
         # which an export does not find by itself.
         cache = getattr(getattr(self.layer, "cache", None), "id2value", None)
-        return [self.layer, *([cache] if cache is not None else [])]
+        return [self.layer, self._special_ids, *([cache] if cache is not None else [])]
 
 
 def _special_token_arguments(layer: Any) -> dict[str, Any]:
