@@ -116,7 +116,7 @@ def test_generate_on_a_chat_run_refuses_what_its_graph_cannot_do(answering_run):
     from kbuild.cli import cli
 
     result = CliRunner().invoke(cli, ["generate", str(answering_run), "--prompt", "hi", "--sampler", "top_p"])
-    assert result.exit_code == 2 and "greedy" in result.output and "--sampler" in result.output
+    assert result.exit_code == 2 and "decodes greedily" in result.output and "--sampler" in result.output
     result = CliRunner().invoke(cli, ["generate", str(answering_run), "--prompt", "hi", "--quantize", "int3"])
     assert result.exit_code == 2 and "int3" in result.output
 
