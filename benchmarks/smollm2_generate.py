@@ -17,21 +17,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbuild.runtime import init_tensorflow  # noqa: E402
+from llm_speed import QUESTION, start_tensorflow, timed  # noqa: E402  (benchmarks/ is the script's folder)
 
 OUT = Path(__file__).resolve().parent / "out"
-QUESTION = "What is the capital of France? Answer in one sentence."
-
-
-def timed(call):
-    start = time.perf_counter()
-    value = call()
-    return value, time.perf_counter() - start
 
 
 def main() -> None:
@@ -41,14 +33,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-
-    def threads() -> None:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-
-    init_tensorflow(before_start=threads)
+    start_tensorflow(args.threads)
     from kbuild.pretrained.causal_lm import load_causal_lm
     from kbuild.pretrained.chat_template import ChatTemplate
     from kbuild.pretrained.checkpoint import read_folder

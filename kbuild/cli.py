@@ -297,13 +297,15 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
               "preprocess.chat.system, else the template's own).")
 @click.option("--max-new-tokens", type=click.IntRange(1), default=None,
               help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
-def chat(model_dir: str, system: str | None, max_new_tokens: int | None) -> None:
+@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "int8", "int4"]),
+              help="Quantise the run's weights first, as `kbuild export --quantize` does (weight-only int8 or int4).")
+def chat(model_dir: str, system: str | None, max_new_tokens: int | None, quantize: str) -> None:
     """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout;
     the conversation is kept. /reset forgets it, /exit (or end of input) ends it."""
     _tensorflow()
     from kbuild.generation.chat import converse, open_chat
 
-    session = open_chat(model_dir, system, max_new_tokens)
+    session = open_chat(model_dir, system, max_new_tokens, quantize)
     if sys.stdin.isatty():
         click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)
     converse(session, sys.stdin, click.echo)
@@ -316,8 +318,9 @@ def chat(model_dir: str, system: str | None, max_new_tokens: int | None) -> None
 @click.option("--format", "fmt", default="savedmodel", show_default=True,
               help="An export format: savedmodel or tflite (kbuild.exporter.formats lists the registered ones).")
 @click.option("--quantize", default="none", show_default=True,
-              help="What the format takes; savedmodel: int8 (Keras model.quantize: Dense, EinsumDense and Embedding "
-                   "weights int8, LSTM/GRU stay float); tflite: dynamic (dynamic-range), float16, or int8 calibrated "
+              help="What the format takes; savedmodel: int8 or int4 (Keras model.quantize, weight-only: Dense, "
+                   "EinsumDense and Embedding weights, a causal LM's generation graph included; LSTM/GRU stay float); "
+                   "tflite: dynamic (dynamic-range), float16, or int8 calibrated "
                    "on train-split examples.")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
     """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
@@ -380,9 +383,12 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
 @click.option("--no-cache", is_flag=True, help="Re-run the whole window per token (for comparison).")
 @click.option("--no-jit", is_flag=True, help="Skip XLA compilation (slower tokens, faster start).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes; vae: texts, notes).")
+@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "int8", "int4"]),
+              help="Quantise the run's weights first, as `kbuild export --quantize` does (weight-only int8 or int4).")
 def generate(run: str, prompt: str | None, samples: int | None, interpolate: tuple[str, str] | None, steps: int,
              max_new_tokens: int, sampler: str | None, temperature: float, top_k: int, top_p: float, num_beams: int,
-             seed: int | None, stop: tuple[str, ...], no_cache: bool, no_jit: bool, as_json: bool) -> None:
+             seed: int | None, stop: tuple[str, ...], no_cache: bool, no_jit: bool, as_json: bool,
+             quantize: str) -> None:
     """Continue --prompt with the language model trained in RUN (a chat run answers it); or, for a vae run, decode
     --samples N sentences from the prior or --interpolate between two sentences."""
     from kbuild.generation.options import GenerationOptions
@@ -396,8 +402,11 @@ def generate(run: str, prompt: str | None, samples: int | None, interpolate: tup
     )
     _tensorflow()
     if request.task == "vae":
+        from kbuild.generation.options import GenerationError
         from kbuild.generation.vae_generator import load_vae_generator
 
+        if quantize != "none":
+            raise GenerationError("--quantize applies to language_model and chat runs; a vae's decoder stays float")
         generator = load_vae_generator(run)
         texts = (generator.sample(samples, options) if request.kind == "samples"
                  else generator.interpolate(*interpolate, steps, options))
@@ -408,11 +417,11 @@ def generate(run: str, prompt: str | None, samples: int | None, interpolate: tup
     if request.task == "chat":
         from kbuild.generation.chat import chat_generation
 
-        result = chat_generation(run, _unescape(prompt), options)
+        result = chat_generation(run, _unescape(prompt), options, quantize)
     else:
         from kbuild.generation.generator import load_generator
 
-        result = load_generator(run).generate(_unescape(prompt), options)
+        result = load_generator(run, quantize).generate(_unescape(prompt), options)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     # A chat reply answers the prompt rather than continuing it: printed alone.

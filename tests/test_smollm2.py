@@ -54,3 +54,43 @@ def test_smollm2_answers_the_capital_of_france_greedily():
     assert ids[0] == 1 and (ids == 1).sum() == 3  # one <|im_start|> per turn: no start token added twice
     answer = model.generate(prompt, max_length=len(ids) + 32, strip_prompt=True)
     assert answer.strip() == "The capital of France is Paris."
+
+
+FACTS = {"What is the capital of France? Answer in one sentence.": "Paris",
+         "What is the capital of Japan? Answer in one sentence.": "Tokyo",
+         "Who wrote Romeo and Juliet? Answer in one sentence.": "Shakespeare"}
+
+
+def _greedy_answers(mode: str) -> list[str]:
+    """SmolLM2's greedy answers to FACTS through the export's decoding graph, its weights quantised as `mode`."""
+    import keras_hub
+    import tensorflow as tf
+
+    from kbuild.decoding.causal_lm import continue_in_graph
+    from kbuild.layers.quantization import quantize_weights
+    from kbuild.pretrained.causal_lm import load_causal_lm
+    from kbuild.pretrained.tokenizer import CausalLMTokenizer
+    from kbuild.spec.preprocess import WordPieceTokenizerSpec
+
+    checkpoint = read_folder(SMOLLM2)
+    tokenizer = CausalLMTokenizer(WordPieceTokenizerSpec(), 1024, locate=lambda: checkpoint).fit([])
+    model = load_causal_lm(checkpoint)
+    quantize_weights(model, mode)
+    template = ChatTemplate.from_folder(SMOLLM2)
+    prompts = [template.render([{"role": "user", "content": question}]) for question in FACTS]
+    stop = (int(tokenizer.token_ids(tf.constant(["<|im_end|>"])).to_list()[0][0]),)
+    sampler = keras_hub.samplers.GreedySampler()
+    answer = tf.function(lambda texts: continue_in_graph(model, tokenizer, sampler, texts, tf.constant(32), stop, 1024))
+    out = answer(tf.constant(prompts))
+    return [answer.decode().strip() for answer in out.numpy()]
+
+
+@pytest.mark.slow
+def test_quantised_smollm2_gives_float32s_answers_to_factual_questions():
+    if not SMOLLM2.is_dir():
+        pytest.skip(f"no {SMOLLM2}: run `make pretrained`")
+    reference = _greedy_answers("none")
+    assert all(fact in answer for fact, answer in zip(FACTS.values(), reference, strict=True)), reference
+    assert _greedy_answers("int8") == reference
+    int4 = _greedy_answers("int4")
+    assert all(fact in answer for fact, answer in zip(FACTS.values(), int4, strict=True)), int4

@@ -48,3 +48,15 @@ def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tens
     stops = tf.reduce_any(out[..., tf.newaxis] == tf.constant(stop_ids or (-1,), tf.int32), -1) & generated
     kept = generated & (tf.cumsum(tf.cast(stops, tf.int32), axis=1) == 0)
     return tokenizer.detokenize(tf.ragged.boolean_mask(out, kept))
+
+
+def perplexity(model: Any, token_ids: Any) -> float:
+    """exp of the mean next-token cross-entropy of a keras_hub `CausalLM` over `token_ids` (`[batch,
+    length]`, every token real): how well it predicts a fixed text (e.g. float against quantised)."""
+    import keras
+    import numpy as np
+
+    ids = np.asarray(token_ids, np.int32)
+    logits = model({"token_ids": ids, "padding_mask": np.ones_like(ids, bool)}, training=False)
+    losses = keras.losses.sparse_categorical_crossentropy(ids[:, 1:], logits[:, :-1], from_logits=True)
+    return float(np.exp(np.mean(keras.ops.convert_to_numpy(losses))))

@@ -1,16 +1,17 @@
 """SavedModel export: a new numbered version, written atomically, self-contained (tokenisation in
 the graph), with metadata.json beside saved_model.pb.
 
-`--quantize int8` applies Keras's own `model.quantize("int8")` to a fresh copy of the run's model
-before it is written: Dense, EinsumDense and Embedding weights become int8 with per-channel
-scales (activations are quantised on the fly); every other layer, LSTM and GRU included, stays
-float. metadata.json lists which layers were quantised and which stayed float.
+`--quantize int8` (or `int4`) quantises the weights of a fresh copy of the run's model with Keras's
+own `model.quantize` (`kbuild.layers.quantization`: Dense, EinsumDense and Embedding kernels, a
+causal LM's tied output projection included; activations stay float) before it is written; every
+other layer, LSTM and GRU included, stays float. The serving functions are rebuilt around the copy,
+so a chat or language model's generation graph decodes with the quantised kernels. metadata.json
+lists which layers were quantised and which stayed float.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,56 +20,53 @@ from kbuild import __version__
 from kbuild.exporter.formats import ExportFormat, LoadedExport, register_format
 from kbuild.exporter.layout import METADATA, SAVED_MODEL, publish_version
 from kbuild.exporter.serving import Servable
+from kbuild.layers.quantization import QuantizedLayers, quantize_weights
 
-SAVEDMODEL_QUANTIZATIONS = ("none", "int8")
-"""`kbuild export --format savedmodel --quantize NAME`: float, or Keras-native int8."""
+SAVEDMODEL_QUANTIZATIONS = ("none", "int8", "int4")
+"""`kbuild export --format savedmodel --quantize NAME`: float, or Keras-native weight-only int8 / int4."""
 
 
 def write_savedmodel(servable: Servable, model_root: Path, quantize: str = "none") -> Path:
     """Write `servable` (its model quantised as `quantize`) as the next version under
     `model_root`; returns the version folder."""
     extra: dict[str, Any] = {"quantize": quantize}
-    if quantize == "int8":
-        servable, extra["quantized_layers"] = int8_servable(servable)
+    if quantize != "none":
+        servable, layers = quantized_servable(servable, quantize)
+        extra["quantized_layers"] = layers.as_dict()
     return publish_version(model_root, lambda staging: save_to(servable, staging, **extra))
 
 
-def int8_servable(servable: Servable) -> tuple[Servable, dict[str, list[str]]]:
-    """`servable` with an int8 copy of its model and serving functions rebuilt around it, and
-    {"int8": layer paths, "float": paths of weighted layers Keras left float}. The copy is a fresh
-    load of the run's model, so the caller's `servable.model` stays float (quantize() rewrites a
-    model in place and cannot be undone)."""
+def quantized_servable(servable: Servable, mode: str) -> tuple[Servable, QuantizedLayers]:
+    """`servable` with a quantised copy of its model and serving functions rebuilt around it. The
+    copy is a fresh load of the run's model, so the caller's `servable.model` stays float
+    (quantising rewrites a model in place and cannot be undone)."""
     from kbuild.runs import load_trained_model
     from kbuild.tasks import TASKS
 
     model = load_trained_model(servable.folder)
-    with warnings.catch_warnings():  # one warning per layer without int8 weights (Dropout, LSTMCell, ...)
-        warnings.filterwarnings("ignore", message=r".*does not have a `quantize` method")
-        model.quantize("int8")
-    quantized, left_float = [], []
-    for layer in model._flatten_layers(include_self=False):
-        if getattr(layer, "quantization_mode", None) == "int8":
-            quantized.append(layer.path)
-        elif layer._trainable_variables and not list(layer._flatten_layers(include_self=False)):
-            left_float.append(layer.path)
-    if not quantized:
-        raise ValueError(f"{servable.folder.path}: int8 quantisation found no Dense, EinsumDense or Embedding layer")
+    layers = quantize_weights(model, mode)
     functions = TASKS.get(servable.spec.task).serving_functions(model, servable.assets, servable.spec)
-    return replace(servable, model=model, functions=functions), {"int8": quantized, "float": left_float}
+    return replace(servable, model=model, functions=functions), layers
 
 
 def save_to(servable: Servable, folder: Path, **extra: Any) -> None:
     """The SavedModel and its metadata.json, written into an existing (staging) folder."""
+    write_graph(servable.trackables(), servable.functions, folder)
+    write_metadata(folder, metadata(servable, fmt="savedmodel", **extra))
+
+
+def write_graph(trackables: list[Any], functions: dict[str, Any], folder: Path) -> None:
+    """The SavedModel of `functions` (signature name -> tf.function), `trackables` (the model and
+    the tokenizers' tables) saved with them."""
     import keras
 
     archive = keras.export.ExportArchive()
     # Track every resource explicitly: untracked lookup tables break the saved graph.
-    for trackable in servable.trackables():
+    for trackable in trackables:
         archive.track(trackable)
-    for name, function in servable.functions.items():
+    for name, function in functions.items():
         archive.add_endpoint(name, function)
     archive.write_out(str(folder), verbose=False)
-    write_metadata(folder, metadata(servable, fmt="savedmodel", **extra))
 
 
 def metadata(servable: Servable, fmt: str, **extra) -> dict:

@@ -55,9 +55,14 @@ class Servable:
         return [self.model, *self.assets.trackables()]
 
 
-def load_servable(run: str, check: Callable[[Spec], None] | None = None) -> Servable:
-    """The run's best model with its serving functions; `check(spec)` may refuse the run (by
-    raising) before its assets and model are loaded."""
+def load_servable(run: str, check: Callable[[Spec], None] | None = None, quantize: str = "none") -> Servable:
+    """The run's best model, its weights quantised as `quantize` (`kbuild.layers.quantization`),
+    with its serving functions; `check(spec)` may refuse the run (by raising) before its assets
+    and model are loaded."""
+    from kbuild.layers.quantization import check_mode, quantize_weights
+
+    check_mode(quantize)
     folder, spec, assets, model = load_trained_run(run, check)
+    quantize_weights(model, quantize)
     functions = TASKS.get(spec.task).serving_functions(model, assets, spec)
     return Servable(folder, spec, assets, model, functions)

@@ -60,14 +60,17 @@ class ChatSession:
         self.history.clear()
 
 
-def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
+def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens: int | None = None,
+              quantize: str = "none") -> ChatSession:
     """A session with the chat run folder (has spec.yaml) or export (a model folder or version) at
-    `path`; `system` and `max_new_tokens` default to the spec's `preprocess.chat`."""
+    `path`; `system` and `max_new_tokens` default to the spec's `preprocess.chat`. `quantize`
+    (int8, int4) quantises a run's weights as `kbuild export --quantize` does; an export's are
+    fixed when it is written."""
     import tensorflow as tf
 
     path = Path(path)
     if (path / "spec.yaml").is_file():
-        return run_session(load_chat_run(path), system, max_new_tokens)
+        return run_session(load_chat_run(path, quantize), system, max_new_tokens)
     import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
 
     from kbuild.exporter.layout import NotAnExport, resolve_version
@@ -77,6 +80,9 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
         version = resolve_version(path)
     except NotAnExport:
         raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export") from None
+    if quantize != "none":
+        raise GenerationError(f"{version}: an export's weights are fixed when it is written; --quantize applies "
+                              f"to a run folder (or export the run with `kbuild export RUN --quantize {quantize}`)")
     metadata = read_metadata(version)
     if metadata.get("task") != "chat":
         raise KbuildError(f"{version}: kbuild chat talks to a chat model; this export is of task {metadata.get('task')}")
@@ -85,11 +91,12 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
                     max_new_tokens)
 
 
-def load_chat_run(path: str | os.PathLike) -> Any:
-    """The chat run's `Servable` (its model and in-graph `generate` and `chat_format` functions)."""
+def load_chat_run(path: str | os.PathLike, quantize: str = "none") -> Any:
+    """The chat run's `Servable` (its model, its weights quantised as `quantize`, and in-graph
+    `generate` and `chat_format` functions)."""
     from kbuild.exporter.serving import load_servable
 
-    return load_servable(str(path), _refuse_other_tasks)
+    return load_servable(str(path), _refuse_other_tasks, quantize)
 
 
 def run_session(servable: Any, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
@@ -113,10 +120,12 @@ def _session(functions: Any, chat: ChatSpec, system: str | None, max_new_tokens:
                        max_new_tokens or chat.max_new_tokens, chat.user_message)
 
 
-def chat_generation(run: str | os.PathLike, prompt: str, options: GenerationOptions) -> Generation:
+def chat_generation(run: str | os.PathLike, prompt: str, options: GenerationOptions,
+                    quantize: str = "none") -> Generation:
     """`kbuild generate --prompt` on a chat run: `prompt` is one user message (wrapped by the spec's
     `preprocess.chat.prompt_template`, as the export's `serving_default` wraps it), answered by the
-    run's in-graph greedy decoding, stopped at the template's end token."""
+    run's in-graph greedy decoding (its weights quantised as `quantize`), stopped at the template's
+    end token."""
     import tensorflow as tf
 
     refused = [name for name, given, default in (("--sampler", options.sampler, "greedy"), ("--stop", options.stop, ()))
@@ -126,7 +135,7 @@ def chat_generation(run: str | os.PathLike, prompt: str, options: GenerationOpti
                               f"template's end token; drop {' and '.join(refused)}")
     if not prompt.strip():
         raise GenerationError("the prompt is empty; give the user message to answer (e.g. --prompt \"Hi!\")")
-    servable = load_chat_run(run)
+    servable = load_chat_run(run, quantize)
     reply = run_session(servable, max_new_tokens=options.max_new_tokens).reply(prompt)
     tokens = int(servable.tokenizer.token_ids(tf.constant([reply])).row_lengths()[0])
     return Generation(prompt, reply, tokens)

@@ -165,17 +165,22 @@ def _compile(function: Any, jit_compile: bool) -> Any:
     ], reduce_retracing=True)
 
 
-def load_generator(run: str | os.PathLike) -> Generator:
-    """A `Generator` over the best model of a trained language-model run folder."""
+def load_generator(run: str | os.PathLike, quantize: str = "none") -> Generator:
+    """A `Generator` over the best model of a trained language-model run folder, its weights
+    quantised as `quantize` (`kbuild.layers.quantization`: none, int8 or int4)."""
+    from kbuild.layers.quantization import check_mode, quantize_weights
     from kbuild.runs import load_run_for
 
+    check_mode(quantize)
     loaded = load_run_for(run, "language_model", "generation", GenerationError)
+    quantize_weights(loaded.model, quantize)
     return Generator(loaded.model, loaded.spec, loaded.assets.tokenizer)
 
 
-def generate(run: str | os.PathLike, prompt: str, options: GenerationOptions | None = None) -> Generation:
+def generate(run: str | os.PathLike, prompt: str, options: GenerationOptions | None = None,
+             quantize: str = "none") -> Generation:
     """Continue `prompt` with the language model of `run` (API twin of `kbuild generate`)."""
-    result = load_generator(run).generate(prompt, options or GenerationOptions())
+    result = load_generator(run, quantize).generate(prompt, options or GenerationOptions())
     for note in result.notes:
         print(f"[kbuild] note: {note}", file=sys.stderr)
     return result

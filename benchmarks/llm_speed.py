@@ -1,0 +1,179 @@
+"""Batch-1 greedy generation speed of a causal LM checkpoint, side by side in one process on one CPU:
+kbuild's export (float32, weight-only int8, int4), keras_hub's own `generate`, and llama.cpp (through
+`llama_cpp`, when importable: a benchmark-only dependency, not installed by kbuild); plus each
+quantisation's perplexity on a fixed text against float32's.
+
+kbuild's rows are the export's `generate` signature: the chat task's serving functions built around
+the checkpoint (quantised by `kbuild.layers.quantization`, as `kbuild export --quantize` does), written
+as a SavedModel (`kbuild.exporter.savedmodel.write_graph`) and loaded back with `tf.saved_model.load`.
+Each row: one warm-up call (graph start-up, timed apart), then `--new-tokens` tokens with the
+key/value cache from a prompt that gives no early end token; tokens/s counts the tokens actually
+generated over the call's wall time (prefill included). The factual question is answered by each
+row too (the export's `serving_default`).
+
+    nice -n 10 .venv/bin/python benchmarks/llm_speed.py [--checkpoint pretrained/SmolLM2-135M-Instruct]
+        [--new-tokens 128] [--threads 2] [--gguf PATH]
+
+Prints one JSON object and writes benchmarks/out/llm_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kbuild.runtime import init_tensorflow  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+QUESTION = "What is the capital of France? Answer in one sentence."
+CONTINUE = "The history of the city of Paris begins"
+FIXED_TEXT = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named after "
+    "the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. Locally nicknamed "
+    "\"La dame de fer\" (French for \"Iron Lady\"), it was constructed as the centrepiece of the 1889 World's Fair, "
+    "and to crown the centennial anniversary of the French Revolution. Although initially criticised by some of "
+    "France's leading artists and intellectuals for its design, it has since become a global cultural icon of "
+    "France and one of the most recognisable structures in the world.")
+"""A fixed English paragraph (Wikipedia's opening of "Eiffel Tower", CC BY-SA) for perplexity."""
+MODES = ("none", "int8", "int4")
+
+
+def start_tensorflow(threads: int) -> None:
+    """TensorFlow with `threads` intra-op threads and one inter-op thread: batch-1 decoding as a
+    user's machine with that many cores runs it."""
+
+    def configure() -> None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    init_tensorflow(before_start=configure)
+
+
+def timed(call):
+    start = time.perf_counter()
+    value = call()
+    return value, time.perf_counter() - start
+
+
+def chat_spec(checkpoint: Path, folder: Path):
+    """A chat spec over the checkpoint: what the export's serving functions are built from."""
+    from kbuild import load_spec
+
+    (folder / "train.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                                 {"role": "assistant", "content": "hi"}]}) + "\n")
+    (folder / "spec.yaml").write_text(f"name: llm-speed\ntask: chat\ndata: {{train: {folder / 'train.jsonl'}}}\n"
+                                      f"model: {{backbone: {{from: {checkpoint.resolve()}}}}}\n")
+    return load_spec(folder / "spec.yaml")
+
+
+def kbuild_export_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids) -> dict:
+    import tensorflow as tf
+
+    from kbuild.decoding.causal_lm import perplexity
+    from kbuild.exporter.savedmodel import write_graph
+    from kbuild.layers.quantization import quantize_weights
+    from kbuild.pretrained.causal_lm import load_causal_lm
+    from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import Assets
+
+    model = load_causal_lm(inspect(spec, CAUSAL_LM))
+    model.preprocessor = None
+    quantize_weights(model, mode)
+    row: dict = {"perplexity": round(perplexity(model, ids), 4)}
+    functions = TASKS.get("chat").serving_functions(model, Assets(tokenizer, []), spec)
+    version = folder / mode
+    _, row["export_s"] = timed(lambda: write_graph([model, *tokenizer.trackables()], functions, version))
+    row["export_mb"] = round(sum(f.stat().st_size for f in version.rglob("*") if f.is_file()) / 2**20, 1)
+    loaded = tf.saved_model.load(str(version))
+    generate, serve = loaded.signatures["generate"], loaded.signatures["serving_default"]
+
+    def run(n: int):
+        return generate(prompt=tf.constant([CONTINUE]), max_new_tokens=tf.constant(n, tf.int32))["completion"]
+
+    _, row["first_call_s"] = timed(lambda: run(4))
+    completion, seconds = timed(lambda: run(new_tokens))
+    tokens = int(tokenizer.token_ids(completion).row_lengths()[0])
+    row.update(new_tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds, 2),
+               answer=serve(text=tf.constant([QUESTION]))["reply"].numpy()[0].decode("utf-8", "replace").strip())
+    return row
+
+
+def keras_hub_row(checkpoint, new_tokens: int) -> dict:
+    from kbuild.pretrained.causal_lm import load_causal_lm
+    from kbuild.pretrained.chat_template import ChatTemplate
+
+    model = load_causal_lm(checkpoint)
+    model.compile(sampler="greedy")
+    prompt_tokens = int(model.preprocessor.tokenizer(CONTINUE).shape[0])
+    length = prompt_tokens + new_tokens
+    _, first = timed(lambda: model.generate(CONTINUE, max_length=length, stop_token_ids=None))
+    _, seconds = timed(lambda: model.generate(CONTINUE, max_length=length, stop_token_ids=None))
+    question = ChatTemplate.from_folder(checkpoint.path).render([{"role": "user", "content": QUESTION}])
+    answer = model.generate(question, max_length=int(model.preprocessor.tokenizer(question).shape[0]) + 32,
+                            strip_prompt=True)
+    return {"first_call_s": round(first, 1), "new_tokens": new_tokens, "seconds": round(seconds, 2),
+            "tokens_per_s": round(new_tokens / seconds, 2), "answer": answer.strip()}
+
+
+def llama_cpp_row(gguf: Path | None, new_tokens: int, threads: int) -> dict:
+    try:
+        import llama_cpp
+    except ImportError:
+        print("llama.cpp: not installed", file=sys.stderr)
+        return {"status": "llama.cpp: not installed (pip install llama-cpp-python, a benchmark-only dependency)"}
+    if gguf is None or not gguf.is_file():
+        return {"status": f"llama.cpp: no GGUF file ({gguf}); pass --gguf"}
+    model = llama_cpp.Llama(model_path=str(gguf), n_threads=threads, n_ctx=1024, verbose=False)
+    model(CONTINUE, max_tokens=4, temperature=0.0)
+    out, seconds = timed(lambda: model(CONTINUE, max_tokens=new_tokens, temperature=0.0))
+    tokens = out["usage"]["completion_tokens"]
+    return {"new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=Path("pretrained/SmolLM2-135M-Instruct"))
+    parser.add_argument("--gguf", type=Path, default=None, help="The GGUF llama.cpp reads (its own file).")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    start_tensorflow(args.threads)
+    import tensorflow as tf
+
+    from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
+    from kbuild.pretrained.tokenizer import pretrained_tokenizer
+
+    result: dict = {"checkpoint": str(args.checkpoint), "threads": args.threads,
+                    "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        spec = chat_spec(args.checkpoint, folder)
+        tokenizer = pretrained_tokenizer(spec, kind=CAUSAL_LM).fit([])
+        ids = tokenizer.token_ids(tf.constant([FIXED_TEXT])).to_tensor().numpy()
+        result["perplexity_tokens"] = int(ids.shape[1])
+        for mode in MODES:
+            result[f"kbuild export {mode}"] = row = kbuild_export_row(spec, tokenizer, mode, folder, args.new_tokens, ids)
+            print(mode, json.dumps(row), flush=True)
+        result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
+    result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads)
+    reference = result["kbuild export none"]["perplexity"]
+    result["perplexity_vs_float32"] = {mode: round(result[f"kbuild export {mode}"]["perplexity"] / reference - 1, 5)
+                                       for mode in MODES[1:]}
+    result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(result, indent=2))
+    OUT.mkdir(exist_ok=True)
+    (OUT / "llm_speed.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
