@@ -103,5 +103,5 @@ def test_tflite_folder_ships_tokenizer_vocabulary_and_metadata(bilstm_run, tmp_p
 
 def test_a_tflite_only_quantization_on_savedmodel_is_a_usage_error(bilstm_run, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(bilstm_run), "--quantize", "float16", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "savedmodel (none, int8)" in result.output
+    assert result.exit_code == 2 and "savedmodel (none, int8, int4)" in result.output
     assert not (tmp_path / "x").exists()
