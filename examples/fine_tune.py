@@ -7,7 +7,7 @@
 
 Run from the repository root after `make pretrained`:
 
-    python examples/fine_tune.py                 # the spec's budget: 2 epochs (epochs: auto), about 25 min on 2 idle cores
+    python examples/fine_tune.py                 # the spec's budget: 2 epochs (one took 11.5 min on 2 idle cores)
     python examples/fine_tune.py --steps 50      # a quick look
     python examples/fine_tune.py --lora 8        # LoRA adapters instead of full fine-tuning
 """
