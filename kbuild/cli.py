@@ -34,6 +34,13 @@ class _TrainSample(click.ParamType):
         self.fail(f"{value!r} is neither a positive number of rows nor 'all'", param, ctx)
 
 
+_quantize_run_option = click.option(
+    # The names of kbuild.layers.quantization's modes, written out: importing it loads Keras, and
+    # `--help` must not (tests/test_quantized_generation.py checks they agree).
+    "--quantize", default="none", show_default=True, type=click.Choice(["none", "int8", "int4"]),
+    help="Quantise the run's weights first, as `kbuild export --quantize` does (int8, or weight-only int4).")
+
+
 class _Group(click.Group):
     """Turns library errors into one-line messages and exit codes (tracebacks only with --debug)."""
 
@@ -297,8 +304,7 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
               "preprocess.chat.system, else the template's own).")
 @click.option("--max-new-tokens", type=click.IntRange(1), default=None,
               help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
-@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "int8", "int4"]),
-              help="Quantise the run's weights first, as `kbuild export --quantize` does (weight-only int8 or int4).")
+@_quantize_run_option
 def chat(model_dir: str, system: str | None, max_new_tokens: int | None, quantize: str) -> None:
     """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout;
     the conversation is kept. /reset forgets it, /exit (or end of input) ends it."""
@@ -318,8 +324,9 @@ def chat(model_dir: str, system: str | None, max_new_tokens: int | None, quantiz
 @click.option("--format", "fmt", default="savedmodel", show_default=True,
               help="An export format: savedmodel or tflite (kbuild.exporter.formats lists the registered ones).")
 @click.option("--quantize", default="none", show_default=True,
-              help="What the format takes; savedmodel: int8 or int4 (Keras model.quantize, weight-only: Dense, "
-                   "EinsumDense and Embedding weights, a causal LM's generation graph included; LSTM/GRU stay float); "
+              help="What the format takes; savedmodel: int8 or int4 (Keras model.quantize of Dense, EinsumDense "
+                   "and Embedding weights, int4 weight-only, a causal LM's generation graph included; LSTM/GRU stay "
+                   "float); "
                    "tflite: dynamic (dynamic-range), float16, or int8 calibrated "
                    "on train-split examples.")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
@@ -383,8 +390,7 @@ def serve(export_root: str, host: str, port: int, batching: bool, max_batch_size
 @click.option("--no-cache", is_flag=True, help="Re-run the whole window per token (for comparison).")
 @click.option("--no-jit", is_flag=True, help="Skip XLA compilation (slower tokens, faster start).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (prompt, completion, tokens, notes; vae: texts, notes).")
-@click.option("--quantize", default="none", show_default=True, type=click.Choice(["none", "int8", "int4"]),
-              help="Quantise the run's weights first, as `kbuild export --quantize` does (weight-only int8 or int4).")
+@_quantize_run_option
 def generate(run: str, prompt: str | None, samples: int | None, interpolate: tuple[str, str] | None, steps: int,
              max_new_tokens: int, sampler: str | None, temperature: float, top_k: int, top_p: float, num_beams: int,
              seed: int | None, stop: tuple[str, ...], no_cache: bool, no_jit: bool, as_json: bool,

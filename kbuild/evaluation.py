@@ -20,16 +20,16 @@ def evaluate(run: str | os.PathLike, split: str = "valid", data_file: str | None
     by default the run's `eval.train_sample`, as training's final scores were; the result's
     `scored_rows` then says how many of how many rows it read.
     """
-    from kbuild.spec.evaluation import TRAIN_SAMPLE, EvalSpec
+    from kbuild.spec.evaluation import TRAIN_SAMPLE
     from kbuild.tasks.bundle import load_bundle, scoring_bundle
 
     if split not in SPLITS:
         raise KbuildError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     folder = open_run(run)
     spec = load_spec(folder.spec)
-    chosen = (spec.eval or EvalSpec()).train_sample if train_sample is None else train_sample
+    chosen = spec.evaluation.train_sample if train_sample is None else train_sample
     # A run that skipped its final train score (train_sample: 0) is still scored when asked to be.
-    spec.eval = (spec.eval or EvalSpec()).model_copy(update={"train_sample": chosen or TRAIN_SAMPLE})
+    spec.eval = spec.evaluation.model_copy(update={"train_sample": chosen or TRAIN_SAMPLE})
     files = {split: data_file} if data_file else None
     bundle = load_bundle(spec, folder.assets, splits=(split,), files=files)
     if split not in bundle.datasets:

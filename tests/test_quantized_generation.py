@@ -162,3 +162,12 @@ def test_a_quantised_export_answers_as_float32_in_a_fresh_process(answering_run,
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == float_answers[0]
+
+
+def test_the_cli_offers_exactly_the_registered_quantisations():
+    from kbuild.cli import chat, generate
+    from kbuild.layers.quantization import NONE, WEIGHT_QUANTIZATIONS
+
+    for command in (generate, chat):
+        [option] = [param for param in command.params if param.name == "quantize"]
+        assert tuple(option.type.choices) == (NONE, *WEIGHT_QUANTIZATIONS.names())

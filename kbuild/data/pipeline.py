@@ -125,13 +125,17 @@ def bucketed_batches(token_ids: np.ndarray, batch_size: int) -> int:
     """Batches in one bucketed pass over `token_ids` `[count, max_length]`: per bucket (see `_bucket`),
     its rows in batches of `batch_size`, the last one partial."""
     lengths = np.maximum(np.sum(token_ids != PAD_ID, axis=1), 1)
-    boundaries = [length + 1 for length in bucket_lengths(token_ids.shape[1])]
-    rows = np.bincount(np.searchsorted(boundaries, lengths, side="right"))
+    rows = np.bincount(np.searchsorted(_bucket_boundaries(token_ids.shape[1]), lengths, side="right"))
     return int(sum(-(-int(n) // batch_size) for n in rows))
 
 
+def _bucket_boundaries(max_length: int) -> list[int]:
+    # Bucket i holds lengths < boundary i and is padded to boundary - 1 = bucket_lengths()[i].
+    return [length + 1 for length in bucket_lengths(max_length)]
+
+
 def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int | None) -> tf.data.Dataset:
-    lengths = bucket_lengths(max_length)
+    boundaries = _bucket_boundaries(max_length)
 
     def trim(features, label):
         # Padding is only ever trailing, so the non-pad count is the length. Every feature and a
@@ -144,9 +148,8 @@ def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_pa
     feature_spec, label_spec = trimmed.element_spec
     return trimmed.bucket_by_sequence_length(
         element_length_func=lambda features, label: tf.shape(_token_ids(features))[0],
-        # Bucket i holds lengths < boundary i and is padded to boundary - 1 = lengths[i].
-        bucket_boundaries=[length + 1 for length in lengths],
-        bucket_batch_sizes=[batch_size] * (len(lengths) + 1),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, (feature_spec, label_spec)),
         padding_values=(
             tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),

@@ -1,9 +1,10 @@
 """SavedModel export: a new numbered version, written atomically, self-contained (tokenisation in
 the graph), with metadata.json beside saved_model.pb.
 
-`--quantize int8` (or `int4`) quantises the weights of a fresh copy of the run's model with Keras's
-own `model.quantize` (`kbuild.layers.quantization`: Dense, EinsumDense and Embedding kernels, a
-causal LM's tied output projection included; activations stay float) before it is written; every
+`--quantize int8` (or `int4`) quantises a fresh copy of the run's model with Keras's own
+`model.quantize` (`kbuild.layers.quantization`: Dense, EinsumDense and Embedding kernels, a causal
+LM's tied output projection included; int8 also quantises their inputs on the fly, int4 is
+weight-only) before it is written; every
 other layer, LSTM and GRU included, stays float. The serving functions are rebuilt around the copy,
 so a chat or language model's generation graph decodes with the quantised kernels. metadata.json
 lists which layers were quantised and which stayed float.
@@ -20,10 +21,10 @@ from kbuild import __version__
 from kbuild.exporter.formats import ExportFormat, LoadedExport, register_format
 from kbuild.exporter.layout import METADATA, SAVED_MODEL, publish_version
 from kbuild.exporter.serving import Servable
-from kbuild.layers.quantization import QuantizedLayers, quantize_weights
+from kbuild.layers.quantization import NONE, WEIGHT_QUANTIZATIONS, QuantizedLayers, quantize_weights
 
-SAVEDMODEL_QUANTIZATIONS = ("none", "int8", "int4")
-"""`kbuild export --format savedmodel --quantize NAME`: float, or Keras-native weight-only int8 / int4."""
+SAVEDMODEL_QUANTIZATIONS = (NONE, *WEIGHT_QUANTIZATIONS.names())
+"""`kbuild export --format savedmodel --quantize NAME`: float, or Keras-native int8 / weight-only int4."""
 
 
 def write_savedmodel(servable: Servable, model_root: Path, quantize: str = "none") -> Path:

@@ -10,9 +10,8 @@
   inputs (Keras's sub-channel default; a layer narrower than a block gets one block): smaller, and
   slower than float32 on a CPU for the same reason.
 
-Dense, EinsumDense, Embedding and keras_hub's tied
-ReversibleEmbedding take both modes; every other layer (norms, LSTM and GRU cells) stays float,
-and `QuantizedLayers` lists which did what. Quantising rewrites a model in place and cannot be
+Dense, EinsumDense, Embedding and keras_hub's tied ReversibleEmbedding take both modes; every other
+layer (norms, LSTM and GRU cells) stays float, and `QuantizedLayers` lists which did what. Quantising rewrites a model in place and cannot be
 undone: quantise a fresh load, never a model someone else holds.
 """
 

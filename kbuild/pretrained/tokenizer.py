@@ -12,6 +12,7 @@ its export need the checkpoint folder no more.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,25 +246,20 @@ class CausalLMTokenizer(PretrainedTokenizer):
         # tokens are split out here instead, as `tokenizers` does, and only the text between them is
         # BPE'd; keras_hub's own mechanism is switched off.
         layer.unsplittable_tokens = []
-        self._specials = [(token, int(layer.token_to_id(token))) for token in specials]
+        # Longest first, so a special token that starts another never splits it.
+        self._special_pattern = "|".join(re.escape(token) for token in specials)
         self._special_ids = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            [token for token, _ in self._specials] or [""], [i for _, i in self._specials] or [-1],
-            tf.string, tf.int64), -1)
-        self._tokenize = tf.function(self._split_and_tokenize, input_signature=[tf.TensorSpec([None], tf.string)],
-                                     autograph=False)
+            specials, [int(layer.token_to_id(token)) for token in specials], tf.string, tf.int64), -1) if specials else None
+        self._tokenize = tf.function(self._split_and_tokenize if specials else layer.tokenize,
+                                     input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
         self._detokenize = tf.function(layer.detokenize, input_signature=[tf.RaggedTensorSpec([None, None], tf.int32)],
                                        autograph=False)
 
     def _split_and_tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """`[batch]` strings -> ragged ids: each special token one id, the text around them BPE'd."""
-        import re
-
         import tensorflow_text as tf_text
 
-        if not self._specials:
-            return self.layer.tokenize(texts)
-        pattern = "|".join(re.escape(token) for token, _ in self._specials)
-        pieces = tf_text.regex_split(texts, pattern, pattern)
+        pieces = tf_text.regex_split(texts, self._special_pattern, self._special_pattern)
         flat = pieces.flat_values
         special = self._special_ids.lookup(flat)
         is_special = special >= 0
@@ -290,7 +286,7 @@ class CausalLMTokenizer(PretrainedTokenizer):
         # keras_hub's BPE keeps its merge cache (a mutable hash table) in a plain Python object,
         # which an export does not find by itself.
         cache = getattr(getattr(self.layer, "cache", None), "id2value", None)
-        return [self.layer, self._special_ids, *([cache] if cache is not None else [])]
+        return [self.layer, *(table for table in (self._special_ids, cache) if table is not None)]
 
 
 def _special_token_arguments(layer: Any) -> dict[str, Any]:

@@ -66,6 +66,12 @@ class Spec(StrictModel):
         return self
 
     @property
+    def evaluation(self) -> EvalSpec:
+        """`eval:`, or its defaults where the spec leaves the section out (it then stays out of the
+        resolved spec and its hash)."""
+        return self.eval or EvalSpec()
+
+    @property
     def source(self) -> str:
         """The file this spec was loaded from (for messages)."""
         return self._source

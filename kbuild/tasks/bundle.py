@@ -241,9 +241,7 @@ def _split_data(bundle: DataBundle, spec: Spec, split: str, result: ReadResult, 
 
 def scoring_bundle(bundle: DataBundle, spec: Spec, split: str) -> DataBundle:
     """What a final score of `split` reads: valid and test in full, train on `eval.train_sample` rows."""
-    from kbuild.spec.evaluation import EvalSpec
-
-    sample = (spec.eval or EvalSpec()).train_sample
+    sample = spec.evaluation.train_sample
     if split != "train" or sample == "all":
         return bundle
     return sample_split(bundle, spec, split, sample)

@@ -29,14 +29,13 @@ class FinalScores:
 def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec) -> FinalScores:
     """Metrics of the saved best model on every split the bundle has (the task decides which):
     valid and test in full, train on `eval.train_sample` rows of it."""
-    from kbuild.spec.evaluation import EvalSpec
     from kbuild.tasks.bundle import scoring_bundle
 
     best = load_trained_model(folder)
     task = TASKS.get(spec.task)
     scores = FinalScores()
     for split in bundle.datasets:
-        if split == "train" and (spec.eval or EvalSpec()).train_sample == 0:
+        if split == "train" and spec.evaluation.train_sample == 0:
             scores.rows[split] = {"rows": 0, "of": len(bundle.examples[split])}
             continue
         scored = scoring_bundle(bundle, spec, split)
