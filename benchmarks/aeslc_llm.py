@@ -10,6 +10,11 @@ tokens), exactly as the export answers it:
         [--spec specs/aeslc_smollm2.yaml]                                      # prompted as the spec prompts
     KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --run runs/aeslc-smollm2/<stamp>
     ... [--limit 200] [--batch 1] [--threads 2] [--out benchmarks/out/aeslc_llm_before.json]
+    KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --before --perplexity-only
+
+`--perplexity-only` (with --before) scores the spec's valid split instead: loss and perplexity over the
+subject tokens, by the chat task's own `evaluate`, the code that writes a trained run's
+`metrics.valid.perplexity` into its results.json, so the two numbers compare.
 
 ROUGE-1/2/L F1 (rouge-score, Porter stemming, through `kbuild.tasks.rouge`) against the original
 `subject` (the single reference of Hugging Face/TFDS `aeslc` and PEGASUS: the `rouge` columns), and
@@ -65,6 +70,19 @@ def before(spec_path: Path):
     return f"{Path(spec.model.backbone.from_).name} (before fine-tuning)", functions["serving_default"], spec
 
 
+def valid_perplexity(spec_path: Path) -> dict:
+    """The converted checkpoint's loss and perplexity on the spec's valid split (its responses), as a
+    trained run's final scores compute them."""
+    from kbuild import load_spec
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    spec = load_spec(spec_path)
+    task = TASKS.get("chat")
+    bundle = build(spec, splits=("valid",))
+    return task.evaluate(task.build_model(spec, bundle), bundle, "valid", spec)
+
+
 def trained(run: Path):
     """(name, serving_default, spec) of a trained chat run folder (its best model, merged adapters)."""
     from kbuild.exporter.serving import load_servable
@@ -103,6 +121,8 @@ def main() -> None:
     # token (one buffer, left-aligned), which for emails of 100 to 1,000 tokens costs far more steps.
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--perplexity-only", action="store_true",
+                        help="--before: print the valid split's loss and perplexity (the subjects), no ROUGE")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/out/aeslc_llm_{before,run}.json)")
     args = parser.parse_args()
 
@@ -115,6 +135,14 @@ def main() -> None:
     init_tensorflow(before_start=threads)
     from kbuild.tasks.rouge import corpus_rouge
 
+    if args.perplexity_only:
+        if not args.before:
+            parser.error("--perplexity-only goes with --before; a run's is in its results.json (metrics.valid)")
+        start = time.perf_counter()
+        scores = valid_perplexity(args.spec)
+        print(json.dumps({**scores, "seconds": round(time.perf_counter() - start, 1),
+                          "loadavg": [round(x, 2) for x in os.getloadavg()]}))
+        return
     rows = read_test(args.limit)
     load_before = os.getloadavg()
     start = time.perf_counter()

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -116,6 +117,17 @@ def test_report_predictions_are_computed_once_and_cached(run_copy, capfd):
     page = parse_report(run_copy / "report.html")
     per_class = next(t for t in page.tables if t.section == "per-class")
     assert int(per_class.cell("macro average", "support")) == 10
+
+
+def test_a_cached_report_imports_neither_tensorflow_nor_keras(run_copy):
+    """The second report of a run reads its predictions from the cache: a fresh process then needs
+    no TensorFlow (seconds of start-up) to rebuild the page."""
+    build_report([run_copy])
+    code = ("import sys; from kbuild.report import build_report; build_report([sys.argv[1]]); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(run_copy)], capture_output=True, text=True, check=True,
+                          cwd=os.path.dirname(os.path.dirname(kbuild.__file__)))
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-2000:]
 
 
 def test_tagging_report_shows_per_type_scores_entity_confusion_and_highlighted_sentences(tagger_run, tmp_path):

@@ -66,6 +66,17 @@ class ScheduleSpec(StrictModel):
         return min(math.ceil(round(self.warmup_ratio * updates, 6)), updates)
 
 
+_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu", "rouge", "pearson", "spearman", "exact")
+
+
+def monitor_mode(name: str) -> str:
+    """`max` for metrics where higher is better, `min` otherwise (losses, perplexity, MAE).
+
+    Here, below training and the report, so that both read a run's best epoch the same way and a
+    cached report never imports Keras."""
+    return "max" if any(token in name for token in _HIGHER_IS_BETTER) else "min"
+
+
 class EarlyStoppingSpec(StrictModel):
     monitor: str = Field(default="val_loss", min_length=1)
     """Unset: the task's selection metric, as for `train.monitor`; checked against the metrics the task logs."""

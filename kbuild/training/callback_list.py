@@ -3,6 +3,7 @@ after training (the NaN guard, the step checkpoint, throughput, early stopping, 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,13 +11,14 @@ import keras
 
 from kbuild.runs import RunFolder
 from kbuild.spec import Spec
+from kbuild.spec.train import monitor_mode
 from kbuild.training.callbacks import (
     GuardedCheckpoint,
     MetricsLog,
     NanGuard,
     StepLimit,
+    StepProgress,
     Throughput,
-    monitor_mode,
 )
 from kbuild.training.checkpoint import StepCheckpoint
 from kbuild.training.extensions import TrainingExtension
@@ -58,6 +60,8 @@ def training_callbacks(spec: Spec, folder: RunFolder, bundle, extensions: Sequen
         keras.callbacks.TensorBoard(str(folder.logs), write_graph=False, profile_batch=0),
         StepLimit(total_steps),
     ]
+    if not sys.stderr.isatty():  # a terminal has Keras's progress bar (fit's verbose=1)
+        callbacks.append(StepProgress())
     stopping = None
     if es := early_stopping_for(spec.train):
         es_monitor = es.monitor if "valid" in bundle.datasets else es.monitor.removeprefix("val_")

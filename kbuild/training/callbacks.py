@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
-
-_HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "bleu", "rouge", "pearson")
-
-
-def monitor_mode(name: str) -> str:
-    """`max` for metrics where higher is better, `min` otherwise (losses, perplexity)."""
-    return "max" if any(token in name for token in _HIGHER_IS_BETTER) else "min"
 
 
 def optimizer_steps(model: keras.Model) -> int:
@@ -120,6 +114,44 @@ class Throughput(keras.callbacks.Callback):
     @property
     def samples_per_second(self) -> float | None:
         return round(self.samples / self.seconds, 1) if self.seconds else None
+
+
+class StepProgress(keras.callbacks.Callback):
+    """A plain progress line on stderr every `interval` seconds inside an epoch, for logs and CI.
+
+    Keras without a terminal (`verbose=2`) prints once per epoch; one epoch of an LLM fine-tune or a
+    QA run is 30 minutes or more, and a log that is silent for that long looks hung. On a terminal
+    Keras's own progress bar does this job, so the caller adds this callback only without one."""
+
+    def __init__(self, interval: float = 60.0, stream=None):
+        super().__init__()
+        self.interval = interval
+        self.stream = stream
+        self._epoch = 0
+        self._start = self._last = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._start = self._last = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        steps = (self.params or {}).get("steps")
+        epochs = (self.params or {}).get("epochs")
+        done = batch + 1
+        per_step = (now - self._start) / done
+        where = f"step {done:,}/{steps:,} ({done / steps:.0%})" if steps else f"step {done:,}"
+        loss = f", loss {float(logs['loss']):.4f}" if logs and "loss" in logs else ""
+        left = f", about {_duration((steps - done) * per_step)} left in the epoch" if steps else ""
+        print(f"[kbuild] epoch {self._epoch + 1}/{epochs}, {where}{loss}, {per_step:.2f} s/step{left}",
+              file=self.stream or sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class ExecutionTimer(keras.callbacks.Callback):

@@ -7,6 +7,7 @@ from kbuild.report import figures
 from kbuild.report.content import Code, Figure, Section, Table, Text
 from kbuild.report.loader import RunRecord
 from kbuild.report.sections.base import SectionContext
+from kbuild.spec.train import monitor_mode
 
 NOT_CURVES = ("learning_rate", "epoch_time_s")
 """metrics.jsonl fields that are not train/valid metric pairs."""
@@ -66,8 +67,6 @@ def metric_names(record: RunRecord) -> list[str]:
 
 def best_epoch(record: RunRecord) -> int | None:
     """The epoch train.monitor chose (model.keras holds its weights), or None if it was not logged."""
-    from kbuild.training.callbacks import monitor_mode
-
     monitor = record.monitor
     logged = [(e.number, e.values[monitor]) for e in record.epochs if monitor in e.values]
     if not logged:
