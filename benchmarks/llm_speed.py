@@ -12,7 +12,7 @@ generated over the call's wall time (prefill included). The factual question is 
 row too (the export's `serving_default`).
 
     nice -n 10 .venv/bin/python benchmarks/llm_speed.py [--checkpoint pretrained/SmolLM2-135M-Instruct]
-        [--new-tokens 128] [--threads 2] [--gguf PATH]
+        [--new-tokens 128] [--threads 2] [--gguf PATH] [--modes none,int8,int4]
 
 Prints one JSON object and writes benchmarks/out/llm_speed.json.
 """
@@ -146,7 +146,12 @@ def main() -> None:
     parser.add_argument("--gguf", type=Path, default=None, help="The GGUF llama.cpp reads (its own file).")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="kbuild export rows, comma-separated (none = float32, always measured: the reference)")
     args = parser.parse_args()
+    modes = ("none", *(m for m in args.modes.split(",") if m and m != "none"))
+    if unknown := set(modes) - set(MODES):
+        parser.error(f"--modes: unknown {sorted(unknown)}; choose from {', '.join(MODES)}")
     start_tensorflow(args.threads)
     import tensorflow as tf
 
@@ -161,14 +166,14 @@ def main() -> None:
         tokenizer = pretrained_tokenizer(spec, kind=CAUSAL_LM).fit([])
         ids = tokenizer.token_ids(tf.constant([FIXED_TEXT])).to_tensor().numpy()
         result["perplexity_tokens"] = int(ids.shape[1])
-        for mode in MODES:
+        for mode in modes:
             result[f"kbuild export {mode}"] = row = kbuild_export_row(spec, tokenizer, mode, folder, args.new_tokens, ids)
             print(mode, json.dumps(row), flush=True)
         result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
     result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads)
     reference = result["kbuild export none"]["perplexity"]
     result["perplexity_vs_float32"] = {mode: round(result[f"kbuild export {mode}"]["perplexity"] / reference - 1, 5)
-                                       for mode in MODES[1:]}
+                                       for mode in modes[1:]}
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     OUT.mkdir(exist_ok=True)

@@ -44,3 +44,18 @@ def test_monitor_direction_of_every_metric_kbuild_logs():
         assert monitor_mode(name) == "max", name
     for name in ("val_loss", "val_perplexity", "val_mae", "loss"):
         assert monitor_mode(name) == "min", name
+
+
+def test_throughput_counts_every_step_of_an_execution():
+    """With steps_per_execution 4, Keras calls the batch callbacks once per 4 steps; samples/s must
+    still count 4 batches a call (it counted one)."""
+    import keras
+
+    from kbuild.training.callbacks import Throughput
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    throughput = Throughput(batch_size=2)
+    model.fit(np.ones((32, 3), "float32"), np.zeros((32, 1), "float32"), batch_size=2, verbose=0,
+              callbacks=[throughput])
+    assert throughput.samples == 32 - 4 * 2  # every step but the first call's (tracing: not throughput)

@@ -99,17 +99,21 @@ class Throughput(keras.callbacks.Callback):
         self.samples = 0
         self.seconds = 0.0
         self._t = 0.0
+        self._first_step = 0
         self._skip_first = True
 
     def on_train_batch_begin(self, batch, logs=None):
         self._t = time.perf_counter()
+        self._first_step = batch
 
     def on_train_batch_end(self, batch, logs=None):
         if self._skip_first:  # the first step traces and compiles; it is not throughput
             self._skip_first = False
             return
         self.seconds += time.perf_counter() - self._t
-        self.samples += self.batch_size
+        # One call runs steps_per_execution steps: Keras passes the first step's index at the begin
+        # and the last one's at the end.
+        self.samples += self.batch_size * (batch - self._first_step + 1)
 
     @property
     def samples_per_second(self) -> float | None:
