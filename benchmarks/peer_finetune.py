@@ -1,14 +1,17 @@
 """Fine-tuning speed against the peer users would run instead: Hugging Face transformers + PyTorch
 (+ PEFT for LoRA), the same fine-tunes one after the other in one script (issue 30, item 3).
 
-    /work/peer-venv/bin/python benchmarks/peer_finetune.py [--steps 300] [--llm-steps 10]
-        [--kbuild-python .venv/bin/python] [--rounds 1] [--only minilm,smollm2]
+    make peer-bench                   # the peer's venv (.peer-venv), then the defaults below
+    KBUILD_DATA=/work/shared/data /work/peer-venv/bin/python benchmarks/peer_finetune.py \
+        [--steps 300] [--llm-steps 10] [--kbuild-python .venv/bin/python] [--rounds 1] \
+        [--only minilm,smollm2] [--omp-wait-policy passive]
     # a smoke run (minutes, not a measurement):
-    /work/peer-venv/bin/python benchmarks/peer_finetune.py --steps 3 --llm-steps 1 --limit 64
+    ... benchmarks/peer_finetune.py --steps 3 --llm-steps 2 --limit 64
 
 The script runs under a Python that has torch, transformers and peft (a separate environment:
 they are benchmark-only and never imported by kbuild/); the peer's side is benchmarks/peer_hf.py,
-in this process; kbuild runs in a subprocess of `--kbuild-python` with PYTHONPATH at this checkout. Contestants, in turn (reversed each round):
+in this process; kbuild runs in a subprocess of `--kbuild-python` with PYTHONPATH at this
+checkout. Contestants, in turn (reversed each round):
 
 MiniLM on SST-2 (specs/sst2_minilm.yaml; `--steps` optimizer steps of batch 32, max length
 `--max-length`, the spec's seed, AdamW learning rate / weight decay / epsilon, linear schedule with
@@ -48,10 +51,20 @@ max length 256, rank 8, alpha 16 on q/v projections, the loss on the reply only)
   emails' exchanges, truncated to 256. Padded positions/s is given beside it: kbuild computes 256
   per row, the peer its batch's longest row.
 
+What differs and is not aligned: Keras's clipnorm clips each gradient tensor, the peer the global
+norm (Trainer's rule); the MiniLM heads pool differently (above); the row orders differ (kbuild
+shuffles through a 20,000-row buffer and buckets by length); kbuild feeds an exchange's first 256
+of 257 tokens (256 targets), the peer 256 tokens (255 targets); Keras's LoRA on the llama's
+EinsumDense projections factors [576, heads, 64] as A [576, heads, 8] x B [8, 64], so kbuild's
+"rank 8" trains 1,689,600 parameters against PEFT's 460,800 (both printed).
+
 Threads: the peer calls torch.set_num_threads(--threads, default 2); kbuild runs with TensorFlow's
-default thread pools (one thread per core). Writes benchmarks/out/peer_finetune.json and prints a
-markdown table with the ratios kbuild / peer against the issue's targets (>= 1.5x the grouped peer
-on MiniLM, >= 1.2x the peer on SmolLM2 LoRA).
+default thread pools (one thread per core). On a busy machine torch's spinning OpenMP threads lose
+several times over (a MiniLM smoke run at load 2.5-3.7: 3.9 samples/s, 28.9 with OMP_WAIT_POLICY
+passive): measure on a quiet machine, or pass --omp-wait-policy passive (the script warns).
+
+Writes benchmarks/out/peer_finetune.json and prints a markdown table with the ratios kbuild / peer
+against the issue's targets (>= 1.5x the grouped peer on MiniLM, >= 1.2x the peer on SmolLM2 LoRA).
 """
 
 from __future__ import annotations
@@ -206,6 +219,14 @@ def notes(results: dict) -> list[str]:
              "callback x steps_per_execution; peer: from fetching a batch to the end of the scheduler step)",
              "dev acc: all dev rows after the last step; train s: the training loop (kbuild's includes its per-epoch "
              "validation); wall s: kbuild from train() to results.json, peer from loading the tokenizer to dev scored"]
+    found.append("load: the 1-minute load average as each contestant starts (the one before it included); "
+                 f"{results['machine']['load_at_start']:.2f} when the script started")
+    background = results["machine"]["load_at_start"]
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE" and background > 1.0:
+        found.append(f"WARNING: the machine was busy (load {background:.1f}) and torch's OpenMP threads spin "
+                     "(OMP_WAIT_POLICY not passive), which costs the peer several times over on a busy machine (a "
+                     "smoke run here: MiniLM 3.9 samples/s, 28.9 with --omp-wait-policy passive); measure on a quiet machine "
+                     "or with --omp-wait-policy passive")
     if "smollm2" in results["records"]:
         llm = results["records"]["smollm2"]
         found.append(f"SmolLM2: tokens/s = sequences/s x {results['smollm2_mean_real_tokens']} (the mean real tokens of "
@@ -264,6 +285,7 @@ def main() -> None:
     tasks = [task for task in CONTESTANTS if task in args.only.split(",")]
     specs = {task: read_spec(SPECS[task]) for task in tasks}
     runs: dict[str, dict[str, list[dict]]] = {task: {who: [] for who in CONTESTANTS[task]} for task in tasks}
+    load_at_start = os.getloadavg()[0]  # the background, before any contestant adds its own
     for round_ in range(args.rounds):
         for task in tasks:
             order = CONTESTANTS[task] if round_ % 2 == 0 else CONTESTANTS[task][::-1]
@@ -271,7 +293,8 @@ def main() -> None:
                 runs[task][who].append(run_one(args, task, who, specs[task]))
     records = {task: {who: median_record(found) for who, found in contestants.items()} for task, contestants in runs.items()}
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": {
-        "cpus": os.cpu_count(), "platform": platform.platform(), "load_at_end": os.getloadavg()[0],
+        "cpus": os.cpu_count(), "platform": platform.platform(), "load_at_start": load_at_start,
+        "load_at_end": os.getloadavg()[0],
         "threads": f"peer torch.set_num_threads({args.threads}), OMP_WAIT_POLICY "
                    f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; kbuild TensorFlow's default pools"},
         "versions": versions(args.kbuild_python), "records": records, "ratios": ratios(records)}
