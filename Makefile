@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := runs/quickstart/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test test-all fuzz lint bench clean pretrained
+.PHONY: install demo test test-all fuzz lint bench peer-bench clean pretrained
 
 install: $(STAMP)
 
@@ -55,6 +55,20 @@ bench: install
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/cli_latency.py
 	$(KBUILD) bench specs/quickstart.yaml --steps 30 --out benchmarks/out/bench_quickstart.json
+
+# benchmarks/peer_finetune.py: kbuild's fine-tunes against Hugging Face transformers + PyTorch + PEFT,
+# which are benchmark-only: installed into a venv of their own, never into .venv or setup.cfg. PEER_TORCH
+# names the torch to install (a CPU wheel's path or index option, where the plain one is a CUDA build).
+PEER_VENV  ?= .peer-venv
+PEER_TORCH ?= torch
+$(PEER_VENV)/.installed:
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q $(PEER_TORCH)
+	$(PEER_VENV)/bin/pip install -q 'transformers>=4.46,<6' 'peft>=0.13,<1' pyyaml
+	touch $@
+
+peer-bench: install pretrained $(PEER_VENV)/.installed
+	$(PEER_VENV)/bin/python benchmarks/peer_finetune.py --kbuild-python $(PY)
 
 clean:
 	rm -rf runs export build dist *.egg-info .pytest_cache
