@@ -19,8 +19,7 @@ ceil(warmup_ratio x steps) warm-up steps, gradient norm clipped at the spec's cl
 - `kbuild`: `kbuild train specs/sst2_minilm.yaml --set train.max_steps=N --set
   preprocess.max_length=L --set data.test=null` (the spec's bucketing; test is dropped because the
   peer scores dev only). samples/s is results.json's `samples_per_second` (kbuild's Throughput
-  callback: the time inside training batches, the first one left out), times the
-  steps_per_execution the run chose (the callback counts one batch per execution).
+  callback: the time inside training batches, the first call left out).
 - `peer`: HF's text-classification recipe as a plain PyTorch loop: AutoTokenizer and
   AutoModelForSequenceClassification from the same folder (BERT's [CLS] pooler + classifier:
   kbuild's spec mean-pools), tokenised once up front, DataCollatorWithPadding (each batch padded
@@ -120,10 +119,9 @@ def run_kbuild(python: str, spec_path: Path, overrides: list[str], log: Path) ->
 
 
 def kbuild_samples_per_second(results: dict) -> float | None:
-    """Throughput's figure counts one batch per callback, which Keras calls once per execution."""
-    rate = results.get("samples_per_second")
-    per_execution = (results.get("execution") or {}).get("steps_per_execution", 1)
-    return None if rate is None else round(rate * per_execution, 2)
+    """results.json's training samples/s (every step of an execution counted since 27121a9; before
+    it, a run with steps_per_execution N under-reported N times)."""
+    return results.get("samples_per_second")
 
 
 def kbuild_minilm(args, spec: dict) -> dict:
@@ -216,7 +214,7 @@ def table(results: dict) -> str:
 def notes(results: dict) -> list[str]:
     """What each number counts, printed under the table."""
     found = ["samples/s: rows of the training steps over their time, the first step left out (kbuild: its Throughput "
-             "callback x steps_per_execution; peer: from fetching a batch to the end of the scheduler step)",
+             "callback; peer: from fetching a batch to the end of the scheduler step)",
              "dev acc: all dev rows after the last step; train s: the training loop (kbuild's includes its per-epoch "
              "validation); wall s: kbuild from train() to results.json, peer from loading the tokenizer to dev scored"]
     found.append("load: the 1-minute load average as each contestant starts (the one before it included); "
