@@ -373,7 +373,7 @@ def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat
     from kbuild.generation.chat import ChatSession
     from kbuild.tasks import TASKS
     from kbuild.tasks.bundle import build
-    from kbuild.tasks.chat import role_formats_for
+    from kbuild.tasks.chat import SERVING_CONTEXT, role_formats_for, user_text_within
 
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"email": "the cat", "subject": "is the cat"}) + "\n", encoding="utf-8")
@@ -404,6 +404,21 @@ def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat
     assert served == completion(wrapped) and served != completion("the cat")
     session = ChatSession(lambda prompt, n: "ok", formats, user_message=spec.preprocess.chat.user_message)
     assert session.prompt("the cat") == formats.prompt([Message("user", wrapped)])
+
+    # A message longer than the export's cache loses its end, never the instruction and template
+    # before it (a raw prompt's start would go: continue_in_graph keeps the end); a short one is
+    # unchanged.
+    before, after = formats.prompt([Message("user", spec.preprocess.chat.user_message("\x00"))]).split("\x00")
+    long = " ".join(["the cat is"] * 900)
+    kept, short = (t.decode() for t in user_text_within(bundle.tokenizer, tf.constant([long, "the cat"]), before, after,
+                                                        SERVING_CONTEXT - 6).numpy())
+    assert short == "the cat"
+    assert long.startswith(kept) and 500 < len(kept) < len(long)
+    prompt = formats.prompt([Message("user", spec.preprocess.chat.user_message(kept))])
+    assert prompt.startswith(before) and len(bundle.tokenizer.token_ids(tf.constant([prompt])).to_list()[0]) <= SERVING_CONTEXT - 6
+    # The serving graph runs on a message longer than its cache and answers the cut prompt.
+    served_long = [functions["serving_default"](tf.constant([long + end]))["reply"].numpy()[0] for end in (" cat", " is the")]
+    assert served_long == [completion(spec.preprocess.chat.user_message(kept))] * 2
 
 
     # Prompts of different lengths share one buffer: each reply is still at most max_new_tokens

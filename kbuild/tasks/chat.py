@@ -192,6 +192,7 @@ class ChatTask(Task):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
         def serve(text):
+            text = user_text_within(tokenizer, text, before, after, context - chat.max_new_tokens)
             return {"reply": reply(tf.strings.join([before, text, after]), tf.constant(chat.max_new_tokens))}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
@@ -217,6 +218,22 @@ TASKS.register("chat")(ChatTask())
 
 
 # --- formatting and encoding (plain functions, so tests and `kbuild chat` call them directly) ---------
+def user_text_within(tokenizer: Any, text: Any, before: str, after: str, room: int) -> Any:
+    """Each user text (strings `[batch]`, TF ops) cut to its first tokens, so that `before + text +
+    after` holds at most `room` tokens. `continue_in_graph` keeps a prompt's end, right for a
+    raw continuation; for one message wrapped in the template that would cut the instruction and
+    the system message off a long email, so the message's end goes instead, as training cuts an
+    exchange (it keeps the beginning). A text that fits comes back unchanged (byte-level BPE
+    decodes to the very bytes it read)."""
+    import tensorflow as tf
+
+    frame = tf.reduce_sum(tokenizer.token_ids(tf.constant([before, after])).row_lengths())
+    keep = tf.maximum(tf.cast(room, tf.int64) - tf.cast(frame, tf.int64), 1)
+    ids = tokenizer.token_ids(text)
+    kept = tf.ragged.boolean_mask(ids, tf.ragged.range(ids.row_lengths()) < keep)
+    return tf.where(ids.row_lengths() > keep, tokenizer.detokenize(kept), text)
+
+
 def role_formats_for(spec: Spec, tokenizer: Any) -> RoleFormats:
     """The spec's template as role prefixes and suffixes, or those read off the checkpoint's."""
     from kbuild.pretrained.chat_template import RoleFormats, role_formats
