@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,6 +234,28 @@ def test_a_lora_chat_run_trains_the_adapters_and_reports_the_reply_tokens(chat_r
     assert results["steps"] == 2 and results["trainable_parameters"] < results["parameters"] / 10
     assert results["metrics"]["train"]["tokens"] == 12 * 14  # two replies of 7 target tokens each
     assert results["metrics"]["train"]["perplexity"] == pytest.approx(np.exp(results["metrics"]["train"]["loss"]), rel=1e-4)
+
+
+def test_valid_is_scored_once_the_saved_epochs_validation_is_the_final_score(tmp_path, checkpoint):
+    """An LLM's second pass over valid after training cost minutes: the saved epoch's exact
+    token-weighted validation stands for it, and equals a fresh `evaluate` of the saved model."""
+    import kbuild
+
+    conversations = [[Message("user", f"the cat {i}"), *CONVERSATION[1:]] for i in range(8)]
+    path = write_chat_spec(tmp_path, checkpoint, conversations)
+    text = Path(path).read_text(encoding="utf-8")
+    train = str(tmp_path / "train.txt")
+    Path(path).write_text(text.replace(f"train: {train},", f"train: {train}, valid: {train},")
+                          .replace("epochs: 1, batch_size: 4, max_steps: 2", "epochs: 2, batch_size: 4"), encoding="utf-8")
+    run = kbuild.train(kbuild.load_spec(path), run_dir=tmp_path / "run")
+    valid = run.results["metrics"]["valid"]
+    assert run.results["scored_rows"]["valid"] == {"rows": 8, "of": 8, "from_validation": True}
+    fresh = kbuild.evaluate(run.path, split="valid")
+    assert valid["tokens"] == fresh["tokens"] == 8 * 14
+    assert valid["loss"] == pytest.approx(fresh["loss"], rel=1e-5)
+    assert valid["perplexity"] == pytest.approx(fresh["perplexity"], rel=1e-5)
+    logged = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert valid["loss"] in [pytest.approx(epoch["val_token_loss"], rel=1e-5) for epoch in logged]
 
 
 @pytest.mark.slow  # an export with the tokenizer and the decoding loop in its graph: minutes on 2 busy cores

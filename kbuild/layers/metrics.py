@@ -155,3 +155,30 @@ class MaskedTokenAccuracy(TokenAccuracy):
         kwargs.pop("crf", None)
         kwargs.pop("padding", None)
         super().__init__(crf=False, padding=0, name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedTokenLoss(keras.metrics.Metric):
+    """Cross-entropy in nats per weighted target token over the whole split: Σ w·CE / Σ w.
+
+    Keras's own `loss` in the logs is a mean of batch means, so a batch of 3 reply tokens counts
+    as much as one of 300; this is the split's exact token-weighted loss, which a chat run's final
+    score is, so the saved epoch's validation can stand for it."""
+
+    def __init__(self, name="token_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable((), initializer="zeros", name="total")
+        self.weight = self.add_variable((), initializer="zeros", name="weight")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        weights = ops.ones_like(losses) if sample_weight is None else ops.cast(sample_weight, losses.dtype)
+        self.total.assign_add(ops.cast(ops.sum(losses * weights), self.total.dtype))
+        self.weight.assign_add(ops.cast(ops.sum(weights), self.weight.dtype))
+
+    def result(self):
+        return self.total / ops.maximum(self.weight, 1e-9)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.weight.assign(0.0)

@@ -199,6 +199,11 @@ class Task:
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
         raise NotImplementedError
 
+    def weighted_metrics(self, spec: Spec) -> list[Any]:
+        """Metrics that read the batches' sample weights (Keras passes none to `metrics`); none by
+        default, which leaves a keras_hub task's own."""
+        return []
+
     def needs_start_token(self, spec: Spec) -> bool:
         """Whether the tokenizer must prepend [CLS] (e.g. for `cls` pooling)."""
         return False
@@ -220,6 +225,12 @@ class Task:
         """Metrics of `model` on one split of `bundle`: the compiled metrics by default."""
         metrics = model.evaluate(bundle.datasets[split], verbose=0, return_dict=True)
         return {name: float(value) for name, value in metrics.items()}
+
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str) -> dict | None:
+        """`evaluate`'s scores of the saved model on `split` (valid), read off the logs of the epoch
+        whose weights were saved, when those logs are exactly what `evaluate` would compute (the
+        same rows, aggregated the same way); None, the default, scores the split again."""
+        return None
 
     # --- serving (TensorFlow graph) ------------------------------------------------------------
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:

@@ -85,9 +85,18 @@ class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):
         self.ready = ready
         """False while the weights are not yet what may be saved (pruning below its final sparsity)."""
 
+        self.saved_logs: dict | None = None
+        """The epoch logs of the weights model.keras holds, when this process saved them."""
+
     def _save_model(self, epoch, batch, logs):
         if self.guard.failed_at is None and self.ready():
             super()._save_model(epoch, batch, logs)
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        save = super()._should_save_model(epoch, batch, logs, filepath)
+        if save:
+            self.saved_logs = dict(logs or {})
+        return save
 
 
 class Throughput(keras.callbacks.Callback):

@@ -155,7 +155,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
 
         reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
         log(f"stopped: {reason}")
-        scoring = evaluate_splits(folder, bundle, spec)
+        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs)
         log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
         results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,
@@ -339,6 +339,7 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
             optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
             loss=loss,
             metrics=metrics,
+            **({"weighted_metrics": weighted} if (weighted := task.weighted_metrics(spec)) else {}),
             jit_compile=execution.jit_compile,
             steps_per_execution=execution.steps_per_execution,
         )

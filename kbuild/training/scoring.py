@@ -18,20 +18,27 @@ class FinalScores:
 
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    from_validation: list[str] = field(default_factory=list)
+    """Splits whose scores are the saved epoch's validation, not a second pass."""
 
     def describe(self) -> str:
         """One log line: the splits scored, a sampled one with its share."""
         parts = [f"{split} {n['rows']:,}" + (f" of {n['of']:,} (eval.train_sample)" if n["rows"] < n["of"] else "")
+                 + (" (the saved epoch's validation)" if split in self.from_validation else "")
                  for split, n in self.rows.items() if n["rows"]]
         return "scored " + ", ".join(parts) + " rows"
 
 
-def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec) -> FinalScores:
+def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict | None = None) -> FinalScores:
     """Metrics of the saved best model on every split the bundle has (the task decides which):
-    valid and test in full, train on `eval.train_sample` rows of it."""
+    valid and test in full, train on `eval.train_sample` rows of it. `saved_logs`, the logs of the
+    epoch model.keras was saved at, give valid's scores where the task says they are exact
+    (`Task.scores_from_validation`): an LLM's valid pass is minutes, and the model's load too."""
+    import functools
+
     from kbuild.tasks.bundle import scoring_bundle
 
-    best = load_trained_model(folder)
+    best = functools.cache(lambda: load_trained_model(folder))
     task = TASKS.get(spec.task)
     scores = FinalScores()
     for split in bundle.datasets:
@@ -39,6 +46,11 @@ def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec) -> FinalScores:
             scores.rows[split] = {"rows": 0, "of": len(bundle.examples[split])}
             continue
         scored = scoring_bundle(bundle, spec, split)
-        scores.metrics[split] = round_metrics(task.evaluate(best, scored, split, spec))
-        scores.rows[split] = {"rows": len(scored.examples[split]), "of": len(bundle.examples[split])}
+        logged = (task.scores_from_validation(saved_logs, scored, split)
+                  if split == "valid" and saved_logs is not None else None)
+        if logged is not None:
+            scores.from_validation.append(split)
+        scores.metrics[split] = round_metrics(logged if logged is not None else task.evaluate(best(), scored, split, spec))
+        scores.rows[split] = {"rows": len(scored.examples[split]), "of": len(bundle.examples[split]),
+                              **({"from_validation": True} if logged is not None else {})}
     return scores
