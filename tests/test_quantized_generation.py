@@ -155,7 +155,8 @@ def test_a_quantised_export_answers_as_float32_in_a_fresh_process(answering_run,
         loaded = tf.saved_model.load({str(version)!r})
         out = loaded.signatures["generate"](prompt=tf.constant({[chatml(q) for q in QUESTIONS]!r}),
                                             max_new_tokens=tf.constant(12))
-        assert "keras_hub" not in sys.modules and "kbuild" not in sys.modules and "keras" not in sys.modules
+        # keras itself may be there: tensorflow_text 2.21 imports it; the export needs neither kbuild nor keras_hub
+        assert "keras_hub" not in sys.modules and "kbuild" not in sys.modules
         print(json.dumps([c.decode() for c in out["completion"].numpy()]))
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
