@@ -306,15 +306,20 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
               help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
 @_quantize_run_option
 def chat(model_dir: str, system: str | None, max_new_tokens: int | None, quantize: str) -> None:
-    """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout;
-    the conversation is kept. /reset forgets it, /exit (or end of input) ends it."""
+    """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout
+    (a run's shown as it is decoded); the conversation is kept. /reset forgets it, /exit (or end
+    of input) ends it."""
     _tensorflow()
     from kbuild.generation.chat import converse, open_chat
 
     session = open_chat(model_dir, system, max_new_tokens, quantize)
     if sys.stdin.isatty():
         click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)
-    converse(session, sys.stdin, click.echo)
+    def piece(text: str) -> None:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+
+    converse(session, sys.stdin, click.echo, piece if session.stream else None)
 
 
 @cli.command()

@@ -327,6 +327,13 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
     session.reset()
     assert session.prompt("cat") == ChatTemplate.from_folder(checkpoint).render(history[-1:])
 
+    # A run streams: the pieces, as decoded one cached step at a time, join into the graph's reply,
+    # and the conversation keeps it.
+    streamed = open_chat(chat_run.path, max_new_tokens=4)
+    pieces = list(streamed.reply_pieces("the cat"))
+    assert "".join(pieces) == first and streamed.history[-1] == Message("assistant", first)
+    assert len(pieces) >= 2 or len(first) <= 1
+
     result = CliRunner().invoke(cli, ["chat", str(chat_run.path), "--max-new-tokens", "3"],
                                 input="the cat\n/reset\nis\n/exit\nnever answered\n")
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ keeps its last tokens.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -48,6 +49,48 @@ def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tens
     stops = tf.reduce_any(out[..., tf.newaxis] == tf.constant(stop_ids or (-1,), tf.int32), -1) & generated
     kept = generated & (tf.cumsum(tf.cast(stops, tf.int32), axis=1) == 0)
     return tokenizer.detokenize(tf.ragged.boolean_mask(out, kept))
+
+
+def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
+                  context: int) -> Iterator[str]:
+    """The greedy continuation of one prompt as text pieces while it is decoded (`kbuild chat` on a
+    run shows each as it comes). The same tokens as `continue_in_graph`: one prefill of the prompt
+    and its reply room, then one compiled cache step per token, here driven from Python so each
+    token can leave before the next. A piece that ends inside a UTF-8 character waits for the rest."""
+    import numpy as np
+
+    new = max(1, min(int(max_new_tokens), context - 1))
+    ids = tokenizer.token_ids(tf.constant([prompt])).to_list()[0][-(context - new):]
+    if not ids:
+        return
+    _, cache = model._build_cache(tf.constant([ids + [tokenizer.pad_id] * new], tf.int32))
+    step = _cache_step(model)
+    token, position, tokens, shown = ids[-1], len(ids) - 1, [], ""
+    for _ in range(new):
+        logits, cache = step(tf.constant([[token]], tf.int32), cache, tf.constant(position, tf.int32))
+        token = int(np.argmax(logits.numpy()[0, -1]))
+        if token in stop_ids:
+            break
+        tokens.append(token)
+        position += 1
+        text = tokenizer.detokenize(tf.ragged.constant([tokens], tf.int32)).numpy()[0].decode("utf-8", "replace")
+        if not text.endswith("\ufffd") and len(text) > len(shown):
+            yield text[len(shown):]
+            shown = text
+    text = tokenizer.detokenize(tf.ragged.constant([tokens], tf.int32)).numpy()[0].decode("utf-8", "replace") if tokens else ""
+    if len(text) > len(shown):
+        yield text[len(shown):]
+
+
+def _cache_step(model: Any) -> Any:
+    """One decoding step with the cache, compiled once per cache shape."""
+
+    @tf.function(reduce_retracing=True)
+    def step(token, cache, position):
+        logits, _, cache = model.call_with_cache(token, cache, position)
+        return logits, cache
+
+    return step
 
 
 def perplexity(model: Any, token_ids: Any) -> float:

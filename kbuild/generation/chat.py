@@ -2,8 +2,9 @@
 
 Both a run and its export answer through the same graph functions (`kbuild.tasks.chat`): the
 template's role prefixes and suffixes come from `chat_format`, the reply from `generate` continuing
-the whole conversation rendered with them, cut at the template's end token. The reply comes whole:
-decoding runs inside one graph call, so tokens are not streamed as they come.
+the whole conversation rendered with them, cut at the template's end token. On a run, `kbuild chat`
+shows the reply as it is decoded (`ChatSession.reply_pieces`: the same greedy tokens, one compiled
+cache step per token); an export's reply comes whole, since its decoding is one graph call.
 
     session = open_chat("runs/dailydialog-smollm2/<stamp>", system="Be brief.")
     session.reply("Hi! How are you?")
@@ -12,7 +13,7 @@ decoding runs inside one graph call, so tokens are not streamed as they come.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class ChatSession:
     user_message: Callable[[str], str] = str
     """A typed message -> the user message the model reads (the spec's `preprocess.chat.prompt_template`)."""
     history: list[Message] = field(default_factory=list)
+    stream: Callable[[str, int], Iterator[str]] | None = None
+    """(prompt, max_new_tokens) -> the continuation in pieces as decoded; None: `generate`'s whole."""
 
     def prompt(self, message: str) -> str:
         """The conversation so far and `message`, rendered up to where the reply starts."""
@@ -55,6 +58,17 @@ class ChatSession:
         answer = self.generate(self.prompt(message), self.max_new_tokens)
         self.history += [Message("user", self.user_message(message)), Message("assistant", answer)]
         return answer
+
+    def reply_pieces(self, message: str) -> Iterator[str]:
+        """`reply` in pieces as they are decoded (one piece where the session cannot stream); the
+        conversation keeps the whole answer once the last piece is out."""
+        prompt = self.prompt(message)
+        pieces = self.stream(prompt, self.max_new_tokens) if self.stream else iter([self.generate(prompt, self.max_new_tokens)])
+        answer = ""
+        for piece in pieces:
+            answer += piece
+            yield piece
+        self.history += [Message("user", self.user_message(message)), Message("assistant", answer)]
 
     def reset(self) -> None:
         self.history.clear()
@@ -100,8 +114,16 @@ def load_chat_run(path: str | os.PathLike, quantize: str = "none") -> Any:
 
 
 def run_session(servable: Any, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
-    """A session with a loaded chat run (`load_chat_run`)."""
-    return _session(servable.functions, servable.spec.preprocess.chat, system, max_new_tokens)
+    """A session with a loaded chat run (`load_chat_run`); it streams (`reply_pieces`)."""
+    from kbuild.decoding.causal_lm import greedy_pieces
+    from kbuild.tasks.chat import SERVING_CONTEXT, stop_token_ids
+
+    session = _session(servable.functions, servable.spec.preprocess.chat, system, max_new_tokens)
+    tokenizer = servable.assets.tokenizer
+    stops = stop_token_ids(tokenizer, session.formats)
+    context = max(SERVING_CONTEXT, servable.spec.preprocess.max_length)
+    session.stream = lambda prompt, new: greedy_pieces(servable.model, tokenizer, prompt, new, stops, context)
+    return session
 
 
 def _session(functions: Any, chat: ChatSpec, system: str | None, max_new_tokens: int | None) -> ChatSession:
@@ -146,9 +168,11 @@ def _refuse_other_tasks(spec) -> None:
         raise KbuildError(f"kbuild chat talks to a chat model; this run is of task {spec.task}")
 
 
-def converse(session: ChatSession, lines: Iterable[str], write: Callable[[str], None]) -> int:
+def converse(session: ChatSession, lines: Iterable[str], write: Callable[[str], None],
+             write_piece: Callable[[str], None] | None = None) -> int:
     """Answer each line of `lines` in turn (`/reset` forgets the conversation, `/exit` ends it);
-    returns the number of replies."""
+    returns the number of replies. With `write_piece`, a reply goes out piece by piece as it is
+    decoded, then a newline."""
     replies = 0
     for line in lines:
         message = line.strip()
@@ -160,6 +184,11 @@ def converse(session: ChatSession, lines: Iterable[str], write: Callable[[str], 
             session.reset()
             write("(conversation reset)")
             continue
-        write(session.reply(message))
+        if write_piece is None:
+            write(session.reply(message))
+        else:
+            for piece in session.reply_pieces(message):
+                write_piece(piece)
+            write_piece("\n")
         replies += 1
     return replies
