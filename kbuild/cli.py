@@ -304,15 +304,30 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
               "preprocess.chat.system, else the template's own).")
 @click.option("--max-new-tokens", type=click.IntRange(1), default=None,
               help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
+@click.option("--sampler", type=click.Choice(["greedy", "top_k", "top_p"]), default="greedy", show_default=True,
+              help="A run only: draw each token from the top_k most likely, or from the smallest set holding top_p.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Logits are divided by it before a draw (< 1 sharpens).")
+@click.option("--top-k", type=click.IntRange(1), default=10, show_default=True, help="Candidates of top_k.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Probability mass of top_p.")
+@click.option("--seed", type=int, default=None, help="Seed of the draws: the same seed, the same replies.")
 @_quantize_run_option
-def chat(model_dir: str, system: str | None, max_new_tokens: int | None, quantize: str) -> None:
+def chat(model_dir: str, system: str | None, max_new_tokens: int | None, sampler: str, temperature: float,
+         top_k: int, top_p: float, seed: int | None, quantize: str) -> None:
     """Talk to a chat run or export: each line on stdin is a message, each reply a line on stdout
     (a run's shown as it is decoded); the conversation is kept. /reset forgets it, /exit (or end
     of input) ends it."""
     _tensorflow()
     from kbuild.generation.chat import converse, open_chat
 
-    session = open_chat(model_dir, system, max_new_tokens, quantize)
+    pick = None
+    if sampler != "greedy":
+        from kbuild.decoding.causal_lm import sampling_pick
+
+        pick = sampling_pick(temperature, top_k if sampler == "top_k" else None,
+                             top_p if sampler == "top_p" else None, seed)
+    session = open_chat(model_dir, system, max_new_tokens, quantize, pick)
     if sys.stdin.isatty():
         click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)
     def piece(text: str) -> None:

@@ -333,6 +333,16 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
     pieces = list(streamed.reply_pieces("the cat"))
     assert "".join(pieces) == first and streamed.history[-1] == Message("assistant", first)
     assert len(pieces) >= 2 or len(first) <= 1
+    # Sampling on a run: top_k 1 is greedy; a seed repeats its draws.
+    from kbuild.decoding.causal_lm import sampling_pick
+
+    assert open_chat(chat_run.path, max_new_tokens=4, pick=sampling_pick(top_k=1)).reply("the cat") == first
+    drawn = [open_chat(chat_run.path, max_new_tokens=4, pick=sampling_pick(2.0, top_p=0.95, seed=7)).reply("the cat")
+             for _ in range(2)]
+    assert drawn[0] == drawn[1]
+    result = CliRunner().invoke(cli, ["chat", str(chat_run.path), "--sampler", "top_p", "--seed", "3",
+                                      "--max-new-tokens", "3"], input="the cat\n")
+    assert result.exit_code == 0, result.output
 
     result = CliRunner().invoke(cli, ["chat", str(chat_run.path), "--max-new-tokens", "3"],
                                 input="the cat\n/reset\nis\n/exit\nnever answered\n")

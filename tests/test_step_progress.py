@@ -1,5 +1,5 @@
-"""Training without a terminal logs a plain progress line inside long epochs (Keras's verbose=2
-prints once per epoch, and a 30-minute epoch would leave the log silent)."""
+"""Training logs a plain progress line inside long epochs without a terminal (Keras's verbose=2
+prints once per epoch); throughput counts every step of an execution; monitor directions; the chat sampler's draws."""
 
 from __future__ import annotations
 
@@ -59,3 +59,14 @@ def test_throughput_counts_every_step_of_an_execution():
     model.fit(np.ones((32, 3), "float32"), np.zeros((32, 1), "float32"), batch_size=2, verbose=0,
               callbacks=[throughput])
     assert throughput.samples == 32 - 4 * 2  # every step but the first call's (tracing: not throughput)
+
+
+def test_chat_sampling_keeps_top_k_then_top_p_and_a_seed_repeats():
+    from kbuild.decoding.causal_lm import greedy_pick, sampling_pick
+
+    logits = np.array([0.0, 5.0, 4.0, -3.0])
+    assert greedy_pick(logits) == 1
+    assert {sampling_pick(top_k=2, seed=s)(logits) for s in range(50)} == {1, 2}
+    assert {sampling_pick(top_p=0.5, seed=s)(logits) for s in range(50)} == {1}  # token 1 alone holds 73 %
+    assert len({sampling_pick(temperature=100.0, seed=s)(logits) for s in range(200)}) == 4
+    assert [sampling_pick(seed=5)(logits) for _ in range(3)] == [sampling_pick(seed=5)(logits) for _ in range(3)]

@@ -13,7 +13,7 @@ keeps its last tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -51,14 +51,41 @@ def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tens
     return tokenizer.detokenize(tf.ragged.boolean_mask(out, kept))
 
 
-def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
-                  context: int) -> Iterator[str]:
-    """The greedy continuation of one prompt as text pieces while it is decoded (`kbuild chat` on a
-    run shows each as it comes). The same tokens as `continue_in_graph`: one prefill of the prompt
-    and its reply room, then one compiled cache step per token, here driven from Python so each
-    token can leave before the next. A piece that ends inside a UTF-8 character waits for the rest."""
+def greedy_pick(logits: Any) -> int:
+    """The most likely next token (`continue_in_graph`'s greedy sampler)."""
     import numpy as np
 
+    return int(np.argmax(logits))
+
+
+def sampling_pick(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  seed: int | None = None) -> Callable[[Any], int]:
+    """A next-token draw from the softmax of logits / `temperature`, over the `top_k` most likely
+    tokens and then the smallest set of them holding `top_p` of the mass; seeded, so a seed repeats."""
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+
+    def pick(logits: Any) -> int:
+        scaled = np.asarray(logits, np.float64) / temperature
+        order = np.argsort(-scaled)[: top_k or None]
+        probabilities = np.exp(scaled[order] - scaled[order[0]])
+        probabilities /= probabilities.sum()
+        if top_p is not None:
+            keep = int(np.searchsorted(np.cumsum(probabilities), top_p)) + 1
+            order, probabilities = order[:keep], probabilities[:keep] / probabilities[:keep].sum()
+        return int(order[generator.choice(len(order), p=probabilities)])
+
+    return pick
+
+
+def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
+                  context: int, pick: Callable[[Any], int] = greedy_pick) -> Iterator[str]:
+    """The continuation of one prompt as text pieces while it is decoded (`kbuild chat` on a run
+    shows each as it comes). Greedy by default, the same tokens as `continue_in_graph`: one prefill
+    of the prompt and its reply room, then one compiled cache step per token, here driven from
+    Python so each token can leave before the next, and `pick` may sample (`sampling_pick`). A
+    piece that ends inside a UTF-8 character waits for the rest."""
     new = max(1, min(int(max_new_tokens), context - 1))
     ids = tokenizer.token_ids(tf.constant([prompt])).to_list()[0][-(context - new):]
     if not ids:
@@ -68,7 +95,7 @@ def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, 
     token, position, tokens, shown = ids[-1], len(ids) - 1, [], ""
     for _ in range(new):
         logits, cache = step(tf.constant([[token]], tf.int32), cache, tf.constant(position, tf.int32))
-        token = int(np.argmax(logits.numpy()[0, -1]))
+        token = pick(logits.numpy()[0, -1])
         if token in stop_ids:
             break
         tokens.append(token)

@@ -75,16 +75,20 @@ class ChatSession:
 
 
 def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens: int | None = None,
-              quantize: str = "none") -> ChatSession:
+              quantize: str = "none", pick: Callable[[Any], int] | None = None) -> ChatSession:
     """A session with the chat run folder (has spec.yaml) or export (a model folder or version) at
     `path`; `system` and `max_new_tokens` default to the spec's `preprocess.chat`. `quantize`
     (int8, int4) quantises a run's weights as `kbuild export --quantize` does; an export's are
-    fixed when it is written."""
+    fixed when it is written. `pick` (a run only: `kbuild.decoding.causal_lm.sampling_pick`)
+    draws each next token instead of taking the most likely."""
     import tensorflow as tf
 
     path = Path(path)
     if (path / "spec.yaml").is_file():
-        return run_session(load_chat_run(path, quantize), system, max_new_tokens)
+        return run_session(load_chat_run(path, quantize), system, max_new_tokens, pick)
+    if pick is not None:
+        raise GenerationError(f"{path}: an export decodes greedily inside its graph; sampling (--sampler) needs the "
+                              "run folder")
     import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
 
     from kbuild.exporter.layout import NotAnExport, resolve_version
@@ -113,16 +117,21 @@ def load_chat_run(path: str | os.PathLike, quantize: str = "none") -> Any:
     return load_servable(str(path), _refuse_other_tasks, quantize)
 
 
-def run_session(servable: Any, system: str | None = None, max_new_tokens: int | None = None) -> ChatSession:
-    """A session with a loaded chat run (`load_chat_run`); it streams (`reply_pieces`)."""
-    from kbuild.decoding.causal_lm import greedy_pieces
+def run_session(servable: Any, system: str | None = None, max_new_tokens: int | None = None,
+                pick: Callable[[Any], int] | None = None) -> ChatSession:
+    """A session with a loaded chat run (`load_chat_run`); it streams (`reply_pieces`), and with
+    `pick` it samples (then `reply` joins the streamed pieces too)."""
+    from kbuild.decoding.causal_lm import greedy_pick, greedy_pieces
     from kbuild.tasks.chat import SERVING_CONTEXT, stop_token_ids
 
     session = _session(servable.functions, servable.spec.preprocess.chat, system, max_new_tokens)
     tokenizer = servable.assets.tokenizer
     stops = stop_token_ids(tokenizer, session.formats)
     context = max(SERVING_CONTEXT, servable.spec.preprocess.max_length)
-    session.stream = lambda prompt, new: greedy_pieces(servable.model, tokenizer, prompt, new, stops, context)
+    session.stream = lambda prompt, new: greedy_pieces(servable.model, tokenizer, prompt, new, stops, context,
+                                                       pick or greedy_pick)
+    if pick is not None:
+        session.generate = lambda prompt, new: "".join(session.stream(prompt, new))
     return session
 
 
