@@ -330,6 +330,7 @@ def chat(model_dir: str, system: str | None, max_new_tokens: int | None, sampler
     session = open_chat(model_dir, system, max_new_tokens, quantize, pick)
     if sys.stdin.isatty():
         click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)
+
     def piece(text: str) -> None:
         click.echo(text, nl=False)
         sys.stdout.flush()

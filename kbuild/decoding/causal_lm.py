@@ -79,8 +79,8 @@ def sampling_pick(temperature: float = 1.0, top_k: int | None = None, top_p: flo
     return pick
 
 
-def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
-                  context: int, pick: Callable[[Any], int] = greedy_pick) -> Iterator[str]:
+def decoded_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
+                   context: int, pick: Callable[[Any], int] = greedy_pick) -> Iterator[str]:
     """The continuation of one prompt as text pieces while it is decoded (`kbuild chat` on a run
     shows each as it comes). Greedy by default, the same tokens as `continue_in_graph`: one prefill
     of the prompt and its reply room, then one compiled cache step per token, here driven from
@@ -92,7 +92,11 @@ def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, 
         return
     _, cache = model._build_cache(tf.constant([ids + [tokenizer.pad_id] * new], tf.int32))
     step = _cache_step(model)
-    token, position, tokens, shown = ids[-1], len(ids) - 1, [], ""
+
+    def text(tokens: list[int]) -> str:
+        return tokenizer.detokenize(tf.ragged.constant([tokens], tf.int32)).numpy()[0].decode("utf-8", "replace")
+
+    token, position, tokens, shown, so_far = ids[-1], len(ids) - 1, [], "", ""
     for _ in range(new):
         logits, cache = step(tf.constant([[token]], tf.int32), cache, tf.constant(position, tf.int32))
         token = pick(logits.numpy()[0, -1])
@@ -100,13 +104,12 @@ def greedy_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, 
             break
         tokens.append(token)
         position += 1
-        text = tokenizer.detokenize(tf.ragged.constant([tokens], tf.int32)).numpy()[0].decode("utf-8", "replace")
-        if not text.endswith("\ufffd") and len(text) > len(shown):
-            yield text[len(shown):]
-            shown = text
-    text = tokenizer.detokenize(tf.ragged.constant([tokens], tf.int32)).numpy()[0].decode("utf-8", "replace") if tokens else ""
-    if len(text) > len(shown):
-        yield text[len(shown):]
+        so_far = text(tokens)
+        if not so_far.endswith("\ufffd") and len(so_far) > len(shown):
+            yield so_far[len(shown):]
+            shown = so_far
+    if len(so_far) > len(shown):  # the last piece, held back for a character it never completed
+        yield so_far[len(shown):]
 
 
 def _cache_step(model: Any) -> Any:

@@ -11,8 +11,9 @@
   slower than float32 on a CPU for the same reason.
 
 Dense, EinsumDense, Embedding and keras_hub's tied ReversibleEmbedding take both modes; every other
-layer (norms, LSTM and GRU cells) stays float, and `QuantizedLayers` lists which did what. Quantising rewrites a model in place and cannot be
-undone: quantise a fresh load, never a model someone else holds.
+layer (norms, LSTM and GRU cells) stays float, and `QuantizedLayers` lists which did what.
+Quantising rewrites a model in place and cannot be undone: quantise a fresh load, never a model
+someone else holds.
 """
 
 from __future__ import annotations

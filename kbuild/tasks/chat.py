@@ -159,7 +159,7 @@ class ChatTask(Task):
             def on_epoch_end(self, epoch, logs=None):
                 for prefix in ("", "val_"):
                     if logs is not None and f"{prefix}{TOKEN_LOSS}" in logs:
-                        logs[f"{prefix}perplexity"] = math.exp(min(float(logs[f"{prefix}{TOKEN_LOSS}"]), 50.0))
+                        logs[f"{prefix}perplexity"] = perplexity_of(float(logs[f"{prefix}{TOKEN_LOSS}"]))
 
         return [Perplexity()]
 
@@ -170,7 +170,7 @@ class ChatTask(Task):
             return None
         loss = float(logs[f"val_{TOKEN_LOSS}"])
         tokens = sum(float(weights.numpy().sum()) for _, _, weights in bundle.datasets[split])
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)) if tokens else float("nan"), "tokens": int(tokens)}
+        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"), "tokens": int(tokens)}
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """Loss and perplexity over the split's weighted tokens (the replies, under `loss_on:
@@ -188,7 +188,7 @@ class ChatTask(Task):
             loss, count = sums(x, y, w)
             total, tokens = total + float(loss), tokens + float(count)
         loss = total / tokens if tokens else float("nan")
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)) if tokens else float("nan"),
+        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"),
                 "tokens": int(tokens)}
 
     # --- serving ---------------------------------------------------------------------------------
@@ -238,6 +238,11 @@ TASKS.register("chat")(ChatTask())
 
 
 # --- formatting and encoding (plain functions, so tests and `kbuild chat` call them directly) ---------
+def perplexity_of(loss: float) -> float:
+    """exp of a loss in nats per token, capped at exp(50) so a diverged run logs a number, not inf."""
+    return math.exp(min(loss, 50.0))
+
+
 def user_text_within(tokenizer: Any, text: Any, before: str, after: str, room: int) -> Any:
     """Each user text (strings `[batch]`, TF ops) cut to its first tokens, so that `before + text +
     after` holds at most `room` tokens. `continue_in_graph` keeps a prompt's end, right for a
