@@ -13,7 +13,7 @@ tokens), exactly as the export answers it:
     KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --before --perplexity-only
 
 `--perplexity-only` (with --before) scores the spec's valid split instead: loss and perplexity over the
-subject tokens, by the chat task's own `evaluate`, the code that writes a trained run's
+subject tokens, by the chat task's own `evaluate` (benchmarks/checkpoint_perplexity.py), the code that writes a trained run's
 `metrics.valid.perplexity` into its results.json, so the two numbers compare.
 
 ROUGE-1/2/L F1 (rouge-score, Porter stemming, through `kbuild.tasks.rouge`) against the original
@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.checkpoint_perplexity import checkpoint_scores  # noqa: E402
 from kbuild.runtime import init_tensorflow  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -68,19 +69,6 @@ def before(spec_path: Path):
     tokenizer = tokenizer_for(spec).fit([])  # the checkpoint's tokenizer and chat template; nothing is learned
     functions = TASKS.get("chat").serving_functions(model, Assets(tokenizer, []), spec)
     return f"{Path(spec.model.backbone.from_).name} (before fine-tuning)", functions["serving_default"], spec
-
-
-def valid_perplexity(spec_path: Path) -> dict:
-    """The converted checkpoint's loss and perplexity on the spec's valid split (its responses), as a
-    trained run's final scores compute them."""
-    from kbuild import load_spec
-    from kbuild.tasks import TASKS
-    from kbuild.tasks.bundle import build
-
-    spec = load_spec(spec_path)
-    task = TASKS.get("chat")
-    bundle = build(spec, splits=("valid",))
-    return task.evaluate(task.build_model(spec, bundle), bundle, "valid", spec)
 
 
 def trained(run: Path):
@@ -139,7 +127,7 @@ def main() -> None:
         if not args.before:
             parser.error("--perplexity-only goes with --before; a run's is in its results.json (metrics.valid)")
         start = time.perf_counter()
-        scores = valid_perplexity(args.spec)
+        scores = checkpoint_scores(args.spec)
         print(json.dumps({**scores, "seconds": round(time.perf_counter() - start, 1),
                           "loadavg": [round(x, 2) for x in os.getloadavg()]}))
         return

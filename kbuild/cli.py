@@ -323,10 +323,9 @@ def chat(model_dir: str, system: str | None, max_new_tokens: int | None, sampler
 
     pick = None
     if sampler != "greedy":
-        from kbuild.decoding.causal_lm import sampling_pick
+        from kbuild.decoding.causal_lm import pick_for
 
-        pick = sampling_pick(temperature, top_k if sampler == "top_k" else None,
-                             top_p if sampler == "top_p" else None, seed)
+        pick = pick_for(sampler, temperature, top_k, top_p, seed)
     session = open_chat(model_dir, system, max_new_tokens, quantize, pick)
     if sys.stdin.isatty():
         click.echo("(a message per line; /reset forgets the conversation, /exit ends it)", err=True)

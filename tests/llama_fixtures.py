@@ -134,6 +134,14 @@ def write_tiny_gguf(path: Path, model: TinyLlama = TinyLlama(), seed: int = 0) -
     return hf
 
 
+def converted_tiny_llama(root: Path) -> Path:
+    """The tiny llama written as GGUF under `root`, converted to a checkpoint folder kbuild reads."""
+    from kbuild.pretrained.gguf import convert
+
+    write_tiny_gguf(root / "tiny.gguf")
+    return convert(root / "tiny.gguf", root / "tiny-llama").folder
+
+
 def reference_logits(weights: dict[str, np.ndarray], ids: list[int], model: TinyLlama = TinyLlama()) -> np.ndarray:
     """Hugging Face's LlamaForCausalLM forward pass in float64 numpy: `[time, vocab]`."""
     w = {name: value.astype(np.float64) for name, value in weights.items()}

@@ -19,7 +19,7 @@ pytest.importorskip("gguf")
 from kbuild.data.conversations import Message, eou_turns, json_turns  # noqa: E402
 from kbuild.errors import DataError, SpecError  # noqa: E402
 from kbuild.pretrained.chat_template import ChatTemplate, conversation_segments, role_formats  # noqa: E402
-from tests.llama_fixtures import CHAT_TEMPLATE, write_tiny_gguf  # noqa: E402
+from tests.llama_fixtures import CHAT_TEMPLATE, converted_tiny_llama  # noqa: E402
 
 SMOLLM2_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou "
@@ -32,11 +32,7 @@ CONVERSATION = [Message("user", "hi the cat"), Message("assistant", "the cat is"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from kbuild.pretrained.gguf import convert
-
-    root = tmp_path_factory.mktemp("chat")
-    write_tiny_gguf(root / "tiny.gguf")
-    return convert(root / "tiny.gguf", root / "tiny-llama").folder
+    return converted_tiny_llama(tmp_path_factory.mktemp("chat"))
 
 
 def write_chat_spec(folder, checkpoint, conversations, extra: str = "", lora: str = "lora: {rank: 2}") -> str:
@@ -413,7 +409,8 @@ def test_a_prompt_template_wraps_the_prompt_in_training_in_serving_and_in_a_chat
     from kbuild.generation.chat import ChatSession
     from kbuild.tasks import TASKS
     from kbuild.tasks.bundle import build
-    from kbuild.tasks.chat import SERVING_CONTEXT, role_formats_for, user_text_within
+    from kbuild.tasks.causal_lm import SERVING_CONTEXT
+    from kbuild.tasks.chat import role_formats_for, user_text_within
 
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"email": "the cat", "subject": "is the cat"}) + "\n", encoding="utf-8")

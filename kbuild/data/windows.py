@@ -9,7 +9,8 @@ stream's average loss per token.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +41,12 @@ def window_count(stream: np.ndarray, length: int, source: str = "data") -> int:
     return -(-(len(stream) - 1) // length)
 
 
+def plain_windows(inputs: tf.Tensor, targets: tf.Tensor, inputs_real: tf.Tensor, targets_real: tf.Tensor) -> tuple:
+    """A window as kbuild's own language models read it: `(inputs, targets)` (a [PAD] target
+    carries no loss)."""
+    return inputs, targets
+
+
 def window_dataset(
     stream: np.ndarray,
     length: int,
@@ -47,9 +54,11 @@ def window_dataset(
     *,
     shuffle: bool,
     seed: int = 0,
+    pad_id: int = PAD_ID,
+    pack: Callable[..., Any] = plain_windows,
 ) -> tf.data.Dataset:
-    """Batches of `(inputs [batch, length], targets [batch, length])`, targets being the inputs
-    shifted one token left; one pass holds `window_count` windows.
+    """Batches of windows, by default `(inputs [batch, length], targets [batch, length])`, targets
+    being the inputs shifted one token left; one pass holds `window_count` windows.
 
     Args:
         stream: the split's token ids (at least 2; see `window_count`).
@@ -57,25 +66,31 @@ def window_dataset(
         batch_size: windows per batch; the last batch of an ordered pass may be smaller.
         shuffle: random window offsets, fresh every pass (training); else ordered tiling.
         seed: seed of the offsets.
+        pad_id: the id that fills the tail of the last tiled window.
+        pack: `(inputs, targets, inputs_real, targets_real)` -> one dataset element, the two
+            boolean masks marking the positions that hold text (False only in that tail); e.g. a
+            checkpoint's causal LM reads a padding mask and weights its targets.
     """
     count = window_count(stream, length)
     if not shuffle or len(stream) <= length + 1:
-        # Pad the tail with [PAD]: padded targets are ignored by the loss.
-        padded = np.full(count * length + 1, PAD_ID, np.int32)
+        # Pad the tail: its positions are marked as no text for `pack`.
+        padded = np.full(count * length + 1, pad_id, np.int32)
         padded[: len(stream)] = stream
-        inputs = padded[:-1].reshape(count, length)
-        targets = padded[1:].reshape(count, length)
-        dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
+        real = np.arange(count * length + 1) < len(stream)
+        inputs, targets = padded[:-1].reshape(count, length), padded[1:].reshape(count, length)
+        dataset = tf.data.Dataset.from_tensor_slices(
+            pack(inputs, targets, real[:-1].reshape(count, length), real[1:].reshape(count, length)))
         if shuffle:
             dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     ids = tf.constant(stream)
     last_start = len(stream) - length - 1
+    every = tf.ones([length], tf.bool)
 
-    def cut(offset: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def cut(offset: tf.Tensor) -> Any:
         offset = tf.cast(offset % (last_start + 1), tf.int32)
-        return ids[offset : offset + length], ids[offset + 1 : offset + length + 1]
+        return pack(ids[offset : offset + length], ids[offset + 1 : offset + length + 1], every, every)
 
     dataset = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
     dataset = dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE)

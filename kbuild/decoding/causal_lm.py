@@ -79,6 +79,15 @@ def sampling_pick(temperature: float = 1.0, top_k: int | None = None, top_p: flo
     return pick
 
 
+def pick_for(sampler: str, temperature: float = 1.0, top_k: int = 10, top_p: float = 0.9,
+             seed: int | None = None) -> Callable[[Any], int]:
+    """The next-token pick a sampler name asks for: `greedy`, or a draw over the `top_k` most
+    likely tokens (`top_k`) or the `top_p` mass (`top_p`)."""
+    if sampler == "greedy":
+        return greedy_pick
+    return sampling_pick(temperature, top_k if sampler == "top_k" else None, top_p if sampler == "top_p" else None, seed)
+
+
 def decoded_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, stop_ids: tuple[int, ...],
                    context: int, pick: Callable[[Any], int] = greedy_pick) -> Iterator[str]:
     """The continuation of one prompt as text pieces while it is decoded (`kbuild chat` on a run

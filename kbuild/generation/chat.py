@@ -122,12 +122,13 @@ def run_session(servable: Any, system: str | None = None, max_new_tokens: int | 
     """A session with a loaded chat run (`load_chat_run`); it streams (`reply_pieces`), and with
     `pick` it samples (then `reply` joins the streamed pieces too)."""
     from kbuild.decoding.causal_lm import decoded_pieces, greedy_pick
-    from kbuild.tasks.chat import SERVING_CONTEXT, stop_token_ids
+    from kbuild.tasks.causal_lm import serving_context
+    from kbuild.tasks.chat import stop_token_ids
 
     session = _session(servable.functions, servable.spec.preprocess.chat, system, max_new_tokens)
     tokenizer = servable.assets.tokenizer
     stops = stop_token_ids(tokenizer, session.formats)
-    context = max(SERVING_CONTEXT, servable.spec.preprocess.max_length)
+    context = serving_context(servable.spec)
     session.stream = lambda prompt, new: decoded_pieces(servable.model, tokenizer, prompt, new, stops, context,
                                                         pick or greedy_pick)
     if pick is not None:

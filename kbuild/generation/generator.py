@@ -165,15 +165,20 @@ def _compile(function: Any, jit_compile: bool) -> Any:
     ], reduce_retracing=True)
 
 
-def load_generator(run: str | os.PathLike, quantize: str = "none") -> Generator:
-    """A `Generator` over the best model of a trained language-model run folder, its weights
-    quantised as `quantize` (`kbuild.layers.quantization`: none, int8 or int4)."""
+def load_generator(run: str | os.PathLike, quantize: str = "none") -> Any:
+    """A `Generator` over the best model of a trained language-model run folder (a
+    `CausalLmGenerator` for one continued from a checkpoint), its weights quantised as `quantize`
+    (`kbuild.layers.quantization`: none, int8 or int4)."""
     from kbuild.layers.quantization import check_mode, quantize_weights
     from kbuild.runs import load_run_for
 
     check_mode(quantize)
     loaded = load_run_for(run, "language_model", "generation", GenerationError)
     quantize_weights(loaded.model, quantize)
+    if loaded.spec.model.backbone is not None:
+        from kbuild.generation.causal_generator import CausalLmGenerator
+
+        return CausalLmGenerator(loaded.model, loaded.spec, loaded.assets.tokenizer)
     return Generator(loaded.model, loaded.spec, loaded.assets.tokenizer)
 
 

@@ -18,10 +18,11 @@ from kbuild.spec.base import StrictModel
 if TYPE_CHECKING:
     from kbuild.spec.root import Spec
 
-BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa", "seq2seq", "chat"})
+BACKBONE_TASKS = frozenset({"classification", "regression", "multilabel", "tagging", "extractive_qa", "seq2seq", "chat",
+                            "language_model"})
 """Tasks that take a pretrained checkpoint: those whose head reads per-token encoder features
 (pooled, per word for tagging, per token for extractive_qa, or attended to by a seq2seq decoder),
-and `chat`, which fine-tunes a causal language model."""
+and `chat` and `language_model`, which fine-tune (or continue pretraining) a causal language model."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

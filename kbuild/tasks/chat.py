@@ -17,7 +17,6 @@ a conversation with). All three stop at the template's end token.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,14 @@ from kbuild.errors import DataError
 from kbuild.names import TEXT_INPUT
 from kbuild.pretrained.checkpoint import CAUSAL_LM, CheckpointError
 from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.causal_lm import (
+    PADDING_MASK,
+    TOKEN_IDS,
+    TOKEN_LOSS,
+    CausalLmTraining,
+    serving_context,
+    weighted_dataset,
+)
 
 if TYPE_CHECKING:
     from kbuild.data.example import ReadResult
@@ -34,18 +41,12 @@ if TYPE_CHECKING:
     from kbuild.tasks.bundle import Assets, DataBundle
 
 MESSAGES, PROMPT, RESPONSE = "messages", "prompt", "response"
-TOKEN_IDS, PADDING_MASK = "token_ids", "padding_mask"
-"""keras_hub's causal LM inputs."""
-TOKEN_LOSS = "token_loss"
-"""The logged token-weighted loss (`WeightedTokenLoss`); Keras's `loss` is a mean of batch means."""
-SERVING_CONTEXT = 1024
-"""Tokens the exported model's cache holds (prompt and reply; at least `preprocess.max_length`)."""
 FORMAT_KEYS = ("head", "system_prefix", "system_suffix", "user_prefix", "user_suffix", "assistant_prefix",
                "assistant_suffix")
 """The outputs of the export's `chat_format` signature."""
 
 
-class ChatTask(Task):
+class ChatTask(CausalLmTraining, Task):
     name = "chat"
     inputs = ()
     optional_inputs = (MESSAGES, PROMPT, RESPONSE)
@@ -121,76 +122,6 @@ class ChatTask(Task):
                                     shuffle=train, seed=spec.seed)
         return SplitData(factory, len(targets), features)
 
-    # --- model -----------------------------------------------------------------------------------
-    def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
-        """keras_hub's `CausalLM` of the checkpoint (no preprocessor: the data is tokenized), with
-        `model.backbone`'s trainable / freeze_layers / lora controls."""
-        from kbuild.pretrained.backbone import apply_controls
-        from kbuild.pretrained.causal_lm import load_causal_lm
-        from kbuild.pretrained.checkpoint import inspect
-
-        model = load_causal_lm(inspect(spec, CAUSAL_LM))
-        model.preprocessor = None
-        apply_controls(model.backbone, spec.model.backbone)
-        return model
-
-    def loss(self, spec: Spec) -> Any:
-        import keras
-
-        # The mean over weighted tokens, not over every position of the batch.
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
-
-    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        return []
-
-    def weighted_metrics(self, spec: Spec) -> list[Any]:
-        """keras_hub's default (token accuracy) and the exact loss over the weighted tokens;
-        perplexity is exp(token_loss), added per epoch (`epoch_callbacks`) and in `evaluate`."""
-        import keras
-
-        from kbuild.layers.metrics import WeightedTokenLoss
-
-        return [keras.metrics.SparseCategoricalAccuracy(), WeightedTokenLoss(name=TOKEN_LOSS)]
-
-    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
-        import keras
-
-        class Perplexity(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                for prefix in ("", "val_"):
-                    if logs is not None and f"{prefix}{TOKEN_LOSS}" in logs:
-                        logs[f"{prefix}perplexity"] = perplexity_of(float(logs[f"{prefix}{TOKEN_LOSS}"]))
-
-        return [Perplexity()]
-
-    def scores_from_validation(self, logs, bundle: DataBundle, split: str) -> dict | None:
-        """The saved epoch's `val_token_loss` is `evaluate`'s loss: the same valid batches, summed
-        token by token (the AESLC LoRA run spent 509 s after training loading its model and reading valid again)."""
-        if f"val_{TOKEN_LOSS}" not in logs:
-            return None
-        loss = float(logs[f"val_{TOKEN_LOSS}"])
-        tokens = sum(float(weights.numpy().sum()) for _, _, weights in bundle.datasets[split])
-        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"), "tokens": int(tokens)}
-
-    def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
-        """Loss and perplexity over the split's weighted tokens (the replies, under `loss_on:
-        responses`), summed token by token, and how many tokens that is."""
-        import keras
-        import tensorflow as tf
-
-        @tf.function
-        def sums(x, y, w):
-            losses = keras.losses.sparse_categorical_crossentropy(y, model(x, training=False), from_logits=True)
-            return tf.reduce_sum(losses * w), tf.reduce_sum(w)
-
-        total = tokens = 0.0
-        for x, y, w in bundle.datasets[split]:
-            loss, count = sums(x, y, w)
-            total, tokens = total + float(loss), tokens + float(count)
-        loss = total / tokens if tokens else float("nan")
-        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"),
-                "tokens": int(tokens)}
-
     # --- serving ---------------------------------------------------------------------------------
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         import keras_hub
@@ -201,7 +132,7 @@ class ChatTask(Task):
         tokenizer = assets.tokenizer
         formats = role_formats_for(spec, tokenizer)
         stop_ids = stop_token_ids(tokenizer, formats)
-        context = max(SERVING_CONTEXT, spec.preprocess.max_length)
+        context = serving_context(spec)
         sampler = keras_hub.samplers.GreedySampler()
         probe = "\x00"
         chat = spec.preprocess.chat
@@ -238,11 +169,6 @@ TASKS.register("chat")(ChatTask())
 
 
 # --- formatting and encoding (plain functions, so tests and `kbuild chat` call them directly) ---------
-def perplexity_of(loss: float) -> float:
-    """exp of a loss in nats per token, capped at exp(50) so a diverged run logs a number, not inf."""
-    return math.exp(min(loss, 50.0))
-
-
 def user_text_within(tokenizer: Any, text: Any, before: str, after: str, room: int) -> Any:
     """Each user text (strings `[batch]`, TF ops) cut to its first tokens, so that `before + text +
     after` holds at most `room` tokens. `continue_in_graph` keeps a prompt's end, right for a
@@ -324,17 +250,6 @@ def encode_conversations(tokenizer: Any, conversations: Sequence[Sequence[Segmen
         weights[row, :length] = trained[1:]
     padding_mask = np.arange(max_length)[None, :] < lengths
     return {TOKEN_IDS: token_ids, PADDING_MASK: padding_mask}, targets, weights
-
-
-def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch_size: int, *, shuffle: bool,
-                     seed: int) -> Any:
-    """Batches of `(inputs, targets, weights)`, reshuffled each epoch with `seed` when `shuffle`."""
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((features, targets, weights))
-    if shuffle:
-        dataset = dataset.shuffle(max(1, len(targets)), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def stop_token_ids(tokenizer: Any, formats: RoleFormats) -> tuple[int, ...]:

@@ -1,6 +1,11 @@
 """Language modelling: predict every next token of running text (decoder-only Transformer, LSTM,
 GRU). Loss is cross-entropy in nats per token over non-padding positions; perplexity is its
-exponential. `kbuild generate` samples from a trained model (see kbuild.generation)."""
+exponential. `kbuild generate` samples from a trained model (see kbuild.generation).
+
+With `model.backbone.from` a decoder checkpoint (SmolLM2, gpt2, ...), the same task continues its
+pretraining: the text is read with the checkpoint's tokenizer into the same windows, and the model
+is keras_hub's `CausalLM`, trained, scored and served as `task: chat` trains it
+(`kbuild.tasks.causal_lm`), every real token of the text weighted."""
 
 from __future__ import annotations
 
@@ -8,7 +13,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kbuild.names import LOGITS
+from kbuild.pretrained.checkpoint import CAUSAL_LM
 from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.causal_lm import (
+    PADDING_MASK,
+    TOKEN_IDS,
+    TOKEN_LOSS,
+    CausalLmTraining,
+    serving_context,
+)
 from kbuild.tasks.token_loss import perplexity, token_loss
 
 if TYPE_CHECKING:
@@ -20,11 +33,20 @@ EXPORT_NEW_TOKENS = 100
 """Tokens `serving_default` of an exported language model adds to each prompt (greedy); the
 `generate` signature takes the count as an input."""
 
+CHECKPOINT = CausalLmTraining()
+"""The model, loss, metrics and scores of a language model from a `model.backbone` checkpoint."""
+
 
 class LanguageModelTask(Task):
     name = "language_model"
     logged_metrics = ("perplexity",)
     uses_labels = False
+    checkpoint_kind = CAUSAL_LM
+
+    def metric_names(self, spec: Spec) -> tuple[str, ...]:
+        """From a checkpoint, also the exact token-weighted loss (`token_loss`) perplexity is read off."""
+        names = super().metric_names(spec)
+        return names if spec.model.backbone is None else (*names, TOKEN_LOSS, f"val_{TOKEN_LOSS}")
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Every block must be causal: a block that sees later tokens would learn to copy them."""
@@ -52,18 +74,25 @@ class LanguageModelTask(Task):
 
     def make_dataset(self, bundle: DataBundle, split: ReadResult, spec: Spec, key: str, train: bool) -> SplitData:
         """Windows of `preprocess.max_length` tokens over the split's text (random offsets for
-        train, in-order tiling otherwise)."""
+        train, in-order tiling otherwise); from a checkpoint, as its `CausalLM` reads them."""
         import functools
 
         from kbuild.data.windows import token_stream, window_count, window_dataset
 
         stream = token_stream(bundle.tokenizer, self.texts(split))
         count = window_count(stream, spec.preprocess.max_length, f"{key} ({split.source})")
+        form = {} if spec.model.backbone is None else {"pad_id": bundle.tokenizer.pad_id, "pack": causal_lm_window}
         factory = functools.partial(
             window_dataset, stream, spec.preprocess.max_length, spec.train.batch_size,
-            shuffle=train, seed=spec.seed,
+            shuffle=train, seed=spec.seed, **form,
         )
         return SplitData(factory, count)
+
+    # --- model: kbuild's own, or the checkpoint's CausalLM ----------------------------------------
+    def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
+        if spec.model.backbone is not None:
+            return CHECKPOINT.build_model(spec, bundle)
+        return super().build_model(spec, bundle)
 
     def build_outputs(self, features: Any, spec: Spec, labels: list[str], vocab_size: int) -> Any:
         """Next-token logits over the vocabulary at every position (float32 for a stable loss)."""
@@ -72,39 +101,79 @@ class LanguageModelTask(Task):
         return keras.layers.Dense(vocab_size, dtype="float32", name=LOGITS)(features)
 
     def loss(self, spec: Spec) -> Any:
+        if spec.model.backbone is not None:
+            return CHECKPOINT.loss(spec)
         return token_loss()  # padded targets (the tail of the last window) carry no token to predict
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
-        return [perplexity()]
+        return CHECKPOINT.metrics(spec, labels) if spec.model.backbone is not None else [perplexity()]
+
+    def weighted_metrics(self, spec: Spec) -> list[Any]:
+        return CHECKPOINT.weighted_metrics(spec) if spec.model.backbone is not None else []
+
+    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
+        return CHECKPOINT.epoch_callbacks(spec, bundle) if spec.model.backbone is not None else []
+
+    def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
+        if spec.model.backbone is not None:
+            return CHECKPOINT.evaluate(model, bundle, split, spec)
+        return super().evaluate(model, bundle, split, spec)
+
+    def scores_from_validation(self, logs, bundle: DataBundle, split: str) -> dict | None:
+        """From a checkpoint, the saved epoch's `val_token_loss` (kbuild's own models log no such sum)."""
+        return CHECKPOINT.scores_from_validation(logs, bundle, split)
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;
-        `generate(prompt, max_new_tokens)`: the same with the length as an input."""
+        `generate(prompt, max_new_tokens)`: the same with the length as an input. A checkpoint's
+        model stops early at its end token (`<|endoftext|>`)."""
         import keras_hub
         import tensorflow as tf
 
-        from kbuild.decoding.graph import generate_in_graph
-        from kbuild.decoding.stepper import LanguageModelStepper
         from kbuild.names import TEXT_INPUT
 
         tokenizer = assets.tokenizer
-        stepper = LanguageModelStepper(model, spec)
         sampler = keras_hub.samplers.GreedySampler()
+        if spec.model.backbone is None:
+            from kbuild.decoding.graph import generate_in_graph
+            from kbuild.decoding.stepper import LanguageModelStepper
+
+            stepper = LanguageModelStepper(model, spec)
+
+            def complete(prompt, max_new_tokens):
+                return generate_in_graph(stepper, tokenizer, sampler, prompt, max_new_tokens)
+        else:
+            from kbuild.decoding.causal_lm import continue_in_graph
+
+            stops = () if tokenizer.end_id is None else (int(tokenizer.end_id),)
+            context = serving_context(spec)
+
+            def complete(prompt, max_new_tokens):
+                completion = continue_in_graph(model, tokenizer, sampler, prompt, max_new_tokens, stops, context)
+                return {"completion": completion, "text": tf.strings.join([prompt, completion])}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
                                       tf.TensorSpec([], tf.int32, name="max_new_tokens")])
         def generate(prompt, max_new_tokens):
-            return generate_in_graph(stepper, tokenizer, sampler, prompt, max_new_tokens)
+            return complete(prompt, max_new_tokens)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
         def serve(text):
-            return generate_in_graph(stepper, tokenizer, sampler, text, tf.constant(EXPORT_NEW_TOKENS))
+            return complete(text, tf.constant(EXPORT_NEW_TOKENS))
 
         return {"serving_default": serve, "generate": generate}
 
     def to_rows(self, texts: list[str], outputs: dict[str, Any], labels: list[str]) -> list[dict]:
-        return [{"prompt": text, "completion": completion.decode("utf-8")}
+        return [{"prompt": text, "completion": completion.decode("utf-8", errors="replace")}
                 for text, completion in zip(texts, outputs["completion"], strict=True)]
 
 
 TASKS.register("language_model")(LanguageModelTask())
+
+
+def causal_lm_window(inputs: Any, targets: Any, inputs_real: Any, targets_real: Any) -> tuple:
+    """A window as a checkpoint's `CausalLM` reads it (`window_dataset`'s `pack`): the tail of the
+    last tiled window is masked out and its targets weigh nothing."""
+    import tensorflow as tf
+
+    return {TOKEN_IDS: inputs, PADDING_MASK: inputs_real}, targets, tf.cast(targets_real, tf.float32)

@@ -1,0 +1,121 @@
+"""Training a pretrained causal language model (keras_hub's `CausalLM` of the `model.backbone`
+checkpoint): what `task: chat` and `task: language_model` from a checkpoint share.
+
+Batches are `({token_ids, padding_mask}, next ids, weights)`; a weight says whether a target token
+counts (a reply's token in a chat, every real token of running text), so the loss is the mean over
+the weighted tokens (`mean_with_sample_weight`) and padding carries none. `token_loss` is that mean
+summed token by token over an epoch (Keras's `loss` is a mean of batch means) and perplexity its
+exponential, added per epoch and by `evaluate`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from kbuild.spec import Spec
+    from kbuild.tasks.bundle import DataBundle
+
+TOKEN_IDS, PADDING_MASK = "token_ids", "padding_mask"
+"""keras_hub's causal LM inputs."""
+TOKEN_LOSS = "token_loss"
+"""The logged token-weighted loss (`WeightedTokenLoss`); Keras's `loss` is a mean of batch means."""
+SERVING_CONTEXT = 1024
+"""Tokens the exported model's cache holds (prompt and continuation; at least `preprocess.max_length`)."""
+
+
+def perplexity_of(loss: float) -> float:
+    """exp of a loss in nats per token, capped at exp(50) so a diverged run logs a number, not inf."""
+    return math.exp(min(loss, 50.0))
+
+
+def serving_context(spec: Spec) -> int:
+    """Tokens of prompt and continuation the served model's cache holds."""
+    return max(SERVING_CONTEXT, spec.preprocess.max_length)
+
+
+class CausalLmTraining:
+    """The model, loss, metrics and scoring of a fine-tuned checkpoint `CausalLM` (Task hooks)."""
+
+    def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
+        """keras_hub's `CausalLM` of the checkpoint (no preprocessor: the data is tokenized), with
+        `model.backbone`'s trainable / freeze_layers / lora controls."""
+        from kbuild.pretrained.backbone import apply_controls
+        from kbuild.pretrained.causal_lm import load_causal_lm
+        from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
+
+        model = load_causal_lm(inspect(spec, CAUSAL_LM))
+        model.preprocessor = None
+        apply_controls(model.backbone, spec.model.backbone)
+        return model
+
+    def loss(self, spec: Spec) -> Any:
+        import keras
+
+        # The mean over weighted tokens, not over every position of the batch.
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+    def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
+        return []
+
+    def weighted_metrics(self, spec: Spec) -> list[Any]:
+        """keras_hub's default (token accuracy) and the exact loss over the weighted tokens;
+        perplexity is exp(token_loss), added per epoch (`epoch_callbacks`) and in `evaluate`."""
+        import keras
+
+        from kbuild.layers.metrics import WeightedTokenLoss
+
+        return [keras.metrics.SparseCategoricalAccuracy(), WeightedTokenLoss(name=TOKEN_LOSS)]
+
+    def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
+        import keras
+
+        class Perplexity(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                for prefix in ("", "val_"):
+                    if logs is not None and f"{prefix}{TOKEN_LOSS}" in logs:
+                        logs[f"{prefix}perplexity"] = perplexity_of(float(logs[f"{prefix}{TOKEN_LOSS}"]))
+
+        return [Perplexity()]
+
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str) -> dict | None:
+        """The saved epoch's `val_token_loss` is `evaluate`'s loss: the same valid batches, summed
+        token by token (the AESLC LoRA run spent 509 s after training loading its model and reading valid again)."""
+        if f"val_{TOKEN_LOSS}" not in logs:
+            return None
+        loss = float(logs[f"val_{TOKEN_LOSS}"])
+        tokens = sum(float(weights.numpy().sum()) for _, _, weights in bundle.datasets[split])
+        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"), "tokens": int(tokens)}
+
+    def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
+        """Loss and perplexity over the split's weighted tokens, summed token by token, and how
+        many tokens that is."""
+        import keras
+        import tensorflow as tf
+
+        @tf.function
+        def sums(x, y, w):
+            losses = keras.losses.sparse_categorical_crossentropy(y, model(x, training=False), from_logits=True)
+            return tf.reduce_sum(losses * w), tf.reduce_sum(w)
+
+        total = tokens = 0.0
+        for x, y, w in bundle.datasets[split]:
+            loss, count = sums(x, y, w)
+            total, tokens = total + float(loss), tokens + float(count)
+        loss = total / tokens if tokens else float("nan")
+        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"),
+                "tokens": int(tokens)}
+
+
+def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch_size: int, *, shuffle: bool,
+                     seed: int) -> Any:
+    """Batches of `(inputs, targets, weights)`, reshuffled each epoch with `seed` when `shuffle`."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((features, targets, weights))
+    if shuffle:
+        dataset = dataset.shuffle(max(1, len(targets)), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
