@@ -176,3 +176,14 @@ def test_the_export_continues_text_in_a_fresh_process_as_the_run_does(lm_run):
     fresh = json.loads(done.stdout.strip().splitlines()[-1])
     assert fresh["completions"] == [c.decode("utf-8", "replace") for c in expected]
     assert fresh["text"].startswith("the cat" + fresh["completions"][0][:1])
+
+
+def test_report_on_the_run_shows_perplexity_and_continuations(lm_run):
+    from click.testing import CliRunner
+
+    from kbuild.cli import cli
+
+    result = CliRunner().invoke(cli, ["report", str(lm_run.path), "--max-examples", "4"])
+    assert result.exit_code == 0, result.output
+    page = (lm_run.path / "report.html").read_text(encoding="utf-8")
+    assert "Perplexity" in page and "Generated samples" in page and "the cat is" in page

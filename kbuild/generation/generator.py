@@ -175,11 +175,17 @@ def load_generator(run: str | os.PathLike, quantize: str = "none") -> Any:
     check_mode(quantize)
     loaded = load_run_for(run, "language_model", "generation", GenerationError)
     quantize_weights(loaded.model, quantize)
-    if loaded.spec.model.backbone is not None:
+    return generator_for(loaded.model, loaded.spec, loaded.assets.tokenizer)
+
+
+def generator_for(model: Any, spec: Any, tokenizer: Any) -> Any:
+    """The generator of a language model: `Generator` for kbuild's own, `CausalLmGenerator` for one
+    continued from a checkpoint (`model.backbone`); both `generate(prompt, options)`."""
+    if spec.model.backbone is not None:
         from kbuild.generation.causal_generator import CausalLmGenerator
 
-        return CausalLmGenerator(loaded.model, loaded.spec, loaded.assets.tokenizer)
-    return Generator(loaded.model, loaded.spec, loaded.assets.tokenizer)
+        return CausalLmGenerator(model, spec, tokenizer)
+    return Generator(model, spec, tokenizer)
 
 
 def generate(run: str | os.PathLike, prompt: str, options: GenerationOptions | None = None,

@@ -24,10 +24,10 @@ def _scores(record: RunRecord, key: str, title: str, names: tuple[str, ...], cap
 
 # --- language model ----------------------------------------------------------------------------
 def continuations(run: LoadedRun, count: int) -> dict:
-    from kbuild.generation.generator import Generator
+    from kbuild.generation.generator import generator_for
     from kbuild.generation.options import GenerationOptions
 
-    generator = Generator(run.model, run.spec, run.bundle.tokenizer)
+    generator = generator_for(run.model, run.spec, run.bundle.tokenizer)
     options = GenerationOptions(max_new_tokens=NEW_TOKENS, sampler="top_p", seed=run.spec.seed, jit_compile=False)
     rows = []
     for example in run.examples:
