@@ -39,7 +39,8 @@ ceil(warmup_ratio x steps) warm-up steps, gradient norm clipped at the spec's cl
 SmolLM2-135M-Instruct LoRA on AESLC (specs/aeslc_smollm2.yaml; `--llm-steps` steps of 4 emails,
 max length 256, rank 8, alpha 16 on q/v projections, the loss on the reply only):
 - `kbuild`: `kbuild train specs/aeslc_smollm2.yaml --set train.max_steps=N --set data.limit=4N`
-  (exchanges padded to 256; valid is the first 4N dev emails, scored after the epoch and at the end).
+  (each batch padded to its length bucket, preprocess.bucketing, or to 256 without it; valid is the
+  first 4N dev emails, scored after the epoch).
 - `peer`: AutoModelForCausalLM + peft LoraConfig(r=8, lora_alpha=16, q_proj/v_proj, no dropout);
   each email wrapped by the spec's prompt_template, rendered with the tokenizer's chat template
   (ChatML, its default system message); prompt and reply tokenised apart as kbuild does, labels -100
@@ -138,9 +139,10 @@ def kbuild_minilm(args, spec: dict) -> dict:
 def kbuild_smollm2(args, spec: dict, rows: int) -> dict:
     sets = [f"train.max_steps={args.llm_steps}", f"data.limit={rows}"]
     results = run_kbuild(args.kbuild_python, SPECS["smollm2"], sets, OUT / "peer_finetune_kbuild_smollm2.log")
-    length = spec["preprocess"]["max_length"]
+    # Bucketed batches pad to their length bucket, which the script does not recount: no number then.
+    length = None if spec["preprocess"].get("bucketing") else spec["preprocess"]["max_length"]
     rate = kbuild_samples_per_second(results)
-    return {"sequences_per_s": rate, "padded_positions_per_s": None if rate is None else round(rate * length, 1),
+    return {"sequences_per_s": rate, "padded_positions_per_s": None if rate is None or length is None else round(rate * length, 1),
             "steps": results["steps"], "warmup_steps": results.get("warmup_steps"),
             "trainable_parameters": results.get("trainable_parameters"), "train_s": results["train_time_s"],
             "wall_s": results["wall_time_s"], "process_wall_s": results["process_wall_s"],
@@ -229,7 +231,8 @@ def notes(results: dict) -> list[str]:
         llm = results["records"]["smollm2"]
         found.append(f"SmolLM2: tokens/s = sequences/s x {results['smollm2_mean_real_tokens']} (the mean real tokens of "
                      "the exchanges both sides train on, <= 256); padded pos./s: what each computes (kbuild pads to "
-                     "256, the peer to the batch's longest row); trainable parameters kbuild "
+                     "256, or with preprocess.bucketing to each batch's length bucket, not counted; the peer to the "
+                     "batch's longest row); trainable parameters kbuild "
                      f"{llm.get('kbuild', {}).get('trainable_parameters')}, peer {llm.get('peer', {}).get('trainable_parameters')}")
     return found
 

@@ -147,6 +147,34 @@ def test_a_token_outside_the_replies_cannot_change_the_loss(tmp_path, checkpoint
     assert abs(losses["all"][0] - losses["all"][1]) > 1e-3
 
 
+def test_bucketed_batches_pad_to_their_bucket_and_score_the_same_tokens(tmp_path, checkpoint):
+    """`preprocess.bucketing` groups exchanges by length and pads each batch to its bucket, not to
+    max_length (128 here); the token-weighted loss over the split does not change."""
+    import kbuild
+    from kbuild.data.pipeline import bucket_lengths
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    short = [Message("user", "the"), Message("assistant", "cat")]
+    conversations = [short, CONVERSATION, short, [*CONVERSATION, *CONVERSATION], short]
+    task, scores = TASKS.get("chat"), {}
+    model = None
+    for bucketing in (False, True):
+        folder = tmp_path / str(bucketing)
+        folder.mkdir()
+        spec = kbuild.load_spec(write_chat_spec(folder, checkpoint, conversations),
+                                [f"preprocess.bucketing={str(bucketing).lower()}", "train.batch_size=2"])
+        bundle = build(spec, splits=("train",))
+        model = model or task.build_model(spec, bundle)
+        widths = [x["token_ids"].shape[1] for x, _, _ in bundle.datasets["train"]]
+        scores[bucketing] = task.evaluate(model, bundle, "train", spec), widths
+        assert len(widths) == bundle.datasets["train"].cardinality().numpy()
+    assert scores[False][1] == [128, 128, 128]
+    assert set(scores[True][1]) <= set(bucket_lengths(128)) and min(scores[True][1]) < 32
+    assert scores[True][0]["tokens"] == scores[False][0]["tokens"]
+    assert scores[True][0]["loss"] == pytest.approx(scores[False][0]["loss"], rel=1e-5)
+
+
 def test_conversations_without_a_reply_in_reach_are_an_error(tmp_path, checkpoint):
     with pytest.raises(DataError, match=r"data.train: no token to train on"):
         _bundle_and_model(tmp_path, checkpoint, [[Message("user", "the cat")], [Message("user", "is")]])

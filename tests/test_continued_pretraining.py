@@ -55,6 +55,15 @@ def test_a_language_model_spec_takes_a_decoder_checkpoint_but_no_blocks(write_sp
         load_spec(path)
     assert "spec.yaml:6:" in str(error.value) and "remove model.blocks" in str(error.value)
     assert "val_token_loss" not in str(error.value)  # a checkpoint's run logs it, so it may be monitored
+    bucketed = write_spec(f"""\
+        name: lm
+        task: language_model
+        data: {{train: {tmp_path / "x.txt"}, format: text}}
+        preprocess: {{bucketing: true}}
+        model: {{backbone: {{from: ./pretrained/SmolLM2-135M-Instruct}}}}
+    """, "bucketed.yaml")
+    with pytest.raises(SpecError, match=r"bucketed.yaml:4:.*nothing to bucket"):
+        load_spec(bucketed)
 
 
 def test_an_encoder_checkpoint_is_refused_before_anything_heavy(tmp_path):

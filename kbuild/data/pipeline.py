@@ -96,10 +96,20 @@ def labelled_dataset(
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if bucketing:
         token_ids = np.asarray(_token_ids(ids))
-        dataset = _bucket(dataset, token_ids.shape[1], batch_size, label_padding)
-        # Its batch count is known (each bucket's rows in full batches and one partial): said so,
-        # a scoring pass ends without Keras taking the end of an unknown-length dataset for a fault.
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(bucketed_batches(token_ids, batch_size)))
+
+        def length(features, label):
+            # Padding is only ever trailing, so the non-pad count is the length.
+            return tf.reduce_sum(tf.cast(_token_ids(features) != PAD_ID, tf.int32))
+
+        def cut(n, features, label):
+            # Every feature and a per-token label share the time axis first: all cut at one place.
+            return tf.nest.map_structure(lambda t: t[:n], features), (label if label_padding is None else label[:n])
+
+        feature_spec, label_spec = dataset.element_spec
+        padding = (tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),
+                   tf.constant(label_padding or 0, label_spec.dtype))
+        dataset = bucket_by_length(dataset, np.sum(token_ids != PAD_ID, axis=1), token_ids.shape[1], batch_size,
+                                   length, cut, padding)
     else:
         dataset = dataset.batch(batch_size, drop_remainder=False)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -121,11 +131,10 @@ def bucket_lengths(max_length: int) -> list[int]:
     return sorted(lengths)
 
 
-def bucketed_batches(token_ids: np.ndarray, batch_size: int) -> int:
-    """Batches in one bucketed pass over `token_ids` `[count, max_length]`: per bucket (see `_bucket`),
-    its rows in batches of `batch_size`, the last one partial."""
-    lengths = np.maximum(np.sum(token_ids != PAD_ID, axis=1), 1)
-    rows = np.bincount(np.searchsorted(_bucket_boundaries(token_ids.shape[1]), lengths, side="right"))
+def bucketed_batches(lengths: np.ndarray, max_length: int, batch_size: int) -> int:
+    """Batches in one bucketed pass over rows of these `lengths` (see `bucket_by_length`): per
+    bucket, its rows in batches of `batch_size`, the last one partial."""
+    rows = np.bincount(np.searchsorted(_bucket_boundaries(max_length), np.maximum(lengths, 1), side="right"))
     return int(sum(-(-int(n) // batch_size) for n in rows))
 
 
@@ -134,30 +143,35 @@ def _bucket_boundaries(max_length: int) -> list[int]:
     return [length + 1 for length in bucket_lengths(max_length)]
 
 
-def _bucket(dataset: tf.data.Dataset, max_length: int, batch_size: int, label_padding: int | None) -> tf.data.Dataset:
+def bucket_by_length(dataset: tf.data.Dataset, lengths: np.ndarray, max_length: int, batch_size: int,
+                     length_of: Callable[..., tf.Tensor], cut: Callable[..., Any], padding: Any) -> tf.data.Dataset:
+    """Batches of rows of similar length, each padded to the smallest of `bucket_lengths` that fits it.
+
+    Args:
+        dataset: unbatched rows, padded to `max_length`.
+        lengths: each row's length (to count the batches).
+        length_of: a row's elements -> its length (int32 scalar, TF ops).
+        cut: (length, *elements) -> the row's elements cut to that length on their time axis.
+        padding: the value each element is padded with, in the row's structure.
+    """
     boundaries = _bucket_boundaries(max_length)
 
-    def trim(features, label):
-        # Padding is only ever trailing, so the non-pad count is the length. Every feature and a
-        # per-token label share the time axis first, so all are cut at the same place.
-        length = tf.maximum(tf.reduce_sum(tf.cast(_token_ids(features) != PAD_ID, tf.int32)), 1)
-        features = tf.nest.map_structure(lambda t: t[:length], features)
-        return features, (label if label_padding is None else label[:length])
+    def trim(*row):
+        return cut(tf.maximum(length_of(*row), 1), *row)
 
     trimmed = dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
-    feature_spec, label_spec = trimmed.element_spec
-    return trimmed.bucket_by_sequence_length(
-        element_length_func=lambda features, label: tf.shape(_token_ids(features))[0],
+    bucketed = trimmed.bucket_by_sequence_length(
+        element_length_func=lambda *row: tf.maximum(length_of(*row), 1),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, (feature_spec, label_spec)),
-        padding_values=(
-            tf.nest.map_structure(lambda spec: tf.constant(PAD_ID, spec.dtype), feature_spec),
-            tf.constant(label_padding or 0, label_spec.dtype),
-        ),
+        padded_shapes=tf.nest.map_structure(lambda spec: spec.shape, trimmed.element_spec),
+        padding_values=padding,
         pad_to_bucket_boundary=True,
         drop_remainder=False,
     )
+    # Its batch count is known (each bucket's rows in full batches and one partial): said so, a
+    # scoring pass ends without Keras taking the end of an unknown-length dataset for a fault.
+    return bucketed.apply(tf.data.experimental.assert_cardinality(bucketed_batches(lengths, max_length, batch_size)))
 
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], batch_size: int) -> tf.data.Dataset:

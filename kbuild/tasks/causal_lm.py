@@ -111,11 +111,31 @@ class CausalLmTraining:
 
 
 def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch_size: int, *, shuffle: bool,
-                     seed: int) -> Any:
-    """Batches of `(inputs, targets, weights)`, reshuffled each epoch with `seed` when `shuffle`."""
+                     seed: int, pad_id: int = 0, bucketing: bool = False) -> Any:
+    """Batches of `(inputs, targets, weights)`, reshuffled each epoch with `seed` when `shuffle`.
+    `bucketing` groups rows of similar length and pads each batch to its bucket
+    (`kbuild.data.pipeline.bucket_lengths`), not to `preprocess.max_length`: chat exchanges vary
+    in length, and every padded position costs the whole model's work. Scores are sums over
+    weighted tokens, so valid and test are bucketed too."""
+    import numpy as np
     import tensorflow as tf
+
+    from kbuild.data.pipeline import bucket_by_length
 
     dataset = tf.data.Dataset.from_tensor_slices((features, targets, weights))
     if shuffle:
         dataset = dataset.shuffle(max(1, len(targets)), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if not bucketing:
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def length(x, y, w):
+        return tf.reduce_sum(tf.cast(x[PADDING_MASK], tf.int32))
+
+    def cut(n, x, y, w):
+        return {name: value[:n] for name, value in x.items()}, y[:n], w[:n]
+
+    padding = ({TOKEN_IDS: tf.constant(pad_id, tf.int32), PADDING_MASK: tf.constant(False)}, tf.constant(0, tf.int32),
+               tf.constant(0.0, tf.float32))
+    lengths = np.sum(features[PADDING_MASK], axis=1)
+    return bucket_by_length(dataset, lengths, np.shape(targets)[1], batch_size, length, cut, padding).prefetch(
+        tf.data.AUTOTUNE)

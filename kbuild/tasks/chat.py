@@ -119,7 +119,8 @@ class ChatTask(CausalLmTraining, Task):
                             "reads the assistant's replies only, and no conversation has one within "
                             f"preprocess.max_length ({spec.preprocess.max_length})")
         factory = functools.partial(weighted_dataset, features, targets, weights, spec.train.batch_size,
-                                    shuffle=train, seed=spec.seed)
+                                    shuffle=train, seed=spec.seed, pad_id=bundle.tokenizer.pad_id,
+                                    bucketing=spec.preprocess.bucketing)
         return SplitData(factory, len(targets), features)
 
     # --- serving ---------------------------------------------------------------------------------

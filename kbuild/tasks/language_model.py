@@ -50,6 +50,9 @@ class LanguageModelTask(Task):
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
         """Every block must be causal: a block that sees later tokens would learn to copy them."""
+        if spec.preprocess.bucketing:
+            yield ("preprocess", "bucketing"), ("a language model's windows all hold max_length tokens, so there is "
+                                                "nothing to bucket; set bucketing: false")
         for i, block in enumerate(spec.model.blocks):
             reason = block.not_causal_reason()
             if reason:
