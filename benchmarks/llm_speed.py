@@ -12,7 +12,13 @@ generated over the call's wall time (prefill included). The factual question is 
 row too (the export's `serving_default`).
 
     nice -n 10 .venv/bin/python benchmarks/llm_speed.py [--checkpoint pretrained/SmolLM2-135M-Instruct]
-        [--new-tokens 128] [--threads 2] [--gguf PATH] [--modes none,int8,int4]
+        [--new-tokens 128] [--threads 2] [--gguf PATH] [--modes none,int8,int4] [--batch 8]
+
+`--batch N` (N > 1) adds a throughput row per kbuild mode and for llama.cpp: N different prompts of
+about the same length (PROMPTS), kbuild's as one `generate` call of N rows (the batch `kbuild serve`'s
+dynamic batching hands the model when N requests arrive together; the HTTP layer is not in it),
+llama.cpp's one after another (llama-cpp-python serves one sequence at a time). Tokens/s counts every
+generated token of the N over the wall time.
 
 Prints one JSON object and writes benchmarks/out/llm_speed.json.
 """
@@ -34,6 +40,10 @@ from kbuild.runtime import init_tensorflow  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out"
 QUESTION = "What is the capital of France? Answer in one sentence."
 CONTINUE = "The history of the city of Paris begins"
+PROMPTS = tuple(f"The history of the city of {city} begins" for city in
+                ("Paris", "London", "Rome", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon", "Athens", "Dublin",
+                 "Warsaw", "Oslo", "Bern", "Riga", "Sofia", "Zagreb"))
+"""`--batch` prompts: one sentence start each, a few tokens apart at most."""
 FIXED_TEXT = (
     "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named after "
     "the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. Locally nicknamed "
@@ -75,7 +85,7 @@ def chat_spec(checkpoint: Path, folder: Path):
     return load_spec(folder / "spec.yaml")
 
 
-def kbuild_export_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids) -> dict:
+def kbuild_export_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, batch: int = 1) -> dict:
     import tensorflow as tf
 
     from kbuild.decoding.causal_lm import perplexity
@@ -105,6 +115,13 @@ def kbuild_export_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int,
     tokens = int(tokenizer.token_ids(completion).row_lengths()[0])
     row.update(new_tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds, 2),
                answer=serve(text=tf.constant([QUESTION]))["reply"].numpy()[0].decode("utf-8", "replace").strip())
+    if batch > 1:
+        prompts = tf.constant(list(PROMPTS[:batch]))
+        generate(prompt=prompts, max_new_tokens=tf.constant(4, tf.int32))  # this batch shape's first call
+        completions, seconds = timed(lambda: generate(prompt=prompts, max_new_tokens=tf.constant(new_tokens, tf.int32)))
+        tokens = int(tf.reduce_sum(tokenizer.token_ids(completions["completion"]).row_lengths()))
+        row["batch"] = {"prompts": batch, "new_tokens": tokens, "seconds": round(seconds, 2),
+                        "tokens_per_s": round(tokens / seconds, 2)}
     return row
 
 
@@ -125,7 +142,7 @@ def keras_hub_row(checkpoint, new_tokens: int) -> dict:
             "tokens_per_s": round(new_tokens / seconds, 2), "answer": answer.strip()}
 
 
-def llama_cpp_row(gguf: Path | None, new_tokens: int, threads: int) -> dict:
+def llama_cpp_row(gguf: Path | None, new_tokens: int, threads: int, batch: int = 1) -> dict:
     try:
         import llama_cpp
     except ImportError:
@@ -137,7 +154,13 @@ def llama_cpp_row(gguf: Path | None, new_tokens: int, threads: int) -> dict:
     model(CONTINUE, max_tokens=4, temperature=0.0)
     out, seconds = timed(lambda: model(CONTINUE, max_tokens=new_tokens, temperature=0.0))
     tokens = out["usage"]["completion_tokens"]
-    return {"new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
+    row = {"new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
+    if batch > 1:
+        outs, seconds = timed(lambda: [model(prompt, max_tokens=new_tokens, temperature=0.0) for prompt in PROMPTS[:batch]])
+        tokens = sum(out["usage"]["completion_tokens"] for out in outs)
+        row["batch"] = {"prompts": batch, "sequential": True, "new_tokens": tokens, "seconds": round(seconds, 2),
+                        "tokens_per_s": round(tokens / seconds, 2)}
+    return row
 
 
 def main() -> None:
@@ -148,6 +171,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES),
                         help="kbuild export rows, comma-separated (none = float32, always measured: the reference)")
+    parser.add_argument("--batch", type=int, default=1, choices=range(1, len(PROMPTS) + 1), metavar=f"1..{len(PROMPTS)}",
+                        help="also measure N prompts at once (kbuild: one call of N rows; llama.cpp: one after another)")
+    parser.add_argument("--no-keras-hub", action="store_true", help="skip keras_hub's own generate row")
     args = parser.parse_args()
     modes = ("none", *(m for m in args.modes.split(",") if m and m != "none"))
     if unknown := set(modes) - set(MODES):
@@ -167,17 +193,19 @@ def main() -> None:
         ids = tokenizer.token_ids(tf.constant([FIXED_TEXT])).to_tensor().numpy()
         result["perplexity_tokens"] = int(ids.shape[1])
         for mode in modes:
-            result[f"kbuild export {mode}"] = row = kbuild_export_row(spec, tokenizer, mode, folder, args.new_tokens, ids)
+            result[f"kbuild export {mode}"] = row = kbuild_export_row(spec, tokenizer, mode, folder, args.new_tokens, ids,
+                                                                      args.batch)
             print(mode, json.dumps(row), flush=True)
-        result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
-    result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads)
+        if not args.no_keras_hub:
+            result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
+    result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads, args.batch)
     reference = result["kbuild export none"]["perplexity"]
     result["perplexity_vs_float32"] = {mode: round(result[f"kbuild export {mode}"]["perplexity"] / reference - 1, 5)
                                        for mode in modes[1:]}
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     OUT.mkdir(exist_ok=True)
-    (OUT / "llm_speed.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (OUT / f"llm_speed{'' if args.batch == 1 else f'_batch{args.batch}'}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
