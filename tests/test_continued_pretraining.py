@@ -23,9 +23,9 @@ def checkpoint(tmp_path_factory):
     return converted_tiny_llama(tmp_path_factory.mktemp("lm-checkpoint"))
 
 
-def write_lm_spec(folder, checkpoint, extra: str = "") -> str:
+def write_lm_spec(folder, checkpoint, extra: str = "", valid: str = "the cat is the cat\nis the cat\n") -> str:
     (folder / "train.txt").write_text("".join(f"{line}\n" for line in LINES), encoding="utf-8")
-    (folder / "valid.txt").write_text("the cat is the cat\nis the cat\n", encoding="utf-8")
+    (folder / "valid.txt").write_text(valid, encoding="utf-8")
     spec = folder / "spec.yaml"
     spec.write_text(textwrap.dedent(f"""\
         name: tinylm
@@ -196,3 +196,24 @@ def test_report_on_the_run_shows_perplexity_and_continuations(lm_run):
     assert result.exit_code == 0, result.output
     page = (lm_run.path / "report.html").read_text(encoding="utf-8")
     assert "Perplexity" in page and "Generated samples" in page and "the cat is" in page
+
+
+def test_mirrored_over_two_logical_cpus_trains_and_scores_the_checkpoint_as_one_device_does(tmp_path, checkpoint):
+    """keras_hub's CausalLM with LoRA under MirroredStrategy trains, and scores valid (in-order
+    tiles, the last batch uneven across the replicas) exactly as one device does. The learning
+    rate is all but zero: Keras builds a distributed model from a first batch of its own, which
+    moves the random train offsets on by one pass, so trained weights would differ by data alone.
+    (valid starts with a full batch: that build averages the first batch over the replicas, which
+    fails for one that does not split evenly, a split smaller than one batch.)"""
+    from tests.test_distributed import _kbuild
+
+    spec = write_lm_spec(tmp_path, checkpoint, valid="".join(f"{line}\n" for line in reversed(LINES)))
+    still = ["--set", "train.optimizer={name: sgd, learning_rate: 1.0e-12}", "--set", "train.max_steps=2",
+             "--set", "train.epochs=1"]
+    results = {}
+    for strategy in ("cpu", "mirrored"):
+        proc = _kbuild("train", spec, "--run-dir", tmp_path / strategy, "--set", f"train.strategy={strategy}", *still)
+        results[strategy] = json.loads((tmp_path / strategy / "results.json").read_text())
+    assert "strategy mirrored (2 replica(s)" in proc.stderr and results["mirrored"]["steps"] == 2
+    one, two = results["cpu"]["metrics"]["valid"], results["mirrored"]["metrics"]["valid"]
+    assert one["tokens"] == two["tokens"] and one["tokens"] % 64 and one["loss"] == pytest.approx(two["loss"], abs=1e-5)

@@ -73,9 +73,9 @@ def test_backbone_rules_out_tokenizer_embedding_and_blocks(write_spec):
     assert "model.blocks: the backbone is the encoder" in message
 
 
-def test_backbone_on_a_task_without_a_pooled_head_is_an_error(write_spec):
-    message = _errors(write_spec, _spec_text("./ckpt", task="language_model"))
-    assert "model.backbone: task language_model cannot use a pretrained checkpoint" in message
+def test_backbone_on_a_task_that_reads_no_checkpoint_is_an_error(write_spec):
+    message = _errors(write_spec, _spec_text("./ckpt", task="masked_lm"))
+    assert "model.backbone: task masked_lm cannot use a pretrained checkpoint" in message
 
 
 def test_lora_with_freeze_layers_is_an_error(write_spec):

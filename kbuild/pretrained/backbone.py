@@ -135,12 +135,19 @@ def freeze_unused(backbone: Any) -> None:
     batch = {name: np.ones((1, 2), np.int32) if name != "segment_ids" else np.zeros((1, 2), np.int32)
              for name in backbone.input}
     variables = backbone.trainable_variables
-    with tf.GradientTape() as tape:
-        outputs = backbone(batch, training=False)
-        sequence = outputs[SEQUENCE_OUTPUT] if isinstance(outputs, dict) else outputs
-    for variable, gradient in zip(variables, tape.gradient(sequence, variables), strict=True):
-        if gradient is None:
-            variable.trainable = False
+    unused: set[int] = set()
+
+    def probe() -> None:
+        with tf.GradientTape() as tape:
+            outputs = backbone(batch, training=False)
+            sequence = outputs[SEQUENCE_OUTPUT] if isinstance(outputs, dict) else outputs
+        unused.update(i for i, gradient in enumerate(tape.gradient(sequence, variables)) if gradient is None)
+
+    # In a replica's context: under MirroredStrategy the model is built in the strategy's scope, and
+    # a tape outside a replica cannot read its mirrored variables.
+    tf.distribute.get_strategy().run(probe)
+    for i in sorted(unused):
+        variables[i].trainable = False
 
 
 def parameter_counts(model: keras.Model) -> dict[str, int]:

@@ -134,7 +134,7 @@ def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch
     def cut(n, x, y, w):
         return {name: value[:n] for name, value in x.items()}, y[:n], w[:n]
 
-    padding = ({TOKEN_IDS: tf.constant(pad_id, tf.int32), PADDING_MASK: tf.constant(False)}, tf.constant(0, tf.int32),
+    padding = ({TOKEN_IDS: tf.constant(pad_id, tf.int32), PADDING_MASK: tf.constant(0, tf.int32)}, tf.constant(0, tf.int32),
                tf.constant(0.0, tf.float32))
     lengths = np.sum(features[PADDING_MASK], axis=1)
     return bucket_by_length(dataset, lengths, np.shape(targets)[1], batch_size, length, cut, padding).prefetch(

@@ -249,7 +249,8 @@ def encode_conversations(tokenizer: Any, conversations: Sequence[Sequence[Segmen
         length = lengths[row, 0] = max(len(ids) - 1, 0)
         token_ids[row, :length], targets[row, :length] = ids[:-1], ids[1:]
         weights[row, :length] = trained[1:]
-    padding_mask = np.arange(max_length)[None, :] < lengths
+    # int32, the backbone's declared input type: MirroredStrategy cannot split a bool tensor.
+    padding_mask = (np.arange(max_length)[None, :] < lengths).astype(np.int32)
     return {TOKEN_IDS: token_ids, PADDING_MASK: padding_mask}, targets, weights
 
 

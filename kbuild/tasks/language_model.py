@@ -179,4 +179,5 @@ def causal_lm_window(inputs: Any, targets: Any, inputs_real: Any, targets_real: 
     last tiled window is masked out and its targets weigh nothing."""
     import tensorflow as tf
 
-    return {TOKEN_IDS: inputs, PADDING_MASK: inputs_real}, targets, tf.cast(targets_real, tf.float32)
+    # int32, the backbone's declared input type: MirroredStrategy cannot split a bool tensor.
+    return {TOKEN_IDS: inputs, PADDING_MASK: tf.cast(inputs_real, tf.int32)}, targets, tf.cast(targets_real, tf.float32)
