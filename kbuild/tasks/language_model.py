@@ -49,7 +49,8 @@ class LanguageModelTask(Task):
         return names if spec.model.backbone is None else (*names, TOKEN_LOSS, f"val_{TOKEN_LOSS}")
 
     def spec_issues(self, spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        """Every block must be causal: a block that sees later tokens would learn to copy them."""
+        """Every block must be causal (a block that sees later tokens would learn to copy them), and
+        bucketing has nothing to group."""
         if spec.preprocess.bucketing:
             yield ("preprocess", "bucketing"), ("a language model's windows all hold max_length tokens, so there is "
                                                 "nothing to bucket; set bucketing: false")
