@@ -66,11 +66,20 @@ def qa_run(tmp_path_factory):
 
 
 def test_training_logs_and_reports_exact_match_and_f1(qa_run):
+    import kbuild
+
     run, _ = qa_run
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"val_f1", "val_exact_match", "val_loss"} <= set(epochs[-1])
-    valid = json.loads((run / "results.json").read_text())["metrics"]["valid"]
+    results = json.loads((run / "results.json").read_text())
+    valid = results["metrics"]["valid"]
     assert 0.0 <= valid["exact_match"] <= valid["f1"] <= 100.0
+    # The saved epoch's validation is the final valid score: not answered a second time, and equal
+    # to a fresh `evaluate` of the saved model.
+    assert results["scored_rows"]["valid"]["from_validation"] is True
+    fresh = kbuild.evaluate(run, split="valid")
+    assert fresh["f1"] == pytest.approx(valid["f1"]) and fresh["exact_match"] == pytest.approx(valid["exact_match"])
+    assert fresh["loss"] == pytest.approx(valid["loss"], rel=1e-5)
 
 
 def test_export_answers_with_exact_spans_in_a_fresh_process_for_short_and_long_contexts(qa_run):

@@ -155,7 +155,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
 
         reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
         log(f"stopped: {reason}")
-        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs)
+        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs, log)
         log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
         results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,

@@ -3,6 +3,8 @@ train on a sample (`eval.train_sample`), with the rows each read."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +31,13 @@ class FinalScores:
         return "scored " + ", ".join(parts) + " rows"
 
 
-def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict | None = None) -> FinalScores:
+def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict | None = None,
+                    log: Callable[[str], None] = lambda message: None) -> FinalScores:
     """Metrics of the saved best model on every split the bundle has (the task decides which):
     valid and test in full, train on `eval.train_sample` rows of it. `saved_logs`, the logs of the
     epoch model.keras was saved at, give valid's scores where the task says they are exact
-    (`Task.scores_from_validation`): an LLM's valid pass is minutes, and the model's load too."""
+    (`Task.scores_from_validation`): an LLM's valid pass is minutes, and the model's load too.
+    `log` hears of each split before its pass (a QA or LLM split takes minutes)."""
     import functools
 
     from kbuild.tasks.bundle import scoring_bundle
@@ -48,9 +52,14 @@ def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict
         scored = scoring_bundle(bundle, spec, split)
         logged = (task.scores_from_validation(saved_logs, scored, split)
                   if split == "valid" and saved_logs is not None else None)
-        if logged is not None:
+        if logged is None:
+            started = time.perf_counter()
+            log(f"scoring {split}: {len(scored.examples[split]):,} rows with the saved model")
+            logged = task.evaluate(best(), scored, split, spec)
+            log(f"scored {split} in {time.perf_counter() - started:.1f} s")
+        else:
             scores.from_validation.append(split)
-        scores.metrics[split] = round_metrics(logged if logged is not None else task.evaluate(best(), scored, split, spec))
+        scores.metrics[split] = round_metrics(logged)
         scores.rows[split] = {"rows": len(scored.examples[split]), "of": len(bundle.examples[split]),
-                              **({"from_validation": True} if logged is not None else {})}
+                              **({"from_validation": True} if split in scores.from_validation else {})}
     return scores
