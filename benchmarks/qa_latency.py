@@ -19,7 +19,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad_dev" / "dev-v1.1.reconstructed.json"
+SQUAD = (Path(os.environ.get("KBUILD_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+         / "squad_dev" / "dev-v1.1.reconstructed.json")
 
 
 def contexts(words: int) -> tuple[str, str]:
