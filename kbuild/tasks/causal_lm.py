@@ -32,6 +32,11 @@ def perplexity_of(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
+def token_scores(loss: float, tokens: float) -> dict:
+    """A split's final scores: loss per weighted token, its perplexity (NaN without tokens), the count."""
+    return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"), "tokens": int(tokens)}
+
+
 def serving_context(spec: Spec) -> int:
     """Tokens of prompt and continuation the served model's cache holds."""
     return max(SERVING_CONTEXT, spec.preprocess.max_length)
@@ -86,9 +91,8 @@ class CausalLmTraining:
         token by token (the AESLC LoRA run spent 509 s after training loading its model and reading valid again)."""
         if f"val_{TOKEN_LOSS}" not in logs:
             return None
-        loss = float(logs[f"val_{TOKEN_LOSS}"])
         tokens = sum(float(weights.numpy().sum()) for _, _, weights in bundle.datasets[split])
-        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"), "tokens": int(tokens)}
+        return token_scores(float(logs[f"val_{TOKEN_LOSS}"]), tokens)
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """Loss and perplexity over the split's weighted tokens, summed token by token, and how
@@ -105,9 +109,7 @@ class CausalLmTraining:
         for x, y, w in bundle.datasets[split]:
             loss, count = sums(x, y, w)
             total, tokens = total + float(loss), tokens + float(count)
-        loss = total / tokens if tokens else float("nan")
-        return {"loss": loss, "perplexity": perplexity_of(loss) if tokens else float("nan"),
-                "tokens": int(tokens)}
+        return token_scores(total / tokens if tokens else float("nan"), tokens)
 
 
 def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch_size: int, *, shuffle: bool,
