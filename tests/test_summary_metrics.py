@@ -9,6 +9,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+import kbuild
 from kbuild.cli import cli
 from tests.test_seq2seq import _pairs, _write_parallel
 
@@ -117,3 +118,9 @@ def test_training_selects_on_val_rougel_of_decoded_summaries(tmp_path):
     assert {"rouge1", "rouge2", "rougeL"} <= set(test) and "bleu" not in test
     # The saved model is the epoch with the best val_rougeL: the valid split is the test split here.
     assert test["rougeL"] == pytest.approx(max(epoch["val_rougeL"] for epoch in epochs), abs=1e-6)
+    # valid's final scores are the saved epoch's logs (no second decode), and equal a fresh evaluate.
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["scored_rows"]["valid"]["from_validation"] is True
+    fresh = kbuild.evaluate(tmp_path / "run", split="valid")
+    for name in ("loss", "token_accuracy", "rouge1", "rougeL"):
+        assert fresh[name] == pytest.approx(results["metrics"]["valid"][name], rel=1e-4, abs=1e-6), name

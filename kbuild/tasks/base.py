@@ -226,7 +226,8 @@ class Task:
         metrics = model.evaluate(bundle.datasets[split], verbose=0, return_dict=True)
         return {name: float(value) for name, value in metrics.items()}
 
-    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str) -> dict | None:
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str,
+                               spec: Spec) -> dict | None:
         """`evaluate`'s scores of the saved model on `split` (valid), read off the logs of the epoch
         whose weights were saved, when those logs are exactly what `evaluate` would compute (the
         same rows, aggregated the same way); None, the default, scores the split again."""

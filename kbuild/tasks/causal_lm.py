@@ -86,7 +86,8 @@ class CausalLmTraining:
 
         return [Perplexity()]
 
-    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str) -> dict | None:
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: DataBundle, split: str,
+                               spec: Spec) -> dict | None:
         """The saved epoch's `val_token_loss` is `evaluate`'s loss: the same valid batches, summed
         token by token (the AESLC LoRA run spent 509 s after training loading its model and reading valid again)."""
         if f"val_{TOKEN_LOSS}" not in logs:

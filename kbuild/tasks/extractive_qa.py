@@ -136,7 +136,7 @@ class ExtractiveQATask(Task):
         metrics = model.evaluate(bundle.datasets[split], verbose=0, return_dict=True)
         return {"loss": float(metrics["loss"]), **self.score(model, bundle, bundle.examples[split], spec)}
 
-    def scores_from_validation(self, logs, bundle: DataBundle, split: str) -> dict | None:
+    def scores_from_validation(self, logs, bundle: DataBundle, split: str, spec: Spec) -> dict | None:
         """The saved epoch's `val_loss`, `val_exact_match` and `val_f1` are `evaluate`'s: the same
         windows and the same in-graph answers (SQuAD's 2-epoch MiniLM run spent minutes after
         training answering valid again). Not for SQuAD v2 data: its final score adds HasAns/NoAns."""

@@ -123,9 +123,9 @@ class LanguageModelTask(Task):
             return CHECKPOINT.evaluate(model, bundle, split, spec)
         return super().evaluate(model, bundle, split, spec)
 
-    def scores_from_validation(self, logs, bundle: DataBundle, split: str) -> dict | None:
+    def scores_from_validation(self, logs, bundle: DataBundle, split: str, spec: Spec) -> dict | None:
         """From a checkpoint, the saved epoch's `val_token_loss` (kbuild's own models log no such sum)."""
-        return CHECKPOINT.scores_from_validation(logs, bundle, split)
+        return CHECKPOINT.scores_from_validation(logs, bundle, split, spec)
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """`serving_default(text)`: greedy continuation by EXPORT_NEW_TOKENS tokens;

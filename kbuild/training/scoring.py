@@ -50,7 +50,7 @@ def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict
             scores.rows[split] = {"rows": 0, "of": len(bundle.examples[split])}
             continue
         scored = scoring_bundle(bundle, spec, split)
-        logged = (task.scores_from_validation(saved_logs, scored, split)
+        logged = (task.scores_from_validation(saved_logs, scored, split, spec)
                   if split == "valid" and saved_logs is not None else None)
         if logged is None:
             started = time.perf_counter()
