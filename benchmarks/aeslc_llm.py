@@ -1,4 +1,5 @@
-"""AESLC test ROUGE of SmolLM2-135M-Instruct's greedy subject lines, before and after fine-tuning.
+"""AESLC test ROUGE of SmolLM2-135M-Instruct's greedy subject lines, before and after fine-tuning,
+and of a trained seq2seq run's subjects (its own search: beam, length penalty, n-gram blocking).
 
 The same fixed subset for every model: the first `--limit` emails (200 by default) of
 ${KBUILD_DATA}/aeslc/test.jsonl, in file order. Each email goes through the model's
@@ -11,6 +12,11 @@ tokens), exactly as the export answers it:
     KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --run runs/aeslc-smollm2/<stamp>
     ... [--limit 200] [--batch 1] [--threads 2] [--out benchmarks/out/aeslc_llm_before.json]
     KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --before --perplexity-only
+    KBUILD_DATA=/work/shared/data python benchmarks/aeslc_llm.py --run runs/aeslc_minilm --limit 0 --batch 64
+
+A seq2seq run (specs/aeslc_transformer.yaml, specs/aeslc_minilm.yaml) is read the same way through
+its `serving_default` (`translation`); its results.json already scores all of test against the
+original subject, and this adds the annotated subjects. `--limit 0` reads every test email.
 
 `--perplexity-only` (with --before) scores the spec's valid split instead: loss and perplexity over the
 subject tokens, by the chat task's own `evaluate` (benchmarks/checkpoint_perplexity.py), the code that writes a trained run's
@@ -71,17 +77,22 @@ def before(spec_path: Path):
     return f"{Path(spec.model.backbone.from_).name} (before fine-tuning)", functions["serving_default"], spec
 
 
+OUTPUTS = {"chat": "reply", "seq2seq": "translation"}
+"""The tasks this benchmark reads, and the `serving_default` output holding the subject."""
+
+
 def trained(run: Path):
-    """(name, serving_default, spec) of a trained chat run folder (its best model, merged adapters)."""
+    """(name, serving_default, spec) of a trained chat run folder (its best model, merged adapters)
+    or seq2seq run folder."""
     from kbuild.exporter.serving import load_servable
 
     servable = load_servable(str(run))
-    if servable.spec.task != "chat":
-        raise SystemExit(f"{run}: a {servable.spec.task} run; this benchmark reads chat runs")
+    if servable.spec.task not in OUTPUTS:
+        raise SystemExit(f"{run}: a {servable.spec.task} run; this benchmark reads {' and '.join(OUTPUTS)} runs")
     return f"{servable.spec.name} ({run})", servable.function, servable.spec
 
 
-def subjects(serve, emails: list[str], batch: int) -> tuple[list[str], float]:
+def subjects(serve, output: str, emails: list[str], batch: int) -> tuple[list[str], float]:
     """Greedy subjects, `batch` emails a call, grouped by length so a call pads little; and the
     seconds of the first call, which traces the decoding graph."""
     import tensorflow as tf
@@ -92,7 +103,7 @@ def subjects(serve, emails: list[str], batch: int) -> tuple[list[str], float]:
     for start in range(0, len(order), batch):
         chunk = order[start:start + batch]
         began = time.perf_counter()
-        replies = serve(tf.constant([emails[i] for i in chunk]))["reply"].numpy()
+        replies = serve(tf.constant([emails[i] for i in chunk]))[output].numpy()
         first_s = first_s or time.perf_counter() - began
         found.update({i: reply.decode("utf-8", errors="replace").strip() for i, reply in zip(chunk, replies, strict=True)})
     return [found[i] for i in range(len(emails))], first_s
@@ -102,9 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--before", action="store_true", help="the converted instruct model, not fine-tuned")
-    which.add_argument("--run", type=Path, help="a trained chat run folder")
+    which.add_argument("--run", type=Path, help="a trained chat or seq2seq run folder")
     parser.add_argument("--spec", type=Path, default=SPEC, help="--before: the spec whose checkpoint and prompt to use")
-    parser.add_argument("--limit", type=int, default=200, help="the first N test emails")
+    parser.add_argument("--limit", type=int, default=200, help="the first N test emails (0: all)")
     # One email a call: a batch decodes from its shortest prompt's end until its longest has every new
     # token (one buffer, left-aligned), which for emails of 100 to 1,000 tokens costs far more steps.
     parser.add_argument("--batch", type=int, default=1)
@@ -137,14 +148,15 @@ def main() -> None:
     name, serve, spec = before(args.spec) if args.before else trained(args.run)
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    generated, first_s = subjects(serve, [row["email"] for row in rows], args.batch)
+    generated, first_s = subjects(serve, OUTPUTS[spec.task], [row["email"] for row in rows], args.batch)
     generate_s = time.perf_counter() - start
     rouge = corpus_rouge(generated, [row["subject"] for row in rows])
     streams = [[row["annotations"][k] for row in rows] for k in range(3)]
     rouge_annotations = corpus_rouge(generated, streams)
     result = {
         "model": name, "emails": len(rows), "subset": f"the first {len(rows)} of aeslc/test.jsonl",
-        "prompt_template": spec.preprocess.chat.prompt_template, "max_new_tokens": spec.preprocess.chat.max_new_tokens,
+        **({"prompt_template": spec.preprocess.chat.prompt_template, "max_new_tokens": spec.preprocess.chat.max_new_tokens}
+           if spec.task == "chat" else {"decoder": spec.model.decoder.model_dump(exclude_none=True)}),
         "rouge": {k: round(v, 2) for k, v in rouge.as_dict().items()},
         "rouge_annotations": {k: round(v, 2) for k, v in rouge_annotations.as_dict().items()},
         "load_s": round(load_s, 1), "generate_s": round(generate_s, 1), "first_call_s (traces)": round(first_s, 1),

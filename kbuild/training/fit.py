@@ -166,7 +166,11 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         # Everything after the last step: the best model loaded, every split scored, the extensions' extras.
         results["after_training_s"] = round(time.perf_counter() - fit_started - train_seconds, 2)
         folder.write_results(results)
-        log(f"done in {results['wall_time_s']} s ({loop.throughput.samples_per_second} samples/s); run folder {folder.path}")
+        speed = loop.throughput.samples_per_second
+        log(f"done in {results['wall_time_s']} s: training {train_seconds:.1f} s"
+            + (f" ({speed} samples/s)" if speed is not None else "")
+            + f", after training {results['after_training_s']} s ({results['after_training_s'] / max(train_seconds, 1e-9):.1%});"
+            f" run folder {folder.path}")
         return Run(folder.path, results)
 
 
