@@ -26,6 +26,7 @@ def quick_probe(monkeypatch):
     monkeypatch.setattr(execution, "WARMUP_EXECUTIONS", 1)
     monkeypatch.setattr(execution, "TIMED_STEPS", 4)
     monkeypatch.setattr(execution, "SPE_CANDIDATES", (4, 5))  # 5 divides neither 16 nor 32
+    monkeypatch.setattr(execution, "DISTURBED_SHARE", 1.0)  # the tests' own load never voids a probe
     return execution
 
 
@@ -140,3 +141,36 @@ def test_a_candidate_is_chosen_only_when_clearly_faster():
     described.source, described.probe_seconds = "probe", 3.2
     assert described.describe() == ("execution: XLA off, 1 step(s) per execution (probed in 3.2 s; "
                                     "XLA off, 1 step(s) per execution: 41.0 ms/step, XLA on, 1 step(s) per execution: 63.0 ms/step)")
+
+
+def test_a_probe_disturbed_by_other_processes_keeps_the_plain_setting_uncached(quick_probe, tiny_spec_file, tmp_path,
+                                                                               monkeypatch):
+    class Busy:
+        def other_share(self):
+            return 0.6
+
+    monkeypatch.setattr(execution, "DISTURBED_SHARE", 0.2)
+    monkeypatch.setattr(execution, "CpuShare", Busy)
+    run = kbuild.train(kbuild.load_spec(tiny_spec_file, SHORT), run_dir=tmp_path / "busy")
+    chosen = run.results["execution"]
+    assert chosen["source"] == "probe" and len(chosen["ms_per_step"]) >= 2  # timed, then not trusted
+    assert (chosen["jit_compile"], chosen["steps_per_execution"]) == (False, 1)
+    assert "used 60% of the CPUs during the probe" in chosen["reason"]
+    assert not (run.path / "cache" / "execution.json").exists()
+
+
+def test_other_processes_share_of_the_cpus_is_read_from_proc_stat(tmp_path, monkeypatch):
+    import os
+
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(execution, "PROC_STAT", stat)
+    tick = os.sysconf("SC_CLK_TCK")
+    own = iter([10.0, 11.0])  # this process: 1 CPU second in the window
+    monkeypatch.setattr(os, "times", lambda: os.times_result((next(own), 0.0, 0.0, 0.0, 0.0)))
+    # user nice system idle iowait irq softirq steal: 4 s busy of 10 s between the two readings.
+    stat.write_text(f"cpu  {100 * tick} 0 0 {100 * tick} 0 0 0 0 0 0\ncpu0 1 2 3\n")
+    share = execution.CpuShare()
+    stat.write_text(f"cpu  {103 * tick} 0 0 {106 * tick} 0 0 0 {1 * tick} 0 0\n")
+    assert share.other_share() == pytest.approx((4 - 1) / 10)
+    stat.unlink()
+    assert execution.CpuShare().other_share() is None  # not Linux: no check

@@ -9,6 +9,8 @@ wins only when it beats the plain setting (XLA off, one step per execution) by `
 choice and its timings are logged ("XLA off: 41 ms/step against 63 ms/step with") and cached in
 the run folder under the spec's hash and the machine, so a resume, and any later run of the same
 spec on the same machine, skips the probe.
+A probe other processes disturbed (`DISTURBED_SHARE` of the CPUs) keeps the plain setting and is
+not cached: its timings compare the other processes' bursts, not the candidates.
 
 A probe never changes the result. The plain setting is timed on the run's real model, whose
 variables (weights, optimizer state, seed-generator states) are put back afterwards; it keeps
@@ -54,6 +56,12 @@ BUDGET_S = 5.0
 """Seconds of timed steps per candidate (after its warm-up); fewer steps are timed when slow."""
 SPE_CANDIDATES = (8, 32)
 CACHE_FILE = "execution.json"
+DISTURBED_SHARE = 0.2
+"""A probe during which other processes used more than this share of the machine's CPU time is
+not trusted: the plain setting is kept and nothing is cached. Measured: an AESLC MiniLM probe timed
+while a test ran beside it chose XLA (7.2 against 8.6 s/step); undisturbed, XLA was 14.0 s/step
+against 4.3, a run 3.3x slower."""
+PROC_STAT = Path("/proc/stat")
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
     if cached is not None:
         return cached
     started = time.perf_counter()
+    load = CpuShare()
     throwaways: list[Candidate] = []
 
     def throwaway(candidate: Candidate) -> Callable[[int], tuple[Any, None]]:
@@ -152,8 +161,44 @@ def choose_execution(spec: Spec, folder: RunFolder, steps_per_epoch: int, total_
     choice.reason = note
     choice.probe_seconds = round(time.perf_counter() - started, 2)
     choice.key = key
+    other = load.other_share()
+    if other is not None and other > DISTURBED_SHARE:
+        plain = Candidate(jits[0], spes[0])
+        choice.jit_compile, choice.steps_per_execution = plain.jit_compile, plain.steps_per_execution
+        choice.reason = (f"other processes used {other:.0%} of the CPUs during the probe, so its timings are not "
+                         f"trusted: kept {plain.label}, not cached")
+        return choice
     _write_cache(folder, choice)
     return choice
+
+
+class CpuShare:
+    """Other processes' share of the machine's CPU time from construction to `other_share()`
+    (Linux's /proc/stat, less this process's own CPU time); None where it cannot be read."""
+
+    def __init__(self) -> None:
+        self._start = _cpu_seconds()
+
+    def other_share(self) -> float | None:
+        end = _cpu_seconds()
+        if self._start is None or end is None or end[1] <= self._start[1]:
+            return None
+        (busy0, total0, own0), (busy1, total1, own1) = self._start, end
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (total1 - total0)
+
+
+def _cpu_seconds() -> tuple[float, float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, and this process's CPU seconds."""
+    try:
+        values = [int(v) for v in PROC_STAT.read_text().split("\n", 1)[0].split()[1:9]]
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if len(values) < 5:
+        return None
+    total = sum(values)  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    own = os.times()
+    return (total - values[3] - values[4]) / tick, total / tick, own.user + own.system
 
 
 def _spe_candidates(spec: Spec, steps_per_epoch: int, total_steps: int) -> list[int]:
