@@ -357,6 +357,16 @@ def test_a_chat_session_keeps_the_conversation_as_the_template_renders_it(chat_r
     pieces = list(streamed.reply_pieces("the cat"))
     assert "".join(pieces) == first and streamed.history[-1] == Message("assistant", first)
     assert len(pieces) >= 2 or len(first) <= 1
+    # One cache-step function per model, kept across turns: prompts of three lengths trace it at
+    # most twice (the second trace relaxes the cache's length), not once a turn.
+    from kbuild.decoding.causal_lm import _cache_step
+    from kbuild.generation.chat import load_chat_run, run_session
+
+    servable = load_chat_run(chat_run.path)
+    turns = run_session(servable, max_new_tokens=3)
+    for message in ("is", "the cat is", "cat cat cat cat"):
+        list(turns.reply_pieces(message))
+    assert 1 <= _cache_step(servable.model).experimental_get_tracing_count() <= 2
     # Sampling on a run: top_k 1 is greedy; a seed repeats its draws.
     from kbuild.decoding.causal_lm import sampling_pick
 

@@ -13,6 +13,7 @@ keeps its last tokens.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -121,15 +122,23 @@ def decoded_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int,
         yield so_far[len(shown):]
 
 
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _cache_step(model: Any) -> Any:
-    """One decoding step with the cache, compiled once per cache shape."""
+    """One decoding step with the cache, one function per model: kept across prompts, so its traces
+    are too (`reduce_retracing` then traces once for any cache length). A function per call traced
+    anew for every prompt: `kbuild report`'s few continuations took 100 s, and each chat turn paid."""
+    if model not in _STEPS:
+        owner = weakref.ref(model)  # the function must not keep its dictionary key alive
 
-    @tf.function(reduce_retracing=True)
-    def step(token, cache, position):
-        logits, _, cache = model.call_with_cache(token, cache, position)
-        return logits, cache
+        @tf.function(reduce_retracing=True)
+        def step(token, cache, position):
+            logits, _, cache = owner().call_with_cache(token, cache, position)
+            return logits, cache
 
-    return step
+        _STEPS[model] = step
+    return _STEPS[model]
 
 
 def perplexity(model: Any, token_ids: Any) -> float:
