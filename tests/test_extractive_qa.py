@@ -82,6 +82,45 @@ def test_training_logs_and_reports_exact_match_and_f1(qa_run):
     assert fresh["loss"] == pytest.approx(valid["loss"], rel=1e-5)
 
 
+def test_windows_cut_to_the_longest_of_a_call_answer_as_the_padded_ones(qa_run, monkeypatch):
+    """`trim` (runs trained on bucketed batches): the model reads each call's windows only up to the
+    longest one's end; padding is masked, so the answers and their scores are the padded ones."""
+    import numpy as np
+    import tensorflow as tf
+
+    import kbuild.tasks.qa_decoding as decoding
+    from kbuild.runs import RunFolder, load_trained_model
+    from kbuild.tasks.bundle import load_assets
+    from kbuild.tasks.extractive_qa import qa_settings, window_shape
+
+    run, _ = qa_run
+    spec = kbuild_spec(run)
+    model, assets = load_trained_model(RunFolder(run)), load_assets(spec, run / "assets")
+    monkeypatch.setattr(decoding, "TRIM_MULTIPLE", 8)
+    questions = ["Where does Bob live?", "Who lives in Oslo?", "Who?"]
+    contexts = ["Bob lives in Lima.", "the weather was fine. " * 12 + "Carol lives in Oslo.", "Erin lives in Rome."]
+    seen = []
+    original = decoding.window_logits
+    monkeypatch.setattr(decoding, "window_logits", lambda *a, **k: seen.append(a[3]) or original(*a, **k))
+    answers = {}
+    for trim in (False, True):
+        answer = tf.function(decoding.answer_graph(assets.tokenizer, model, window_shape(spec), qa_settings(spec), trim))
+        short = answer(tf.constant(questions[:1]), tf.constant(contexts[:1]))  # one short window: trimmed below 24
+        every = answer(tf.constant(questions), tf.constant(contexts))
+        answers[trim] = [{k: v.numpy() for k, v in out.items()} for out in (short, every)]
+    assert seen == [False, False, True, True]  # one trace per batch size
+    for padded, trimmed in zip(answers[False], answers[True], strict=True):
+        assert padded["answer"].tolist() == trimmed["answer"].tolist()
+        np.testing.assert_array_equal(padded["start"], trimmed["start"])
+        np.testing.assert_allclose(padded["score"], trimmed["score"], rtol=1e-4, atol=1e-4)
+
+
+def kbuild_spec(run):
+    import kbuild
+
+    return kbuild.load_spec(run / "spec.yaml")
+
+
 def test_export_answers_with_exact_spans_in_a_fresh_process_for_short_and_long_contexts(qa_run):
     _, version = qa_run
     long_context = " ".join(["the weather was fine and people walked."] * 400) + " Carol lives in Oslo. The end."

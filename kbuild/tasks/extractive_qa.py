@@ -163,7 +163,8 @@ class ExtractiveQATask(Task):
         """A tf.function `(question, context)` -> `answer`, `score`, `start`, `end`."""
         from kbuild.tasks.qa_decoding import answer_graph
 
-        answer = answer_graph(assets.tokenizer, model, window_shape(spec), qa_settings(spec))
+        answer = answer_graph(assets.tokenizer, model, window_shape(spec), qa_settings(spec),
+                              trim=spec.preprocess.bucketing)
         return text_function(self.inputs, lambda texts: answer(texts[QUESTION], texts[CONTEXT]))
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
