@@ -124,3 +124,26 @@ def test_training_selects_on_val_rougel_of_decoded_summaries(tmp_path):
     fresh = kbuild.evaluate(tmp_path / "run", split="valid")
     for name in ("loss", "token_accuracy", "rouge1", "rougeL"):
         assert fresh[name] == pytest.approx(results["metrics"]["valid"][name], rel=1e-4, abs=1e-6), name
+
+
+def test_epoch_end_scoring_of_a_large_split_is_announced_and_timed(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import kbuild.tasks.epoch_scores as epoch_scores
+
+    class Counted(epoch_scores.EpochScores):
+        def make_decoder(self):
+            return len
+
+        def scores(self, decoder):
+            return {"rows": decoder(self.bundle.examples[self.split])}
+
+    bundle = SimpleNamespace(examples={"valid": ["a"] * 600})
+    logs = {}
+    Counted(bundle, None, "valid").on_epoch_end(2, logs)
+    assert logs == {"val_rows": 600.0}
+    assert "epoch 3: scoring valid (600 rows) for its val_* metrics" in capsys.readouterr().err
+    monkeypatch.setattr(epoch_scores, "LOUD_SECONDS", 0.0)
+    Counted(SimpleNamespace(examples={"valid": ["a"] * 10}), None, "valid").on_epoch_end(0, {})
+    err = capsys.readouterr().err
+    assert "scoring valid" not in err and "epoch 1: scored valid in " in err

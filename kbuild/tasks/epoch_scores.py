@@ -8,6 +8,8 @@ scored when a run has no valid split, plain ones, as the training loop's monitor
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -15,6 +17,12 @@ import keras
 if TYPE_CHECKING:
     from kbuild.spec import Spec
     from kbuild.tasks.bundle import DataBundle
+
+
+LOUD_ROWS = 500
+"""A split this large is announced before it is scored."""
+LOUD_SECONDS = 5.0
+"""Scoring that took this long is logged with its time."""
 
 
 class EpochScores(keras.callbacks.Callback):
@@ -42,7 +50,16 @@ class EpochScores(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
+        # Decoding a split is minutes for a large one (AESLC's 1,960 dev emails, beam 4): say so,
+        # or the log is silent between the epoch's last step and its summary line.
+        rows = len(self.bundle.examples[self.split])
+        if rows >= LOUD_ROWS:
+            print(f"[kbuild] epoch {epoch + 1}: scoring {self.split} ({rows:,} rows) for its {self.prefix}* metrics",
+                  file=sys.stderr, flush=True)
+        started = time.perf_counter()
         if self._decoder is None:
             self._decoder = self.make_decoder()
         for name, value in self.scores(self._decoder).items():
             logs[f"{self.prefix}{name}"] = float(value)
+        if (seconds := time.perf_counter() - started) >= LOUD_SECONDS:
+            print(f"[kbuild] epoch {epoch + 1}: scored {self.split} in {seconds:.1f} s", file=sys.stderr, flush=True)
