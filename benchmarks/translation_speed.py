@@ -3,6 +3,7 @@ decoder's key/value caches: sentences/s over a split's sources, with the spec's 
 beam), and a check that both modes give the same translations (so the same BLEU).
 
     .venv/bin/python benchmarks/translation_speed.py runs/translate-transformer/<stamp> [--split test] [--limit 500]
+        [--cached-only] [--out translations.json]
 
 The first batch of each mode compiles the decoding graph; it is timed separately and left out.
 """
@@ -27,6 +28,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=500, help="sentences timed (after the compile batch)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--search", choices=["greedy", "beam"], help="instead of the spec's")
+    parser.add_argument("--cached-only", action="store_true", help="time the cached decoding only (no comparison)")
+    parser.add_argument("--out", type=Path, help="write the cached translations here (JSON), to compare versions")
     args = parser.parse_args()
     init_tensorflow()
     from kbuild.data.splits import read_splits
@@ -42,7 +45,7 @@ def main() -> None:
     sources = [example.text for example in examples]
     warm, timed = sources[: args.batch_size], sources[args.batch_size : args.batch_size + args.limit]
     rows, outputs = {}, {}
-    for mode, use_cache in (("cache", True), ("no_cache", False)):
+    for mode, use_cache in (("cache", True), ("no_cache", False))[: 1 if args.cached_only else 2]:
         translator = Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, loaded.spec, use_cache=use_cache)
         with quiet_masks():
             start = time.perf_counter()
@@ -53,13 +56,16 @@ def main() -> None:
             seconds = time.perf_counter() - start
         rows[mode] = {"sentences_per_s": round(len(timed) / seconds, 1), "seconds": round(seconds, 2),
                       "first_batch_s": round(compile_s, 1)}
-    same = outputs["cache"] == outputs["no_cache"]
+    if args.out:
+        args.out.write_text(json.dumps(outputs["cache"], ensure_ascii=False) + "\n", encoding="utf-8")
+    same = outputs["cache"] == outputs.get("no_cache", outputs["cache"])
     decoder = loaded.spec.model.decoder
+    compared = {} if args.cached_only else {
+        "speedup": round(rows["cache"]["sentences_per_s"] / rows["no_cache"]["sentences_per_s"], 2),
+        "identical_translations": same}
     print(json.dumps({"run": args.run, "split": args.split, "sentences": len(timed), "batch_size": args.batch_size,
                       "search": decoder.search, "beams": decoder.beams if decoder.search == "beam" else 1,
-                      "max_length": loaded.spec.preprocess.max_length, **rows,
-                      "speedup": round(rows["cache"]["sentences_per_s"] / rows["no_cache"]["sentences_per_s"], 2),
-                      "identical_translations": same}, indent=1))
+                      "max_length": loaded.spec.preprocess.max_length, **rows, **compared}, indent=1))
     if not same:
         differ = sum(a != b for a, b in zip(outputs["cache"], outputs["no_cache"], strict=True))
         print(f"{differ} of {len(timed)} translations differ", file=sys.stderr)
