@@ -56,7 +56,7 @@ def data(tmp_path_factory):
 
 
 def _spec(data, folder, *, decoder: str = "{type: transformer, layers: 1, heads: 2, ff_dim: 32, dropout: 0.0}",
-          target: str = "", steps: int = 4, epochs: int = 1):
+          target: str = "", steps: int = 4, epochs: int = 1, backbone: str = ""):
     path = folder / "spec.yaml"
     path.write_text(textwrap.dedent(f"""\
         name: tiny-warm
@@ -65,7 +65,7 @@ def _spec(data, folder, *, decoder: str = "{type: transformer, layers: 1, heads:
         data: {{train: {data['train']}, test: {data['test']}, format: jsonl, columns: {{text: email, label: subject}}}}
         preprocess: {{max_length: 12{target}}}
         model:
-          backbone: {{from: {data['checkpoint']}}}
+          backbone: {{from: {data['checkpoint']}{backbone}}}
           decoder: {decoder}
         eval: {{metrics: [rouge]}}
         train: {{epochs: {epochs}, batch_size: 32, max_steps: {steps}, optimizer: {{name: adam, learning_rate: 0.01}}}}
@@ -126,10 +126,12 @@ def warm_run(data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def short_run(data, tmp_path_factory):
-    """A few steps: what training, scoring and export do with a warm start, not what it learns."""
+    """A few steps: what training, scoring and export do with a warm start, not what it learns;
+    the checkpoint at a tenth of the decoder's rate."""
     folder = tmp_path_factory.mktemp("warm-short")
     spec = _spec(data, folder, decoder="{type: transformer, layers: 1, heads: 2, ff_dim: 32, dropout: 0.0, "
-                                       "search: beam, beams: 2, min_length: 1, max_length: 4}", steps=3)
+                                       "search: beam, beams: 2, min_length: 1, max_length: 4}", steps=3,
+                 backbone=", learning_rate_scale: 0.1")
     return kbuild.train(spec, run_dir=folder / "run")
 
 
@@ -167,6 +169,24 @@ def test_exported_warm_start_summarises_raw_text_in_a_fresh_process_equal_to_in_
     # Words of the checkpoint's vocabulary (at most max_length of them), whatever 3 steps taught it.
     pieces = {*VOCABULARY, *(f"{word}s" for word in VOCABULARY)}  # "##s" joins its word
     assert all(len(text.split()) <= 4 and set(text.split()) <= pieces for text in in_process), in_process
+
+
+def test_only_the_checkpoints_weights_train_at_the_scaled_rate_and_the_run_reloads(short_run):
+    import keras_hub
+
+    from kbuild.runs import RunFolder, load_trained_model
+
+    model = load_trained_model(RunFolder(short_run.path))
+    optimizer = model.optimizer
+    assert type(optimizer).__name__ == "ScaledAdam" and optimizer.rate_scale == 0.1
+    (checkpoint,) = [layer for layer in model._flatten_layers() if isinstance(layer, keras_hub.models.Backbone)]
+    # All the checkpoint's weights but its pooler, which the per-token features never use (frozen in
+    # training; a reloaded model does not keep flags below the layer, hence the filter).
+    expected = {v.path for v in checkpoint.trainable_variables if not v.path.startswith("pooled_dense")}
+    assert set(optimizer.scaled_paths) == expected and expected
+    # The decoder (its embedding copy included) is not the checkpoint's: it trains at the full rate.
+    decoder = {v.path for v in model.get_layer("decoder").trainable_variables}
+    assert decoder and not decoder & set(optimizer.scaled_paths)
 
 
 def test_a_target_tokenizer_of_its_own_gets_kbuilds_ids_and_a_fresh_embedding(data, tmp_path):

@@ -27,6 +27,7 @@ from kbuild.layers.metrics import (
     SparseMacroF1,
     TokenAccuracy,
 )
+from kbuild.layers.optimizers import ScaledAdam, ScaledAdamW, ScaledSGD
 from kbuild.layers.pooling import AttentionPooling, DropMask, FirstSubtoken, MaskedPooling
 from kbuild.layers.pretrained import BackboneInputs, MaskedFeatures
 from kbuild.layers.schedules import WarmupSchedule
@@ -39,6 +40,6 @@ __all__ = [
     "CRF", "PADDING_TAG", "AttentionPooling", "BackboneInputs", "BigramEmbedding", "CRFLoss", "CharCNN",
     "ConcatToSteps", "DistillationLoss", "DropMask", "FirstSubtoken", "HardLabels", "MaskedFeatures", "TextCNN",
     "GaussianPosterior", "MaskedPooling", "SpanLogits", "SpanLoss", "MaskedTokenAccuracy", "MultiLabelF1", "PearsonCorrelation",
-    "SegmentEmbedding", "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
+    "ScaledAdam", "ScaledAdamW", "ScaledSGD", "SegmentEmbedding", "SentenceCrossEntropy", "SparseMacroF1", "TagDecoder", "TokenAccuracy", "TokenAndPositionEmbedding",
     "TransformerEncoder", "WarmupSchedule", "WordDropout", "crf_log_likelihood", "decode_tags", "viterbi_decode",
 ]

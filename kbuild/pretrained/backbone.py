@@ -64,13 +64,25 @@ def token_embedding_table(model: keras.Model) -> Any:
     """The token-embedding variable [vocabulary, hidden] of the checkpoint inside `model` (built
     by `backbone_features`): what a seq2seq decoder sharing the checkpoint's vocabulary starts its
     own target embedding from."""
-    import keras_hub
-
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras_hub.models.Backbone) and layer.token_embedding is not None:
+    for layer in _checkpoints(model):
+        if layer.token_embedding is not None:
             return layer.token_embedding.embeddings
     raise CheckpointError("model.backbone.from: the checkpoint has no token embedding layer to start the decoder's "
                           "embedding from; give the target its own preprocess.target_tokenizer")
+
+
+def backbone_variables(model: keras.Model) -> list[Any]:
+    """The trainable variables of the checkpoint(s) inside `model`: what
+    `model.backbone.learning_rate_scale` scales (a seq2seq decoder's embedding is a copy, not these)."""
+    return [variable for layer in _checkpoints(model) for variable in layer.trainable_variables]
+
+
+def _checkpoints(model: keras.Model) -> list[Any]:
+    """The keras_hub backbones inside `model` (the model itself, when it is one)."""
+    import keras_hub
+
+    layers = [model, *model._flatten_layers(include_self=False)]
+    return [layer for layer in layers if isinstance(layer, keras_hub.models.Backbone)]
 
 
 def apply_controls(backbone: Any, spec: BackboneSpec) -> None:

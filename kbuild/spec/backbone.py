@@ -61,6 +61,12 @@ class BackboneSpec(StrictModel):
     """Freeze the embeddings and the first N transformer layers (0 = fine-tune everything)."""
     lora: LoraSpec | None = None
     """`{rank: 8}`: train LoRA adapters instead of the backbone's weights."""
+    learning_rate_scale: float = Field(default=1.0, gt=0, le=10)
+    """The checkpoint's weights update at `train.optimizer.learning_rate` x this (schedule and
+    decoupled weight decay alike); what kbuild adds on top (a head, a seq2seq decoder) at the full
+    rate. Below 1 when the added part starts from random weights and needs a rate the pretrained
+    weights would not survive: a fresh decoder over a warm-started encoder learns at 5e-4 while
+    MiniLM wants about 5e-5 (discriminative fine-tuning, Howard and Ruder 2018)."""
 
     @field_validator("from_")
     @classmethod
@@ -82,6 +88,11 @@ class BackboneSpec(StrictModel):
                              "remove trainable: false and freeze_layers, or remove lora")
         if not self.trainable and self.freeze_layers:
             raise ValueError("trainable: false already freezes every layer: remove freeze_layers")
+        if self.learning_rate_scale != 1 and (self.lora is not None or not self.trainable):
+            raise ValueError(f"learning_rate_scale ({self.learning_rate_scale}) scales the checkpoint's own weights, and "
+                             + ("lora trains zero-initialised adapters instead, at the full rate" if self.lora is not None
+                                else "trainable: false trains none of them")
+                             + ": remove learning_rate_scale")
         return self
 
 

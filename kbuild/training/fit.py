@@ -140,6 +140,10 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         trainable = trainable_parameters(model)
         log(f"model {model.name}: {model.count_params():,} parameters ({trainable:,} trainable); strategy {placement.name} "
             f"({placement.replicas} replica(s), {placement.device}); precision {precision}; {budget.describe()}")
+        if (backbone := spec.model.backbone) is not None and backbone.learning_rate_scale != 1:
+            rate = spec.train.optimizer.learning_rate
+            log(f"learning rate: the checkpoint's weights at {rate * backbone.learning_rate_scale:g} "
+                f"(x{backbone.learning_rate_scale:g}), the rest of the model at {rate:g} (peaks of the schedule)")
         if start_step:
             log(f"resuming at step {start_step} of {budget.total_steps} (epoch {start_step // budget.steps_per_epoch + 1})")
 
@@ -340,7 +344,7 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
     with placement.strategy.scope():
         model = task.build_model(spec, bundle)
         model.compile(
-            optimizer=build_optimizer(spec.train, total_steps, placement.replicas),
+            optimizer=build_optimizer(spec.train, total_steps, placement.replicas, *_rate_scales(spec, model)),
             loss=loss,
             metrics=metrics,
             **({"weighted_metrics": weighted} if (weighted := task.weighted_metrics(spec)) else {}),
@@ -349,6 +353,16 @@ def compile_model(spec: Spec, bundle, placement: Placement, total_steps: int,
         )
         prepare_model_for_strategy(model, placement, bundle.datasets["train"].element_spec)
     return model
+
+
+def _rate_scales(spec: Spec, model: keras.Model) -> tuple[list, float]:
+    """(the checkpoint's variables, `model.backbone.learning_rate_scale`) when it is not 1."""
+    backbone = spec.model.backbone
+    if backbone is None or backbone.learning_rate_scale == 1:
+        return [], 1.0
+    from kbuild.pretrained.backbone import backbone_variables
+
+    return backbone_variables(model), backbone.learning_rate_scale
 
 
 def _reset_session(precision: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
 
+from kbuild.layers.optimizers import SCALED
 from kbuild.layers.schedules import WarmupSchedule
 
 if TYPE_CHECKING:
@@ -30,32 +32,41 @@ def _clipping(spec: OptimizerSpec) -> dict:
     return {k: v for k, v in (("clipnorm", spec.clipnorm), ("clipvalue", spec.clipvalue), ("global_clipnorm", spec.global_clipnorm)) if v is not None}
 
 
-def _adam(spec, lr, **common):
-    return keras.optimizers.Adam(lr, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+def _adam(spec: OptimizerSpec) -> dict:
+    return {"beta_1": spec.beta_1, "beta_2": spec.beta_2, "epsilon": spec.epsilon}
 
 
-def _adamw(spec, lr, **common):
+def _adamw(spec: OptimizerSpec) -> dict:
     decay = 0.004 if spec.weight_decay is None else spec.weight_decay
-    return keras.optimizers.AdamW(lr, weight_decay=decay, beta_1=spec.beta_1, beta_2=spec.beta_2, epsilon=spec.epsilon, **common)
+    return {"weight_decay": decay, **_adam(spec)}
 
 
-def _sgd(spec, lr, **common):
-    return keras.optimizers.SGD(lr, momentum=spec.momentum, nesterov=spec.nesterov, weight_decay=spec.weight_decay, **common)
+def _sgd(spec: OptimizerSpec) -> dict:
+    return {"momentum": spec.momentum, "nesterov": spec.nesterov, "weight_decay": spec.weight_decay}
 
 
-OPTIMIZERS = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
+OPTIMIZERS = {"adam": (keras.optimizers.Adam, _adam), "adamw": (keras.optimizers.AdamW, _adamw),
+              "sgd": (keras.optimizers.SGD, _sgd)}
+"""Each `train.optimizer.name`: its Keras class and the options the spec sets."""
 
 
-def build_optimizer(train: TrainSpec, total_steps: int, replicas: int = 1) -> keras.optimizers.Optimizer:
+def build_optimizer(train: TrainSpec, total_steps: int, replicas: int = 1, scaled_variables: Sequence = (),
+                    rate_scale: float = 1.0) -> keras.optimizers.Optimizer:
     """The optimizer `train.optimizer` names, with its schedule, clipping, gradient accumulation
-    and (with `scale_learning_rate`) the linear scaling rule for `replicas` replicas."""
+    and (with `scale_learning_rate`) the linear scaling rule for `replicas` replicas.
+
+    `scaled_variables` (a checkpoint's, `backbone_variables`) update at `rate_scale` x the rate;
+    with none, or a scale of 1, it is Keras's own optimizer class."""
     optimizer = train.optimizer
     peak = optimizer.learning_rate * (replicas if train.scale_learning_rate else 1)
     lr = build_schedule(train.schedule, peak, optimizer_updates(train, total_steps))
     common = _clipping(optimizer)
     if train.gradient_accumulation > 1:
         common["gradient_accumulation_steps"] = train.gradient_accumulation
-    built = OPTIMIZERS[optimizer.name](optimizer, lr, **common)
+    cls, options = OPTIMIZERS[optimizer.name]
+    if scaled_variables and rate_scale != 1:
+        cls, common = SCALED[cls], {**common, "scaled_variables": scaled_variables, "rate_scale": rate_scale}
+    built = cls(lr, **options(optimizer), **common)
     if optimizer.name in ("adamw", "sgd"):
         # LayerNorm scales and biases are conventionally exempt from decay.
         built.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
