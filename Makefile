@@ -7,6 +7,12 @@ KBUILD := $(VENV)/bin/kbuild
 STAMP  := $(VENV)/.installed
 DEMO   := runs/quickstart/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Test processes (pytest-xdist; 0 = one process). Two on CI's 2 cores: much of a test's time is
+# single-threaded Python (building and tracing models, parsing, subprocess start-up), so a second
+# process fills the other core. Whole files go to one process (--dist loadfile): their module
+# fixtures (a trained tiny run) are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install demo test test-all fuzz lint bench peer-bench clean pretrained
 
@@ -35,11 +41,11 @@ pretrained: install
 # pytest exits 5 when it collects nothing: that is a failure here, never a silent pass.
 test: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: install
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # The fuzz suite (tests/fuzz) runs a seeded few hundred cases in `make test`; this runs thousands of
 # random ones (KBUILD_FUZZ_EXAMPLES per target, default 1500) and writes the counts to benchmarks/out/.
