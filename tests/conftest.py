@@ -1,12 +1,16 @@
-"""Shared fixtures: quiet TensorFlow, tiny specs written to temporary files."""
+"""Shared fixtures: quiet TensorFlow, tiny specs written to temporary files; the fuzz suite's
+outcome counts, gathered from every pytest-xdist process and printed at the end."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.fuzz.outcomes import OUTCOMES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,3 +70,30 @@ def tiny_run(tmp_path_factory):
     spec_path = folder / "tiny.yaml"
     spec_path.write_text(TINY_SPEC)
     return kbuild.train(kbuild.load_spec(spec_path), run_dir=folder / "run").path
+
+
+FUZZ_OUTPUT = "kbuild_fuzz"
+"""The key of a pytest-xdist process's fuzz counts in its `workeroutput`."""
+
+
+def pytest_sessionfinish(session):
+    if (output := getattr(session.config, "workeroutput", None)) is not None:  # a pytest-xdist process
+        output[FUZZ_OUTPUT] = {target: dict(counts) for target, counts in OUTCOMES.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for target, counts in getattr(node, "workeroutput", {}).get(FUZZ_OUTPUT, {}).items():
+        OUTCOMES[target].update(counts)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not OUTCOMES:
+        return
+    terminalreporter.section("kbuild fuzz outcomes")
+    for target, counts in sorted(OUTCOMES.items()):
+        terminalreporter.write_line(f"{target:>10}: {sum(counts.values()):6d} cases  "
+                                    + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if report := os.environ.get("KBUILD_FUZZ_REPORT"):
+        with open(report, "w", encoding="utf-8") as out:
+            json.dump({target: dict(counts) for target, counts in OUTCOMES.items()}, out, indent=2, sort_keys=True)
