@@ -116,6 +116,80 @@ def test_shared_vocabulary_targets_start_with_cls_end_with_sep_and_reuse_the_emb
     np.testing.assert_array_equal(target, token_embedding_table(model).numpy())
 
 
+FROM_CHECKPOINT = ("{type: transformer, layers: 2, heads: 2, ff_dim: 32, activation: gelu, dropout: 0.0, "
+                   "from_backbone: true, search: beam, beams: 2, max_length: 5}")
+
+
+def test_a_decoder_started_from_the_checkpoint_holds_its_layers_positions_and_embedding_norm(data, tmp_path):
+    import keras_hub
+
+    from kbuild.names import TARGET_EMBEDDING, TARGET_EMBEDDING_NORM
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    spec = _spec(data, tmp_path, decoder=FROM_CHECKPOINT)
+    model = TASKS.get("seq2seq").build_model(spec, build(spec, splits=("test",)))
+    (checkpoint,) = [layer for layer in model._flatten_layers() if isinstance(layer, keras_hub.models.Backbone)]
+    decoder = model.get_layer("decoder")
+
+    def same(a, b):
+        return all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.weights, b.weights, strict=True))
+
+    for i, source in enumerate(checkpoint.transformer_layers):
+        target = decoder.get_layer(f"decoder_layer{i}")
+        for part in ("_self_attention_layer", "_self_attention_layer_norm", "_feedforward_intermediate_dense",
+                     "_feedforward_output_dense", "_feedforward_layer_norm"):
+            assert same(getattr(source, part), getattr(target, part)), (i, part)
+        assert target._cross_attention_layer.weights  # the decoder's own, fresh
+    norm = decoder.get_layer(TARGET_EMBEDDING_NORM)
+    assert same(checkpoint.embeddings_layer_norm, norm) and norm.epsilon == checkpoint.embeddings_layer_norm.epsilon
+    positions = decoder.get_layer(TARGET_EMBEDDING).positions.position_embeddings.numpy()
+    expected = checkpoint.position_embedding.position_embeddings.numpy()[:12] + checkpoint.segment_embedding.embeddings.numpy()[0]
+    np.testing.assert_allclose(positions, expected, rtol=1e-6)
+
+
+def test_a_decoder_from_the_checkpoint_decodes_the_same_with_and_without_caches(data, tmp_path):
+    from kbuild.decoding.translator import Translator
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import build
+
+    spec = _spec(data, tmp_path, decoder=FROM_CHECKPOINT)
+    bundle = build(spec, splits=("test",))
+    model = TASKS.get("seq2seq").build_model(spec, bundle)
+    emails = [row.text for row in bundle.examples["test"][:6]] + ["", "paris"]
+    translate = {cached: Translator(model, bundle.tokenizer, bundle.target, spec, use_cache=cached).translate(emails)
+                 for cached in (True, False)}
+    assert translate[True] == translate[False]
+    assert any(translate[True])  # the copied layers and the shared embedding write words before any training
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("ff_dim: 32", "model\\.decoder\\.ff_dim: decoder layer 0 .*shaped"),
+    ("layers: 2", "model\\.decoder\\.layers: the checkpoint has 2 layers to start the decoder's 3"),
+    ("activation: gelu", "model\\.decoder\\.activation: .* uses gelu; set activation: gelu"),
+])
+def test_a_decoder_shaped_unlike_the_checkpoint_is_a_located_error(data, tmp_path, change, message):
+    wrong = {"ff_dim: 32": "ff_dim: 64", "layers: 2": "layers: 3", "activation: gelu": "activation: relu"}[change]
+    spec = _spec(data, tmp_path, decoder=FROM_CHECKPOINT.replace(change, wrong))
+    with pytest.raises(CheckpointError, match=message):
+        kbuild.train(spec, run_dir=tmp_path / "run")
+
+
+def test_from_backbone_without_a_checkpoint_is_refused_by_validate(write_spec):
+    spec = write_spec("""\
+        name: x
+        task: seq2seq
+        data: {train: t.jsonl, format: jsonl, columns: {text: email, label: subject}}
+        preprocess: {tokenizer: {type: word, vocab_size: 100}}
+        model:
+          embedding: {dim: 16}
+          blocks: [{type: transformer_encoder, layers: 1, heads: 2, ff_dim: 32}]
+          decoder: {type: transformer, layers: 1, heads: 2, ff_dim: 32, from_backbone: true}
+        """)
+    with pytest.raises(SpecError, match=r"model\.decoder\.from_backbone: there is no checkpoint"):
+        kbuild.load_spec(spec)
+
+
 @pytest.fixture(scope="module")
 def warm_run(data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("warm-run")
@@ -127,11 +201,11 @@ def warm_run(data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_run(data, tmp_path_factory):
     """A few steps: what training, scoring and export do with a warm start, not what it learns;
-    the checkpoint at a tenth of the decoder's rate."""
+    the decoder started from the checkpoint too, and the checkpoint at a tenth of the decoder's rate."""
     folder = tmp_path_factory.mktemp("warm-short")
-    spec = _spec(data, folder, decoder="{type: transformer, layers: 1, heads: 2, ff_dim: 32, dropout: 0.0, "
-                                       "search: beam, beams: 2, min_length: 1, max_length: 4}", steps=3,
-                 backbone=", learning_rate_scale: 0.1")
+    spec = _spec(data, folder, decoder="{type: transformer, layers: 1, heads: 2, ff_dim: 32, activation: gelu, "
+                                       "from_backbone: true, dropout: 0.0, search: beam, beams: 2, min_length: 1, "
+                                       "max_length: 4}", steps=3, backbone=", learning_rate_scale: 0.1")
     return kbuild.train(spec, run_dir=folder / "run")
 
 

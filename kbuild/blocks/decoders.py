@@ -57,6 +57,13 @@ class TransformerDecoderSpec(_DecoderBase):
     ff_dim: int = Field(default=512, ge=1)
     activation: Literal["relu", "gelu"] = "relu"
     norm: Literal["post", "pre"] = "post"
+    from_backbone: bool = False
+    """With `model.backbone`: start the decoder from the checkpoint too (Rothe, Narayan and Severyn
+    2020's BERT2BERT). Each decoder layer's self-attention, feed-forward and layer norms start as
+    the checkpoint's layer of the same index, and its positions and embedding normalisation as
+    the checkpoint's embeddings; only the cross-attention and the output layer start fresh. The
+    layers must be shaped as the checkpoint's (`heads`, `ff_dim`, `activation`, `norm: post`,
+    at most its depth), checked when the model is built."""
 
     def check(self, dim: int):
         if dim % self.heads:

@@ -20,7 +20,7 @@ from keras import ops, tree
 
 from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
 from kbuild.decoding.constraints import StepConstraints
-from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING
+from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING, TARGET_EMBEDDING_NORM
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ class CachedTransformerDecoding:
 
     def __init__(self, decoder: Any, spec: Any):
         self.embedding = decoder.get_layer(TARGET_EMBEDDING)
+        # A decoder started from a checkpoint (`from_backbone`) normalises its embeddings.
+        self.embedding_norm = next((layer for layer in decoder.layers if layer.name == TARGET_EMBEDDING_NORM), None)
         self.layers = [decoder.get_layer(f"decoder_layer{i}") for i in range(spec.layers)]
         self.norm = decoder.get_layer("decoder_final_norm") if spec.norm == "pre" else None
         self.project = decoder.get_layer(LOGITS)
@@ -100,6 +102,8 @@ class CachedTransformerDecoding:
         # A copy drops the padding mask Keras attached to the embedding: keras_hub would merge its
         # [batch, 1] shape into the [batch, 1, cache length] causal mask. Decoded tokens are real.
         x = ops.copy(self.embedding(token, start_index=index))
+        if self.embedding_norm is not None:
+            x = self.embedding_norm(x)
         source_mask = ops.not_equal(source_ids, PAD_ID)
         new_self, new_cross = [], []
         for layer, self_cache, cross_cache in zip(self.layers, self_caches, cross_caches, strict=True):

@@ -85,6 +85,62 @@ def _checkpoints(model: keras.Model) -> list[Any]:
     return [layer for layer in layers if isinstance(layer, keras_hub.models.Backbone)]
 
 
+LAYER_PARTS = {"_self_attention_layer": "heads", "_self_attention_layer_norm": "layers",
+               "_feedforward_intermediate_dense": "ff_dim", "_feedforward_output_dense": "ff_dim",
+               "_feedforward_layer_norm": "layers"}
+"""What a decoder layer takes from the checkpoint's layer of the same index (keras_hub's
+TransformerEncoder and TransformerDecoder name them alike), and the `model.decoder` key that
+shapes each. Cross-attention is the decoder's own: it starts fresh."""
+
+
+def start_decoder_from_checkpoint(model: keras.Model, layers: list[Any], embedding_norm: Any, positions: Any) -> None:
+    """`model.decoder.from_backbone`: copy the checkpoint's first `len(layers)` transformer layers
+    (self-attention, feed-forward, layer norms) into the decoder's `layers`, its embedding
+    normalisation into `embedding_norm`, and its position embeddings (plus the first segment's,
+    which the checkpoint adds to every token of a single text) into `positions`."""
+    (checkpoint,) = _checkpoints(model)
+    name = type(checkpoint).__name__
+    parts = ("transformer_layers", "embeddings_layer_norm", "position_embedding", "segment_embedding")
+    if missing := [part for part in parts if getattr(checkpoint, part, None) is None]:
+        raise CheckpointError(f"model.decoder.from_backbone: {name} has no {', '.join(missing)} to start a decoder "
+                              "from (BERT-family checkpoints have them); remove from_backbone")
+    sources = checkpoint.transformer_layers
+    if len(layers) > len(sources):
+        raise CheckpointError(f"model.decoder.layers: the checkpoint has {len(sources)} layers to start the decoder's "
+                              f"{len(layers)} from; received layers={len(layers)}")
+    for index, (source, target) in enumerate(zip(sources[: len(layers)], layers, strict=True)):
+        where = f"decoder layer {index} from the checkpoint's layer {index}"
+        if source.normalize_first != target.normalize_first:
+            raise CheckpointError(f"model.decoder.norm: {where}: the checkpoint normalises "
+                                  f"{'before' if source.normalize_first else 'after'} each branch; set norm: "
+                                  f"{'pre' if source.normalize_first else 'post'}")
+        # BERT's tanh approximation of gelu and the exact gelu differ by under 1e-3: the same function here.
+        wanted, used = (layer.activation.__name__.removesuffix("_approximate") for layer in (source, target))
+        if wanted != used:
+            raise CheckpointError(f"model.decoder.activation: {where}: the checkpoint's feed-forward uses {wanted}; "
+                                  f"set activation: {wanted}")
+        for part, key in LAYER_PARTS.items():
+            _copy_weights(getattr(source, part), getattr(target, part), f"model.decoder.{key}: {where}")
+    norm = checkpoint.embeddings_layer_norm
+    _copy_weights(norm, embedding_norm, "model.decoder.from_backbone: the embedding normalisation")
+    embedding_norm.epsilon = norm.epsilon
+    table = positions.position_embeddings
+    source_positions = checkpoint.position_embedding.position_embeddings
+    if table.shape[0] > source_positions.shape[0] or table.shape[1] != source_positions.shape[1]:
+        raise CheckpointError(f"preprocess.max_length: the decoder's {table.shape[0]} positions are more than the "
+                              f"checkpoint's {source_positions.shape[0]}")
+    first_segment = checkpoint.segment_embedding.embeddings[0]
+    table.assign(source_positions[: table.shape[0]] + first_segment[None, :])
+
+
+def _copy_weights(source: Any, target: Any, where: str) -> None:
+    shapes = [tuple(w.shape) for w in source.weights], [tuple(w.shape) for w in target.weights]
+    if shapes[0] != shapes[1]:
+        raise CheckpointError(f"{where}: the checkpoint's weights are shaped {shapes[0]}, the decoder's {shapes[1]}")
+    for source_weight, target_weight in zip(source.weights, target.weights, strict=True):
+        target_weight.assign(source_weight)
+
+
 def apply_controls(backbone: Any, spec: BackboneSpec) -> None:
     """Set what trains: everything (the default), nothing (`trainable: false`), all but the
     embeddings and first `freeze_layers` transformer layers, or LoRA adapters only. Weights the

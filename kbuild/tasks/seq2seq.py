@@ -187,6 +187,9 @@ def decoding_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
                                                    f"received min_length={decoder.min_length}")
     if decoder.length_penalty is not None and decoder.search != "beam":
         yield ("model", "decoder", "length_penalty"), "a length penalty ranks beams: set search: beam, or remove it"
+    if getattr(decoder, "from_backbone", False) and spec.model.backbone is None:
+        yield ("model", "decoder", "from_backbone"), ("there is no checkpoint to start the decoder from: "
+                                                      "set model.backbone, or remove from_backbone")
 
 
 def eval_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbuild.names import DECODER, ENCODER, LOGITS, SOURCE_IDS, TARGET_EMBEDDING, TARGET_IDS
+from kbuild.names import (
+    DECODER,
+    ENCODER,
+    LOGITS,
+    SOURCE_IDS,
+    TARGET_EMBEDDING,
+    TARGET_EMBEDDING_NORM,
+    TARGET_IDS,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -57,6 +65,10 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int, shared
     target_embedding = TokenAndPositionEmbedding(target_vocab, dim if warm else embedding.dim, max_length,
                                                  embedding.position, name=TARGET_EMBEDDING)
     y = target_embedding(target)
+    start_from_checkpoint = warm and getattr(spec.model.decoder, "from_backbone", False)
+    if start_from_checkpoint:
+        # The checkpoint's layers read normalised embeddings, as its own embeddings are.
+        y = keras.layers.LayerNormalization(name=TARGET_EMBEDDING_NORM)(y)
     if embedding.dropout:
         y = keras.layers.Dropout(embedding.dropout, name="target_embedding_dropout")(y)
     y = spec.model.decoder.build(y, ops.not_equal(target, 0), encoded, ops.not_equal(source_for_mask, 0))
@@ -64,6 +76,12 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int, shared
     decoder = keras.Model([target, encoded, source_for_mask], logits, name=DECODER)
     if warm and shared_vocabulary:
         _start_from_checkpoint_embeddings(target_embedding, encoder)
+    if start_from_checkpoint:
+        from kbuild.pretrained.backbone import start_decoder_from_checkpoint
+
+        layers = [decoder.get_layer(f"decoder_layer{i}") for i in range(spec.model.decoder.layers)]
+        start_decoder_from_checkpoint(encoder, layers, decoder.get_layer(TARGET_EMBEDDING_NORM),
+                                      target_embedding.positions)
 
     source_in = keras.Input(shape=(None,), dtype="int32", name=SOURCE_IDS)
     target_in = keras.Input(shape=(None,), dtype="int32", name=TARGET_IDS)
