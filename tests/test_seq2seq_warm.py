@@ -164,12 +164,14 @@ def test_a_decoder_from_the_checkpoint_decodes_the_same_with_and_without_caches(
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("ff_dim: 32", "model\\.decoder\\.ff_dim: decoder layer 0 .*shaped"),
+    ("ff_dim: 32", "model\\.decoder\\.ff_dim: decoder layer 0 .*shaped.*; set ff_dim: 32"),
+    ("heads: 2", "model\\.decoder\\.heads: decoder layer 0 .*shaped.*; set heads: 2"),
     ("layers: 2", "model\\.decoder\\.layers: the checkpoint has 2 layers to start the decoder's 3"),
     ("activation: gelu", "model\\.decoder\\.activation: .* uses gelu; set activation: gelu"),
 ])
 def test_a_decoder_shaped_unlike_the_checkpoint_is_a_located_error(data, tmp_path, change, message):
-    wrong = {"ff_dim: 32": "ff_dim: 64", "layers: 2": "layers: 3", "activation: gelu": "activation: relu"}[change]
+    wrong = {"ff_dim: 32": "ff_dim: 64", "heads: 2": "heads: 4", "layers: 2": "layers: 3",
+             "activation: gelu": "activation: relu"}[change]
     spec = _spec(data, tmp_path, decoder=FROM_CHECKPOINT.replace(change, wrong))
     with pytest.raises(CheckpointError, match=message):
         kbuild.train(spec, run_dir=tmp_path / "run")

@@ -92,6 +92,10 @@ LAYER_PARTS = {"_self_attention_layer": "heads", "_self_attention_layer_norm": "
 TransformerEncoder and TransformerDecoder name them alike), and the `model.decoder` key that
 shapes each. Cross-attention is the decoder's own: it starts fresh."""
 
+SHAPED_BY = {"heads": lambda weights: weights[0].shape[1], "ff_dim": lambda weights: weights[0].shape[-1]}
+"""The value of a `model.decoder` key that the checkpoint's part implies: its attention's query
+kernel is [hidden, heads, head size], its first feed-forward kernel [hidden, ff_dim]."""
+
 
 def start_decoder_from_checkpoint(model: keras.Model, layers: list[Any], embedding_norm: Any, positions: Any) -> None:
     """`model.decoder.from_backbone`: copy the checkpoint's first `len(layers)` transformer layers
@@ -120,7 +124,9 @@ def start_decoder_from_checkpoint(model: keras.Model, layers: list[Any], embeddi
             raise CheckpointError(f"model.decoder.activation: {where}: the checkpoint's feed-forward uses {wanted}; "
                                   f"set activation: {wanted}")
         for part, key in LAYER_PARTS.items():
-            _copy_weights(getattr(source, part), getattr(target, part), f"model.decoder.{key}: {where}")
+            weights = getattr(source, part).weights
+            hint = f"; set {key}: {SHAPED_BY[key](weights)}" if key in SHAPED_BY else ""
+            _copy_weights(getattr(source, part), getattr(target, part), f"model.decoder.{key}: {where}", hint)
     norm = checkpoint.embeddings_layer_norm
     _copy_weights(norm, embedding_norm, "model.decoder.from_backbone: the embedding normalisation")
     embedding_norm.epsilon = norm.epsilon
@@ -133,10 +139,11 @@ def start_decoder_from_checkpoint(model: keras.Model, layers: list[Any], embeddi
     table.assign(source_positions[: table.shape[0]] + first_segment[None, :])
 
 
-def _copy_weights(source: Any, target: Any, where: str) -> None:
+def _copy_weights(source: Any, target: Any, where: str, hint: str = "") -> None:
     shapes = [tuple(w.shape) for w in source.weights], [tuple(w.shape) for w in target.weights]
     if shapes[0] != shapes[1]:
-        raise CheckpointError(f"{where}: the checkpoint's weights are shaped {shapes[0]}, the decoder's {shapes[1]}")
+        raise CheckpointError(f"{where}: the checkpoint's weights are shaped {shapes[0]}, the decoder's "
+                              f"{shapes[1]}{hint}")
     for source_weight, target_weight in zip(source.weights, target.weights, strict=True):
         target_weight.assign(source_weight)
 
