@@ -91,6 +91,16 @@ def test_auto_epochs_stop_early_on_the_monitor_unless_told_otherwise():
     assert early_stopping_for(TrainSpec(epochs=3)) is None
 
 
+def test_early_stopping_without_a_monitor_stops_on_the_specs_monitor(write_spec):
+    """A seq2seq spec that selects on `val_rougeL` and sets only a patience stops on ROUGE-L too
+    (specs/csl_char.yaml stopped on val_loss while its monitor still rose, before this)."""
+    text = TINY_SPEC.replace("  max_steps: 4\n", "  max_steps: 4\n  monitor: val_accuracy\n  early_stopping: {patience: 3}\n")
+    assert kbuild.load_spec(write_spec(text)).train.early_stopping.monitor == "val_accuracy"
+    default = TINY_SPEC.replace("  max_steps: 4\n", "  max_steps: 4\n  early_stopping: {patience: 3}\n")
+    spec = kbuild.load_spec(write_spec(default, "default.yaml"))
+    assert spec.train.early_stopping.monitor == spec.train.monitor == "val_loss"
+
+
 # 400 rows, batch 8: 50 steps per epoch. min_delta 1.0: no epoch can beat the first, so patience 1
 # ends an unbroken run at epoch 2.
 COMMON = ["data.limit=400", "train.batch_size=8", "train.deterministic=true", "train.epochs=auto",

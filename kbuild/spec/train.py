@@ -79,7 +79,8 @@ def monitor_mode(name: str) -> str:
 
 class EarlyStoppingSpec(StrictModel):
     monitor: str = Field(default="val_loss", min_length=1)
-    """Unset: the task's selection metric, as for `train.monitor`; checked against the metrics the task logs."""
+    """Unset: `train.monitor` (itself the task's selection metric when unset); checked against the
+    metrics the task logs."""
     patience: int = Field(default=2, ge=0)
     min_delta: float = Field(default=0.0, ge=0)
     mode: Literal["auto", "min", "max"] = "auto"

@@ -46,7 +46,7 @@ class Task:
     """Spec fields only this task (and others that list them) reads; another task's spec that sets
     one away from its default is an error, not a silently ignored setting."""
     default_monitor: str = "val_loss"
-    """`train.monitor` (and `train.early_stopping.monitor`) when the spec leaves it unset."""
+    """`train.monitor` when the spec leaves it unset (and so `train.early_stopping.monitor`)."""
     extra_tokens: tuple[str, ...] = ()
     """Tokens the task adds to the vocabulary it fits, after the learned ones (a masked LM's
     `[MASK]`); none by default, so the ids are those of any other task."""

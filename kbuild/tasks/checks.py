@@ -110,8 +110,9 @@ def unused_task_fields(spec: Spec) -> Iterator[tuple[Location, str]]:
 
 
 def task_defaults(spec: Spec) -> None:
-    """An unset `train.monitor` / `train.early_stopping.monitor` is the task's selection metric
-    (a tagger's `val_f1`), so a spec that leaves it out selects on what it is scored on; unset
+    """An unset `train.monitor` is the task's selection metric (a tagger's `val_f1`), so a spec
+    that leaves it out selects on what it is scored on, and an unset `train.early_stopping.monitor`
+    is `train.monitor`: a spec that selects on `val_rougeL` stops on it too; unset
     `data.columns` of a task that reads other texts than `text` are columns named after them."""
     task = TASKS.get(spec.task)
     default = task.default_monitor
@@ -119,7 +120,7 @@ def task_defaults(spec: Spec) -> None:
         spec.train.monitor = default
     stopping = spec.train.early_stopping
     if stopping is not None and "monitor" not in stopping.model_fields_set:
-        stopping.monitor = default
+        stopping.monitor = spec.train.monitor
     if "columns" not in spec.data.model_fields_set and task.inputs != ("text",):
         spec.data.columns = task.default_columns()
 
