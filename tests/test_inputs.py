@@ -187,8 +187,11 @@ def test_serve_takes_row_and_columnar_requests_and_names_a_missing_or_extra_fiel
 # --- a new task with three inputs, defined only here -----------------------------------------------
 
 
-def _odd_one_out_task():
-    """A three-text task: which of `first`, `second`, `third` starts with a different word."""
+@pytest.fixture
+def odd_one_out(monkeypatch):
+    """A three-text task: which of `first`, `second`, `third` starts with a different word.
+    Registered for the test only: other tests in the process list the registered tasks in their
+    messages (pytest-xdist runs several test files in one process)."""
     from kbuild.tasks import TASKS
     from kbuild.tasks.classification import ClassificationTask
 
@@ -197,17 +200,15 @@ def _odd_one_out_task():
         inputs = ("first", "second", "third")
         optional_inputs = ()
 
-    if "odd_one_out_test" not in TASKS.names():
-        TASKS.register("odd_one_out_test")(OddOneOut())
+    monkeypatch.setitem(TASKS._items, OddOneOut.name, OddOneOut())
 
 
-def test_a_three_input_task_defined_in_a_test_trains_exports_and_serves(tmp_path):
+def test_a_three_input_task_defined_in_a_test_trains_exports_and_serves(odd_one_out, tmp_path):
     from starlette.testclient import TestClient
 
     import kbuild
     from kbuild.serve import ServerSettings, create_app, load_repository
 
-    _odd_one_out_task()
     rng = random.Random(1)
     with open(tmp_path / "train.jsonl", "w") as out:
         for _ in range(120):
@@ -238,10 +239,9 @@ def test_a_three_input_task_defined_in_a_test_trains_exports_and_serves(tmp_path
     assert json.loads((version / "metadata.json").read_text())["inputs"] == ["first", "second", "third"]
 
 
-def test_a_missing_input_column_names_the_tasks_inputs(write_spec, tmp_path):
+def test_a_missing_input_column_names_the_tasks_inputs(odd_one_out, write_spec, tmp_path):
     from kbuild import load_spec
 
-    _odd_one_out_task()
     path = write_spec(f"""\
         name: odd
         task: odd_one_out_test
