@@ -76,9 +76,13 @@ FUZZ_OUTPUT = "kbuild_fuzz"
 """The key of a pytest-xdist process's fuzz counts in its `workeroutput`."""
 
 
+def _fuzz_counts() -> dict[str, dict[str, int]]:
+    return {target: dict(counts) for target, counts in OUTCOMES.items()}
+
+
 def pytest_sessionfinish(session):
     if (output := getattr(session.config, "workeroutput", None)) is not None:  # a pytest-xdist process
-        output[FUZZ_OUTPUT] = {target: dict(counts) for target, counts in OUTCOMES.items()}
+        output[FUZZ_OUTPUT] = _fuzz_counts()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -96,4 +100,4 @@ def pytest_terminal_summary(terminalreporter):
                                     + "  ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if report := os.environ.get("KBUILD_FUZZ_REPORT"):
         with open(report, "w", encoding="utf-8") as out:
-            json.dump({target: dict(counts) for target, counts in OUTCOMES.items()}, out, indent=2, sort_keys=True)
+            json.dump(_fuzz_counts(), out, indent=2, sort_keys=True)

@@ -45,7 +45,7 @@ class TransformerDecoderBlock(BlockConfig):
         return decoder_stack(x, self, ctx.name, self.norm_epsilon)
 
     def decoder(self, model: Any, ctx: BuildContext) -> BlockDecoder:
-        layers = [model.get_layer(f"{ctx.name}_layer{i}") for i in range(self.layers)]
+        layers = stack_layers(model, ctx.name, self.layers)
         norm = model.get_layer(f"{ctx.name}_final_norm") if self.norm == "pre" else None
         return TransformerDecoderCache(layers, norm, self.heads, ctx.dim // self.heads)
 
@@ -88,6 +88,11 @@ def decoder_stack(x: Any, config: DecoderStackConfig, name: str, epsilon: float 
     if config.norm == "pre":
         x = keras.layers.LayerNormalization(epsilon=epsilon, name=f"{name}_final_norm")(x)
     return x
+
+
+def stack_layers(model: Any, name: str, count: int) -> list[Any]:
+    """The `count` TransformerDecoder layers `decoder_stack` built under `name`, found in `model`."""
+    return [model.get_layer(f"{name}_layer{i}") for i in range(count)]
 
 
 class TransformerDecoderCache(BlockDecoder):

@@ -88,10 +88,12 @@ class CachedTransformerDecoding:
     output's cross-attention keys/values `[batch, 2, source, heads, head_dim]`, computed once."""
 
     def __init__(self, decoder: Any, spec: Any):
+        from kbuild.blocks.transformer_decoder import stack_layers
+
         self.embedding = decoder.get_layer(TARGET_EMBEDDING)
         # A decoder started from a checkpoint (`from_backbone`) normalises its embeddings.
-        self.embedding_norm = next((layer for layer in decoder.layers if layer.name == TARGET_EMBEDDING_NORM), None)
-        self.layers = [decoder.get_layer(f"decoder_layer{i}") for i in range(spec.layers)]
+        self.embedding_norm = decoder.get_layer(TARGET_EMBEDDING_NORM) if spec.from_backbone else None
+        self.layers = stack_layers(decoder, DECODER, spec.layers)
         self.norm = decoder.get_layer("decoder_final_norm") if spec.norm == "pre" else None
         self.project = decoder.get_layer(LOGITS)
         self.heads = spec.heads

@@ -77,11 +77,11 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int, shared
     if warm and shared_vocabulary:
         _start_from_checkpoint_embeddings(target_embedding, encoder)
     if start_from_checkpoint:
+        from kbuild.blocks.transformer_decoder import stack_layers
         from kbuild.pretrained.backbone import start_decoder_from_checkpoint
 
-        layers = [decoder.get_layer(f"decoder_layer{i}") for i in range(spec.model.decoder.layers)]
-        start_decoder_from_checkpoint(encoder, layers, decoder.get_layer(TARGET_EMBEDDING_NORM),
-                                      target_embedding.positions)
+        start_decoder_from_checkpoint(encoder, stack_layers(decoder, DECODER, spec.model.decoder.layers),
+                                      decoder.get_layer(TARGET_EMBEDDING_NORM), target_embedding.positions)
 
     source_in = keras.Input(shape=(None,), dtype="int32", name=SOURCE_IDS)
     target_in = keras.Input(shape=(None,), dtype="int32", name=TARGET_IDS)
