@@ -15,6 +15,9 @@ SOURCE_IDS = "source_ids"
 """Encoder-decoder models: the source tokens."""
 TARGET_IDS = "target_ids"
 """Encoder-decoder models: the target tokens read by the decoder (teacher forcing)."""
+LOSS_POSITIONS = "loss_positions"
+"""int32 [batch, k]: the positions of a batch's weighted targets, where a fine-tuned causal LM
+computes its output layer in training (`kbuild.pretrained.causal_lm.TargetPositions`)."""
 SEGMENT_IDS = "segment_ids"
 """int32 [batch, time]: which input text each token comes from (0 for `[CLS]` and the first text,
 1 for the second, ...), when a task reads several texts packed into one sequence."""

@@ -117,8 +117,13 @@ def _bundle_and_model(tmp_path, checkpoint, conversations, loss_on="responses"):
 
 
 def test_targets_are_weighted_on_the_replies_only(tmp_path, checkpoint):
+    """A batch keeps only the targets that carry a loss (`loss_positions`): put back at their
+    positions, they are the two replies, each with its end token."""
     _, bundle, _ = _bundle_and_model(tmp_path, checkpoint, [CONVERSATION])
-    (_, targets, weights), = bundle.datasets["train"].unbatch().as_numpy_iterator()
+    (x, kept, kept_weights), = bundle.datasets["train"].unbatch().as_numpy_iterator()
+    targets, weights = np.zeros(x["token_ids"].shape, np.int32), np.zeros(x["token_ids"].shape, np.float32)
+    targets[x["loss_positions"]], weights[x["loss_positions"]] = kept, kept_weights
+    assert kept_weights.all() and len(kept) == 14
     runs, current = [], []
     for target, weight in zip(targets, weights, strict=True):
         if weight:
@@ -145,6 +150,48 @@ def test_a_token_outside_the_replies_cannot_change_the_loss(tmp_path, checkpoint
                            for i in range(2)]
     assert losses["responses"][0] == pytest.approx(losses["responses"][1], rel=1e-6)
     assert abs(losses["all"][0] - losses["all"][1]) > 1e-3
+
+
+def test_the_output_layer_runs_at_the_reply_positions_only_and_gives_the_same_loss(tmp_path, checkpoint):
+    """The training model gathers the backbone's features at the reply positions before the
+    output layer: its logits are the `CausalLM`'s at those positions, so the loss is the same as
+    over every position weighted; the saved model is the `CausalLM` itself."""
+    import keras
+    import keras_hub
+
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.causal_lm import at_weighted_targets
+
+    conversations = [CONVERSATION, [Message("user", "is"), Message("assistant", "the cat")]]
+    spec, bundle, model = _bundle_and_model(tmp_path, checkpoint, conversations)
+    assert model.gathers_features
+    (x, y, w), = bundle.datasets["train"].as_numpy_iterator()
+    (full_x, full_y, full_w), = bundle.datasets["train"].unbatch().batch(2).map(
+        lambda x, y, w: ({k: v for k, v in x.items() if k != "loss_positions"}, *_put_back(x, y, w))).as_numpy_iterator()
+    assert y.shape == (2, 14) and full_y.shape == (2, 128)
+    full_logits = model.causal_lm(full_x)
+    kept_logits = model(x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(kept_logits),
+                               np.take_along_axis(keras.ops.convert_to_numpy(full_logits), x["loss_positions"][..., None], 1),
+                               rtol=1e-4, atol=1e-4)
+    loss = TASKS.get("chat").loss(spec)
+    assert float(loss(y, kept_logits, w)) == pytest.approx(float(loss(full_y, full_logits, full_w)), rel=1e-5)
+    again, kept, _ = at_weighted_targets(full_x, full_y, full_w)  # the batch put back is cut the same way
+    np.testing.assert_array_equal(again["loss_positions"].numpy()[w > 0], x["loss_positions"][w > 0])
+    np.testing.assert_array_equal(kept.numpy()[w > 0], y[w > 0])
+    saved = tmp_path / "saved.keras"
+    model.save(saved)
+    assert isinstance(keras.saving.load_model(saved), keras_hub.models.CausalLM)
+
+
+def _put_back(x, y, w):
+    """Targets and weights `[batch, time]` from the kept ones and their positions (TF ops)."""
+    import tensorflow as tf
+
+    shape = tf.shape(x["token_ids"])
+    rows = tf.broadcast_to(tf.range(shape[0])[:, None], tf.shape(x["loss_positions"]))
+    index = tf.stack([rows, x["loss_positions"]], axis=-1)
+    return tf.scatter_nd(index, y * tf.cast(w > 0, y.dtype), shape), tf.scatter_nd(index, w, shape)
 
 
 def test_bucketed_batches_pad_to_their_bucket_and_score_the_same_tokens(tmp_path, checkpoint):

@@ -19,11 +19,14 @@ from typing import Any
 
 import tensorflow as tf
 
+from kbuild.pretrained.causal_lm import causal_lm_of
+
 
 def continue_in_graph(model: Any, tokenizer: Any, sampler: Any, prompts: tf.Tensor, max_new_tokens: tf.Tensor,
                       stop_ids: tuple[int, ...], context: int) -> tf.Tensor:
     """The continuation of each prompt (strings `[batch]`), up to `max_new_tokens` tokens, cut
     before the first of `stop_ids` it generates (TF ops only)."""
+    model = causal_lm_of(model)
     ids = tf.cast(tokenizer.token_ids(prompts), tf.int32)
     new = tf.clip_by_value(tf.cast(max_new_tokens, tf.int32), 1, context - 1)
     positions = tf.ragged.range(ids.row_lengths())
@@ -96,6 +99,7 @@ def decoded_pieces(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int,
     of the prompt and its reply room, then one compiled cache step per token, here driven from
     Python so each token can leave before the next, and `pick` may sample (`sampling_pick`). A
     piece that ends inside a UTF-8 character waits for the rest."""
+    model = causal_lm_of(model)
     new = max(1, min(int(max_new_tokens), context - 1))
     ids = tokenizer.token_ids(tf.constant([prompt])).to_list()[0][-(context - new):]
     if not ids:

@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import keras
+
+from kbuild.names import LOSS_POSITIONS
 from kbuild.pretrained.checkpoint import CAUSAL_LM, HF_TOKENIZER_CONFIG, Checkpoint, CheckpointError
 
 if TYPE_CHECKING:
@@ -66,3 +69,75 @@ def _add_bos_token(checkpoint: Checkpoint) -> bool | None:
     config: Any = json.loads(path.read_text(encoding="utf-8"))
     value = config.get("add_bos_token") if isinstance(config, dict) else None
     return value if isinstance(value, bool) else None
+
+
+def target_positions_model(causal_lm: Any) -> Any:
+    """`TargetPositions` around a keras_hub `CausalLM` (kept as it is: a model already wrapped)."""
+    return causal_lm if isinstance(causal_lm, TargetPositions) else TargetPositions(causal_lm)
+
+
+def causal_lm_of(model: Any) -> Any:
+    """The `CausalLM` a generation reads: `model`, or the one inside the training model."""
+    return model.causal_lm if isinstance(model, TargetPositions) else model
+
+
+class TargetPositions(keras.Model):
+    """A fine-tuned causal LM as training runs it: the output layer computed only where a target
+    carries a loss.
+
+    A chat's loss reads the replies only (an AESLC exchange: about 200 tokens, a subject of about
+    15), yet keras_hub's `CausalLM` computes the 49,152-word output layer of SmolLM2 at every
+    position: about a fifth of a LoRA step's work, and the softmax over each. Given
+    `inputs[LOSS_POSITIONS]` (`[batch, k]`, from the data pipeline), this model gathers the
+    backbone's outputs at those positions first; without it, it is the `CausalLM`.
+
+    What is saved (`save`, so model.keras and everything that loads it) is the `CausalLM` itself:
+    exports, generation and `evaluate` see the model they always did. Checkpoints for `--resume`
+    are this model's weights and optimizer. A `CausalLM` whose outputs are not its token
+    embedding read in reverse (a soft cap on the logits, say) is gathered after its own output
+    layer instead: slower, never different.
+    """
+
+    def __init__(self, causal_lm: Any, **kwargs: Any):
+        super().__init__(name=causal_lm.name, **kwargs)
+        self.causal_lm = causal_lm
+        self.gathers_features = _outputs_are_reverse_embedding(causal_lm)
+        self.built = True
+
+    def call(self, inputs: dict[str, Any], training: bool | None = None) -> Any:
+        features = {name: value for name, value in inputs.items() if name != LOSS_POSITIONS}
+        positions = inputs.get(LOSS_POSITIONS)
+        if positions is None:
+            return self.causal_lm(features, training=training)
+        if not self.gathers_features:
+            return _at(self.causal_lm(features, training=training), positions)
+        backbone = self.causal_lm.backbone
+        return backbone.token_embedding(_at(backbone(features, training=training), positions), reverse=True)
+
+    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        self.causal_lm.save(filepath, *args, **kwargs)
+
+
+def _at(values: Any, positions: Any) -> Any:
+    """`values[b, positions[b, j]]`: `[batch, k, ...]` from `[batch, time, ...]`."""
+    from keras import ops
+
+    index = ops.expand_dims(positions, -1)
+    return ops.take_along_axis(values, ops.broadcast_to(index, (*ops.shape(positions), ops.shape(values)[-1])), axis=1)
+
+
+def _outputs_are_reverse_embedding(causal_lm: Any) -> bool:
+    """Whether the model's logits are its backbone's features through the token embedding in
+    reverse (llama, SmolLM2, Mistral, Qwen...), checked on three tokens."""
+    import numpy as np
+
+    backbone = causal_lm.backbone
+    if not hasattr(backbone, "token_embedding"):
+        return False
+    features = {"token_ids": np.array([[1, 2, 3]], np.int32), "padding_mask": np.ones((1, 3), np.int32)}
+    try:
+        direct = backbone.token_embedding(backbone(features), reverse=True)
+        return bool(np.allclose(keras.ops.convert_to_numpy(causal_lm(features)), keras.ops.convert_to_numpy(direct),
+                                rtol=1e-4, atol=1e-4))
+    except (TypeError, ValueError, KeyError):
+        return False

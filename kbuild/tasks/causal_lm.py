@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from kbuild.names import LOSS_POSITIONS
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -47,15 +49,17 @@ class CausalLmTraining:
 
     def build_model(self, spec: Spec, bundle: DataBundle) -> Any:
         """keras_hub's `CausalLM` of the checkpoint (no preprocessor: the data is tokenized), with
-        `model.backbone`'s trainable / freeze_layers / lora controls."""
+        `model.backbone`'s trainable / freeze_layers / lora controls, inside the model that
+        computes its output layer at the weighted targets only (`TargetPositions`; it saves the
+        `CausalLM`)."""
         from kbuild.pretrained.backbone import apply_controls
-        from kbuild.pretrained.causal_lm import load_causal_lm
+        from kbuild.pretrained.causal_lm import load_causal_lm, target_positions_model
         from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
 
         model = load_causal_lm(inspect(spec, CAUSAL_LM))
         model.preprocessor = None
         apply_controls(model.backbone, spec.model.backbone)
-        return model
+        return target_positions_model(model)
 
     def loss(self, spec: Spec) -> Any:
         import keras
@@ -97,9 +101,13 @@ class CausalLmTraining:
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
         """Loss and perplexity over the split's weighted tokens, summed token by token, and how
-        many tokens that is."""
+        many tokens that is. `model` is the saved `CausalLM` or the training model around it."""
         import keras
         import tensorflow as tf
+
+        from kbuild.pretrained.causal_lm import target_positions_model
+
+        model = target_positions_model(model)
 
         @tf.function
         def sums(x, y, w):
@@ -114,12 +122,13 @@ class CausalLmTraining:
 
 
 def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch_size: int, *, shuffle: bool,
-                     seed: int, pad_id: int = 0, bucketing: bool = False) -> Any:
+                     seed: int, pad_id: int = 0, bucketing: bool = False, at_weighted: bool = False) -> Any:
     """Batches of `(inputs, targets, weights)`, reshuffled each epoch with `seed` when `shuffle`.
     `bucketing` groups rows of similar length and pads each batch to its bucket
     (`kbuild.data.pipeline.bucket_lengths`), not to `preprocess.max_length`: chat exchanges vary
     in length, and every padded position costs the whole model's work. Scores are sums over
-    weighted tokens, so valid and test are bucketed too."""
+    weighted tokens, so valid and test are bucketed too. `at_weighted` keeps only the weighted
+    targets of each batch (`at_weighted_targets`)."""
     import numpy as np
     import tensorflow as tf
 
@@ -129,7 +138,8 @@ def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch
     if shuffle:
         dataset = dataset.shuffle(max(1, len(targets)), seed=seed, reshuffle_each_iteration=True)
     if not bucketing:
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        batched = dataset.batch(batch_size)
+        return _kept(batched, at_weighted).prefetch(tf.data.AUTOTUNE)
 
     def length(x, y, w):
         return tf.reduce_sum(tf.cast(x[PADDING_MASK], tf.int32))
@@ -140,5 +150,29 @@ def weighted_dataset(features: dict[str, Any], targets: Any, weights: Any, batch
     padding = ({TOKEN_IDS: tf.constant(pad_id, tf.int32), PADDING_MASK: tf.constant(0, tf.int32)}, tf.constant(0, tf.int32),
                tf.constant(0.0, tf.float32))
     lengths = np.sum(features[PADDING_MASK], axis=1)
-    return bucket_by_length(dataset, lengths, np.shape(targets)[1], batch_size, length, cut, padding).prefetch(
-        tf.data.AUTOTUNE)
+    batched = bucket_by_length(dataset, lengths, np.shape(targets)[1], batch_size, length, cut, padding)
+    return _kept(batched, at_weighted).prefetch(tf.data.AUTOTUNE)
+
+
+def _kept(batches: Any, at_weighted: bool) -> Any:
+    import tensorflow as tf
+
+    return batches.map(at_weighted_targets, num_parallel_calls=tf.data.AUTOTUNE) if at_weighted else batches
+
+
+def at_weighted_targets(x: dict[str, Any], y: Any, w: Any) -> tuple[dict[str, Any], Any, Any]:
+    """A batch cut to the targets that carry a loss (TF ops): each row's weighted positions first,
+    in order, `[batch, k]` for the row with the most (the rest padded with weight 0), as
+    `x[LOSS_POSITIONS]`, and the targets and weights at them.
+
+    A chat's loss reads the replies only: an AESLC exchange of about 200 tokens has a subject of
+    about 15. The model then computes the output layer (SmolLM2: 49,152 words) at those positions
+    only, not at every one (`kbuild.pretrained.causal_lm.TargetPositions`); the loss and metrics,
+    sums over weighted tokens, are the same."""
+    import tensorflow as tf
+
+    weighted = tf.cast(w > 0, tf.int32)
+    k = tf.maximum(tf.reduce_max(tf.reduce_sum(weighted, axis=1)), 1)
+    positions = tf.argsort(weighted, axis=1, direction="DESCENDING", stable=True)[:, :k]
+    return ({**x, LOSS_POSITIONS: positions}, tf.gather(y, positions, batch_dims=1),
+            tf.gather(w, positions, batch_dims=1))

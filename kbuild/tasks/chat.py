@@ -120,7 +120,7 @@ class ChatTask(CausalLmTraining, Task):
                             f"preprocess.max_length ({spec.preprocess.max_length})")
         factory = functools.partial(weighted_dataset, features, targets, weights, spec.train.batch_size,
                                     shuffle=train, seed=spec.seed, pad_id=bundle.tokenizer.pad_id,
-                                    bucketing=spec.preprocess.bucketing)
+                                    bucketing=spec.preprocess.bucketing, at_weighted=spec.train.loss_on == "responses")
         return SplitData(factory, len(targets), features)
 
     # --- serving ---------------------------------------------------------------------------------
