@@ -250,3 +250,59 @@ def test_exported_translator_keeps_the_decoding_options(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     exported = json.loads(proc.stdout.strip().splitlines()[-1])
     assert exported == in_process and all(len(t.split()) >= 6 for t in exported), exported
+
+
+# --- a tied output layer -------------------------------------------------------------------------
+def test_a_tied_output_layer_learns_with_one_table_and_decodes_the_same_cached_and_reloaded(tmp_path):
+    """`tie_embeddings`: the output layer is the target embedding read in reverse, so the model has
+    no [width, vocab] output kernel; it still learns the mapping, and the reloaded model decodes
+    as the trained one, with and without the cache."""
+    from kbuild.decoding.translator import Translator
+    from kbuild.names import DECODER, TARGET_EMBEDDING
+    from kbuild.runs import load_trained_run
+
+    train = _write_parallel(tmp_path, "train", _pairs(600, 1))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: tiny-tied
+        task: seq2seq
+        seed: 5
+        data: {{format: parallel, train: {train}, target_suffix: .de}}
+        preprocess: {{tokenizer: {{type: word, lowercase: false}}, max_length: 10}}
+        model:
+          embedding: {{dim: 32, position: learned}}
+          blocks: [{{type: transformer_encoder, layers: 1, heads: 2, ff_dim: 64, dropout: 0.0}}]
+          decoder: {{type: transformer, layers: 1, heads: 2, ff_dim: 64, dropout: 0.0, tie_embeddings: true}}
+        train: {{epochs: 12, batch_size: 32, optimizer: {{name: adam, learning_rate: 0.01}}}}
+        """))
+    result = _cli("train", spec, "--run-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["metrics"]["train"]["token_accuracy"] > 0.9
+
+    loaded = load_trained_run(tmp_path / "run")
+    decoder = loaded.model.get_layer(DECODER)
+    table = decoder.get_layer(TARGET_EMBEDDING).token.embeddings
+    assert "logits" not in [layer.name for layer in decoder.layers]
+    assert (32, table.shape[0]) not in [tuple(v.shape) for v in loaded.model.weights]  # no output kernel
+    assert [v.path for v in decoder.weights].count(table.path) == 1  # one table, saved once
+    sources = [source for source, _ in _pairs(30, 9)]
+    translations = {cached: Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, loaded.spec,
+                                       use_cache=cached).translate(sources) for cached in (True, False)}
+    assert translations[True] == translations[False]
+    right = sum(t == " ".join(WORDS[w] for w in s.split()) + " ." for s, t in zip(sources, translations[True], strict=True))
+    assert right >= 25, translations[True]
+
+
+def test_a_tied_recurrent_decoder_must_be_as_wide_as_the_embedding(write_spec):
+    path = write_spec("""\
+        name: tied-lstm
+        task: seq2seq
+        data: {format: parallel, train: a.en, target_suffix: .de}
+        model:
+          embedding: {dim: 32}
+          blocks: [{type: bilstm, units: 24}]
+          decoder: {type: lstm, units: 48, tie_embeddings: true}
+        """)
+    result = _cli("validate", path)
+    assert result.exit_code == 2 and "model.decoder.tie_embeddings" in result.output and "units: 32" in result.output

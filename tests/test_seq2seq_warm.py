@@ -203,10 +203,12 @@ def warm_run(data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_run(data, tmp_path_factory):
     """A few steps: what training, scoring and export do with a warm start, not what it learns;
-    the decoder started from the checkpoint too, and the checkpoint at a tenth of the decoder's rate."""
+    the decoder started from the checkpoint too, its output layer the checkpoint's embeddings in
+    reverse (tied), and the checkpoint at a tenth of the decoder's rate."""
     folder = tmp_path_factory.mktemp("warm-short")
     spec = _spec(data, folder, decoder="{type: transformer, layers: 1, heads: 2, ff_dim: 32, activation: gelu, "
-                                       "from_backbone: true, dropout: 0.0, search: beam, beams: 2, min_length: 1, "
+                                       "from_backbone: true, tie_embeddings: true, dropout: 0.0, search: beam, "
+                                       "beams: 2, min_length: 1, "
                                        "max_length: 4}", steps=3, backbone=", learning_rate_scale: 0.1")
     return kbuild.train(spec, run_dir=folder / "run")
 

@@ -38,6 +38,11 @@ class _DecoderBase(StrictModel):
     `preprocess.max_length` - 1."""
     no_repeat_ngram_size: int = Field(default=0, ge=0)
     """No n-gram of this size occurs twice in an output (3: trigram blocking); 0: off."""
+    tie_embeddings: bool = False
+    """The output layer is the target token embedding read in reverse (Press and Wolf 2017, and
+    BERT2BERT's decoders): one table for both, no separate [width, vocab] layer to learn. With a
+    checkpoint's shared vocabulary it starts as the checkpoint's embeddings. The decoder's output
+    width must be the target embedding's (a recurrent decoder's `units`)."""
 
     def check(self, dim: int):
         return iter(())

@@ -20,7 +20,14 @@ from keras import ops, tree
 
 from kbuild.data.tokenizers.base import CLS_ID, PAD_ID, UNK_ID
 from kbuild.decoding.constraints import StepConstraints
-from kbuild.names import DECODER, ENCODER, LOGITS, TARGET_EMBEDDING, TARGET_EMBEDDING_NORM
+from kbuild.names import (
+    DECODER,
+    DECODER_FEATURES,
+    ENCODER,
+    LOGITS,
+    TARGET_EMBEDDING,
+    TARGET_EMBEDDING_NORM,
+)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class CachedTransformerDecoding:
         self.embedding_norm = decoder.get_layer(TARGET_EMBEDDING_NORM) if spec.from_backbone else None
         self.layers = stack_layers(decoder, DECODER, spec.layers)
         self.norm = decoder.get_layer("decoder_final_norm") if spec.norm == "pre" else None
-        self.project = decoder.get_layer(LOGITS)
+        self.project = output_projection(decoder)
         self.heads = spec.heads
 
     def run(self, token: Any, encoded: Any, source_ids: Any, caches: tuple, index: Any, fill_cross: bool) -> tuple:
@@ -153,8 +160,22 @@ def split_projection(decoder: Any) -> tuple[Any, Any]:
     """(the decoder up to its output layer, that output layer): the same weights, called apart."""
     import keras
 
-    project = decoder.get_layer(LOGITS)
-    return keras.Model(decoder.inputs, project.input, name=f"{decoder.name}_features"), project
+    project = output_projection(decoder)
+    features = decoder.get_layer(LOGITS).input if _has_layer(decoder, LOGITS) else decoder.get_layer(DECODER_FEATURES).output
+    return keras.Model(decoder.inputs, features, name=f"{decoder.name}_features"), project
+
+
+def output_projection(decoder: Any) -> Any:
+    """Features `[..., width]` -> logits `[..., vocab]`: the decoder's output layer, or its target
+    embedding read in reverse (`model.decoder.tie_embeddings`)."""
+    if _has_layer(decoder, LOGITS):
+        return decoder.get_layer(LOGITS)
+    embedding = decoder.get_layer(TARGET_EMBEDDING)
+    return lambda features: embedding(features, reverse=True)
+
+
+def _has_layer(model: Any, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
 
 
 def start_buffer(batch: Any, max_length: int, start_id: int = CLS_ID) -> tuple[Any, Any]:

@@ -44,18 +44,27 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             self.positions.build((*input_shape, self.dim))
         self.built = True
 
-    def call(self, ids, start_index=0):
-        """`start_index`: position of `ids[:, 0]` (generation embeds one new token at a time)."""
+    def call(self, ids, start_index=0, reverse=False):
+        """`start_index`: position of `ids[:, 0]` (generation embeds one new token at a time).
+        `reverse=True` reads features `[..., dim]` back onto the vocabulary through the token
+        table, float32 logits `[..., vocab_size]` (a decoder's tied output layer: Press and Wolf
+        2017); called twice in one functional model, the table is one variable, saved once."""
+        if reverse:
+            table = ops.cast(self.token.embeddings, ids.dtype)
+            return ops.cast(ops.matmul(ids, ops.transpose(table)), "float32")
         x = self.token(ids)
         if self.positions is not None:
             x = x + ops.cast(self.positions(x, start_index=start_index), x.dtype)
         return x
 
     def compute_mask(self, ids, mask=None):
-        return ops.not_equal(ids, 0)
+        # Reversed, the input is float features: their time mask passes through.
+        return mask if "float" in str(ids.dtype) else ops.not_equal(ids, 0)
 
-    def compute_output_shape(self, input_shape):
-        return (*input_shape, self.dim)
+    def compute_output_spec(self, ids, start_index=0, reverse=False):
+        if reverse:
+            return keras.KerasTensor((*ids.shape[:-1], self.vocab_size), dtype="float32")
+        return keras.KerasTensor((*ids.shape, self.dim), dtype=self.compute_dtype)
 
     def get_config(self):
         return {

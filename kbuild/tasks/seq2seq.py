@@ -187,6 +187,11 @@ def decoding_issues(spec: Spec) -> Iterator[tuple[tuple[str | int, ...], str]]:
                                                    f"received min_length={decoder.min_length}")
     if decoder.length_penalty is not None and decoder.search != "beam":
         yield ("model", "decoder", "length_penalty"), "a length penalty ranks beams: set search: beam, or remove it"
+    units = getattr(decoder, "units", None)
+    if decoder.tie_embeddings and units is not None and spec.model.backbone is None and units != spec.model.embedding.dim:
+        yield ("model", "decoder", "tie_embeddings"), (f"a tied output layer reads the decoder's {units} units through "
+                                                       f"the {spec.model.embedding.dim}-wide target embedding: set "
+                                                       f"units: {spec.model.embedding.dim}, or tie_embeddings: false")
     if getattr(decoder, "from_backbone", False) and spec.model.backbone is None:
         yield ("model", "decoder", "from_backbone"), ("there is no checkpoint to start the decoder from: "
                                                       "set model.backbone, or remove from_backbone")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from kbuild.names import (
     DECODER,
+    DECODER_FEATURES,
     ENCODER,
     LOGITS,
     SOURCE_IDS,
@@ -72,7 +73,11 @@ def build_seq2seq_model(spec: Spec, source_vocab: int, target_vocab: int, shared
     if embedding.dropout:
         y = keras.layers.Dropout(embedding.dropout, name="target_embedding_dropout")(y)
     y = spec.model.decoder.build(y, ops.not_equal(target, 0), encoded, ops.not_equal(source_for_mask, 0))
-    logits = keras.layers.Dense(target_vocab, dtype="float32", name=LOGITS)(y)
+    if spec.model.decoder.tie_embeddings:
+        _check_tied_width(y.shape[-1], target_embedding.dim)
+        logits = target_embedding(keras.layers.Identity(name=DECODER_FEATURES)(y), reverse=True)
+    else:
+        logits = keras.layers.Dense(target_vocab, dtype="float32", name=LOGITS)(y)
     decoder = keras.Model([target, encoded, source_for_mask], logits, name=DECODER)
     if warm and shared_vocabulary:
         _start_from_checkpoint_embeddings(target_embedding, encoder)
@@ -97,6 +102,17 @@ def _check_decoder_width(spec: Spec, hidden: int) -> None:
     for loc, message in spec.model.decoder.check(hidden):
         key = ".".join(str(part) for part in ("model", "decoder", *loc))
         raise CheckpointError(f"{key}: the decoder works at the checkpoint's hidden size ({hidden}). {message}")
+
+
+def _check_tied_width(width: int, embedding_dim: int) -> None:
+    """A tied output layer reads the decoder's features through the target embedding table; with a
+    checkpoint its width is known only now (without one, `decoding_issues` checked the spec)."""
+    from kbuild.pretrained.checkpoint import CheckpointError
+
+    if width != embedding_dim:
+        raise CheckpointError(f"model.decoder.tie_embeddings: the decoder's features are {width} wide but the target "
+                              f"embedding is the checkpoint's {embedding_dim}; set units: {embedding_dim}, or "
+                              "tie_embeddings: false")
 
 
 def _start_from_checkpoint_embeddings(target_embedding, encoder) -> None:
