@@ -87,7 +87,8 @@ class TargetPositions(keras.Model):
 
     A chat's loss reads the replies only (an AESLC exchange: about 200 tokens, a subject of about
     15), yet keras_hub's `CausalLM` computes the 49,152-word output layer of SmolLM2 at every
-    position: about a fifth of a LoRA step's work, and the softmax over each. Given
+    position, and the loss's softmax over each: without them, SmolLM2's LoRA steps on AESLC run
+    about 1.7x as fast (benchmarks/RESULTS.md, Session 30). Given
     `inputs[LOSS_POSITIONS]` (`[batch, k]`, from the data pipeline), this model gathers the
     backbone's outputs at those positions first; without it, it is the `CausalLM`.
 
