@@ -59,7 +59,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     def compute_mask(self, ids, mask=None):
         # Reversed, the input is float features: their time mask passes through.
-        return mask if "float" in str(ids.dtype) else ops.not_equal(ids, 0)
+        return mask if keras.backend.is_float_dtype(keras.backend.standardize_dtype(ids.dtype)) else ops.not_equal(ids, 0)
 
     def compute_output_spec(self, ids, start_index=0, reverse=False):
         if reverse:
