@@ -1,5 +1,6 @@
 """Batch-1 greedy generation speed of a causal LM checkpoint, side by side in one process on one CPU:
-kbuild's export (float32, weight-only int8, int4), keras_hub's own `generate`, and llama.cpp (through
+kbuild's export (float32, weight-only int8, int4; `--tflite`: the TFLite export's steps, float32 or
+int8 weights), keras_hub's own `generate`, and llama.cpp (through
 `llama_cpp`, when importable: a benchmark-only dependency, not installed by kbuild); plus each
 quantisation's perplexity on a fixed text against float32's.
 
@@ -13,6 +14,7 @@ row too (the export's `serving_default`).
 
     nice -n 10 .venv/bin/python benchmarks/llm_speed.py [--checkpoint pretrained/SmolLM2-135M-Instruct]
         [--new-tokens 128] [--threads 2] [--gguf PATH] [--modes none,int8,int4] [--batch 8]
+        [--tflite none,dynamic]
 
 `--batch N` (N > 1) adds a throughput row per kbuild mode and for llama.cpp: N different prompts of
 about the same length (PROMPTS), kbuild's as one `generate` call of N rows (the batch `kbuild serve`'s
@@ -125,6 +127,39 @@ def kbuild_export_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int,
     return row
 
 
+def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, threads: int, batch: int = 1) -> dict:
+    """`kbuild export --format tflite --quantize MODE`'s files for the checkpoint (written by the
+    exporter's own `write_generator`), run by `TfliteChat` as `kbuild predict` runs them."""
+    from kbuild.exporter.tflite_generator import TfliteChat
+    from kbuild.exporter.tflite_lm import write_generator
+    from kbuild.pretrained.causal_lm import load_causal_lm
+    from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
+
+    model = load_causal_lm(inspect(spec, CAUSAL_LM))
+    version = folder / f"tflite-{mode}"
+    version.mkdir()
+    settings, export_s = timed(lambda: write_generator(version, model, tokenizer, spec, mode))
+    chat = TfliteChat(version, threads)
+    row: dict = {"export_s": round(export_s, 1), "export_mb": round((version / "model.tflite").stat().st_size / 2**20, 1),
+                 "verification": settings["verification"], "perplexity": round(chat.lm.perplexity(ids[0].tolist()), 4)}
+
+    def run(prompts, n: int) -> int:
+        continuations = chat.lm.continue_ids(chat._ids("prompt", prompts), n, (), settings["context"], settings["pad_id"])
+        return sum(len(c) for c in continuations)
+
+    _, row["first_call_s"] = timed(lambda: run([CONTINUE], 4))
+    tokens, seconds = timed(lambda: run([CONTINUE], new_tokens))
+    row.update(new_tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds, 2),
+               answer=chat.reply([QUESTION])[0].decode("utf-8", "replace").strip())
+    if batch > 1:
+        prompts = list(PROMPTS[:batch])
+        run(prompts, 4)
+        tokens, seconds = timed(lambda: run(prompts, new_tokens))
+        row["batch"] = {"prompts": batch, "new_tokens": tokens, "seconds": round(seconds, 2),
+                        "tokens_per_s": round(tokens / seconds, 2)}
+    return row
+
+
 def keras_hub_row(checkpoint, new_tokens: int) -> dict:
     from kbuild.pretrained.causal_lm import load_causal_lm
     from kbuild.pretrained.chat_template import ChatTemplate
@@ -174,6 +209,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, choices=range(1, len(PROMPTS) + 1), metavar=f"1..{len(PROMPTS)}",
                         help="also measure N prompts at once (kbuild: one call of N rows; llama.cpp: one after another)")
     parser.add_argument("--no-keras-hub", action="store_true", help="skip keras_hub's own generate row")
+    parser.add_argument("--tflite", default="",
+                        help="TFLite export rows (`kbuild export --format tflite`), comma-separated: none, dynamic, float16")
     args = parser.parse_args()
     modes = ("none", *(m for m in args.modes.split(",") if m and m != "none"))
     if unknown := set(modes) - set(MODES):
@@ -196,12 +233,16 @@ def main() -> None:
             result[f"kbuild export {mode}"] = row = kbuild_export_row(spec, tokenizer, mode, folder, args.new_tokens, ids,
                                                                       args.batch)
             print(mode, json.dumps(row), flush=True)
+        for mode in (m for m in args.tflite.split(",") if m):
+            result[f"kbuild tflite {mode}"] = row = tflite_row(spec, tokenizer, mode, folder, args.new_tokens, ids,
+                                                               args.threads, args.batch)
+            print(f"tflite {mode}", json.dumps(row), flush=True)
         if not args.no_keras_hub:
             result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
     result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads, args.batch)
     reference = result["kbuild export none"]["perplexity"]
-    result["perplexity_vs_float32"] = {mode: round(result[f"kbuild export {mode}"]["perplexity"] / reference - 1, 5)
-                                       for mode in modes[1:]}
+    result["perplexity_vs_float32"] = {name: round(row["perplexity"] / reference - 1, 5) for name, row in result.items()
+                                       if isinstance(row, dict) and "perplexity" in row and name != "kbuild export none"}
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     OUT.mkdir(exist_ok=True)

@@ -305,7 +305,8 @@ def predict(model_dir: str, input_path: str, fmt: str, output_path: str, batch_s
 @click.option("--max-new-tokens", type=click.IntRange(1), default=None,
               help="The most tokens of a reply (default: the spec's preprocess.chat.max_new_tokens).")
 @click.option("--sampler", type=click.Choice(["greedy", "top_k", "top_p"]), default="greedy", show_default=True,
-              help="A run only: draw each token from the top_k most likely, or from the smallest set holding top_p.")
+              help="A run or a TFLite export: draw each token from the top_k most likely, or from the smallest set "
+                   "holding top_p.")
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Logits are divided by it before a draw (< 1 sharpens).")
 @click.option("--top-k", type=click.IntRange(1), default=10, show_default=True, help="Candidates of top_k.")
@@ -348,7 +349,7 @@ def chat(model_dir: str, system: str | None, max_new_tokens: int | None, sampler
                    "and Embedding weights, int4 weight-only, a causal LM's generation graph included; LSTM/GRU stay "
                    "float); "
                    "tflite: dynamic (dynamic-range), float16, or int8 calibrated "
-                   "on train-split examples.")
+                   "on train-split examples (a chat model: dynamic or float16, its steps run by TFLite's CPU kernels).")
 def export(run: str, out_dir: str | None, fmt: str, quantize: str) -> None:
     """Export the trained model in RUN as OUT/<version>/: a SavedModel that serves raw strings, or
     a TFLite model with its tokenizer as a pre-processing asset."""

@@ -177,7 +177,7 @@ def test_kbuild_serve_translates_over_the_rest_api(trained, tmp_path):
 def test_tflite_export_of_a_translator_is_a_clear_usage_error(trained, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(trained), "--format", "tflite", "--out", str(tmp_path / "t")])
     assert result.exit_code == 2
-    assert "covers the tasks whose outputs are one model call (classification, regression)" in result.output
+    assert "covers the tasks whose outputs are one model call (classification, regression) and chat" in result.output
     assert "export it as a SavedModel" in result.output and not (tmp_path / "t").exists()
 
 

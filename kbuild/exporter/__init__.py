@@ -13,7 +13,7 @@ from kbuild.errors import KbuildError
 from kbuild.exporter.formats import EXPORT_FORMATS
 
 
-def _register_formats() -> None:
+def register_formats() -> None:
     """Import each format's module (it registers itself). Not at package import: the server
     imports `kbuild.exporter.layout`, and must not pull in the writers (and with them the tasks)."""
     from kbuild.exporter import savedmodel, tflite  # noqa: F401
@@ -26,7 +26,7 @@ class ExportUsageError(KbuildError):
 def export(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, fmt: str = "savedmodel",
            quantize: str = "none") -> Path:
     """Export the best model of `run` under `out_dir` (default RUN/export); returns the version folder."""
-    _register_formats()
+    register_formats()
     if fmt not in EXPORT_FORMATS:
         raise ExportUsageError(f"unknown export format {fmt!r}; expected one of: {', '.join(EXPORT_FORMATS.names())}")
     writer = EXPORT_FORMATS.get(fmt)

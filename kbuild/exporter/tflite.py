@@ -47,6 +47,10 @@ CHECK_TEXTS = 8
 
 def write_tflite(servable: Servable, model_root: Path, quantize: str = "none") -> Path:
     """Convert `servable` (quantised as `quantize`) as the next version under `model_root`."""
+    if servable.spec.task in TFLITE_GENERATORS:
+        from kbuild.exporter.tflite_lm import write_tflite_lm
+
+        return write_tflite_lm(servable, model_root, quantize)
     configure = QUANTIZATIONS.get(quantize)
     flatbuffer = convert(servable, lambda converter: configure(converter, _representative(servable)))
     verification = verify(servable, flatbuffer, quantize)
@@ -310,6 +314,9 @@ def load_tflite(version: Path, metadata: dict) -> Any:
 TFLITE_TASKS = ("classification", "regression")
 """The tasks whose outputs are one model call from token ids (no decoding loop or in-graph
 post-processing beyond it): what the converter can take."""
+TFLITE_GENERATORS = ("chat",)
+"""The tasks exported as a causal LM's cached steps, with the decoding loop outside the model
+(kbuild.exporter.tflite_lm)."""
 
 
 def _refuse(spec: Any) -> str | None:
@@ -317,9 +324,12 @@ def _refuse(spec: Any) -> str | None:
     sequence of ids, so a model that reads several texts (their segment ids too) stays a SavedModel."""
     from kbuild.tasks import TASKS
 
+    if spec.task in TFLITE_GENERATORS:
+        return None
     if spec.task not in TFLITE_TASKS:
-        return (f"--format tflite covers the tasks whose outputs are one model call ({', '.join(TFLITE_TASKS)}); "
-                f"a {spec.task} model decodes in a loop: export it as a SavedModel")
+        return (f"--format tflite covers the tasks whose outputs are one model call ({', '.join(TFLITE_TASKS)}) "
+                f"and chat models ({', '.join(TFLITE_GENERATORS)}); a {spec.task} model decodes in a loop: "
+                "export it as a SavedModel")
     inputs = TASKS.get(spec.task).input_names(spec)
     if len(inputs) > 1:
         return (f"--format tflite takes one text's token ids; this model reads {', '.join(inputs)} "
@@ -332,6 +342,10 @@ def _detect(version: Path) -> bool:
 
 
 def _load(version: Path, metadata: dict) -> LoadedExport:
+    from kbuild.exporter.tflite_generator import GENERATOR_KEY, TfliteChat
+
+    if GENERATOR_KEY in metadata:
+        return LoadedExport(TfliteChat(version).serve, metadata)
     return LoadedExport(load_tflite(version, metadata), metadata)
 
 

@@ -86,13 +86,11 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
     path = Path(path)
     if (path / "spec.yaml").is_file():
         return run_session(load_chat_run(path, quantize), system, max_new_tokens, pick)
-    if pick is not None:
-        raise GenerationError(f"{path}: an export decodes greedily inside its graph; sampling (--sampler) needs the "
-                              "run folder")
     import tensorflow_text  # noqa: F401  (registers the tf-text ops the graph may use)
 
     from kbuild.exporter.layout import NotAnExport, resolve_version
     from kbuild.exporter.savedmodel import read_metadata
+    from kbuild.exporter.tflite_generator import GENERATOR_KEY
 
     try:
         version = resolve_version(path)
@@ -104,9 +102,31 @@ def open_chat(path: str | os.PathLike, system: str | None = None, max_new_tokens
     metadata = read_metadata(version)
     if metadata.get("task") != "chat":
         raise KbuildError(f"{version}: kbuild chat talks to a chat model; this export is of task {metadata.get('task')}")
+    chat = ChatSpec.model_validate(metadata["spec"]["preprocess"]["chat"])
+    if GENERATOR_KEY in metadata:
+        return tflite_session(version, metadata, chat, system, max_new_tokens, pick)
+    if pick is not None:
+        raise GenerationError(f"{path}: a SavedModel export decodes greedily inside its graph; sampling (--sampler) "
+                              "needs the run folder or a TFLite export")
     loaded = tf.saved_model.load(str(version))
-    return _session(loaded.signatures, ChatSpec.model_validate(metadata["spec"]["preprocess"]["chat"]), system,
-                    max_new_tokens)
+    return _session(loaded.signatures, chat, system, max_new_tokens)
+
+
+def tflite_session(version: Path, metadata: dict, chat: ChatSpec, system: str | None, max_new_tokens: int | None,
+                   pick: Callable[[Any], int] | None = None) -> ChatSession:
+    """A session with a TFLite chat export (kbuild.exporter.tflite_generator): its steps continue
+    the rendered conversation, greedily or drawing each token with `pick`."""
+    import numpy as np
+
+    from kbuild.exporter.tflite_generator import GENERATOR_KEY, TfliteChat, greedy
+
+    model = TfliteChat(version)
+    choose = greedy if pick is None else (lambda logits: np.array([pick(row) for row in logits], np.int32))
+
+    def generate(prompt: str, new_tokens: int) -> str:
+        return model.complete([prompt], new_tokens, pick=choose)[0].decode("utf-8", errors="replace")
+
+    return _formatted_session(generate, metadata[GENERATOR_KEY]["chat_format"], chat, system, max_new_tokens)
 
 
 def load_chat_run(path: str | os.PathLike, quantize: str = "none") -> Any:
@@ -146,6 +166,13 @@ def _session(functions: Any, chat: ChatSpec, system: str | None, max_new_tokens:
         return out["completion"].numpy()[0].decode("utf-8", errors="replace")
 
     values = {name: value.numpy().decode("utf-8") for name, value in call_format().items()}
+    return _formatted_session(generate, values, chat, system, max_new_tokens)
+
+
+def _formatted_session(generate: Callable[[str, int], str], values: dict[str, str], chat: ChatSpec,
+                       system: str | None, max_new_tokens: int | None) -> ChatSession:
+    """A session over `generate` with the template `values` (`chat_format`'s head and role
+    prefixes and suffixes) and the spec's chat defaults."""
     formats = RoleFormats({role: (values[f"{role}_prefix"], values[f"{role}_suffix"])
                            for role in ("system", "user", "assistant")}, values["head"])
     return ChatSession(generate, formats, system if system is not None else chat.system,

@@ -74,6 +74,7 @@ class Predictor:
 def load_predictor(path: str | os.PathLike) -> Predictor:
     """A predictor for a trained run folder (has spec.yaml), an export's model folder (its highest
     version) or one version folder, whatever its format (found through the format registry)."""
+    from kbuild.exporter import register_formats
     from kbuild.exporter.formats import EXPORT_FORMATS, detect_format
     from kbuild.exporter.layout import NotAnExport, resolve_version
     from kbuild.exporter.savedmodel import read_metadata
@@ -86,6 +87,7 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     except NotAnExport:
         raise KbuildError(f"{path}: neither a run folder (no spec.yaml) nor an export "
                           "(no numbered version folder with saved_model.pb)") from None
+    register_formats()  # a fresh process has loaded no format's module yet
     fmt = detect_format(version)
     metadata = read_metadata(version)
     if fmt is None or EXPORT_FORMATS.get(fmt).load is None:

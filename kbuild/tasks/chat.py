@@ -17,7 +17,7 @@ a conversation with). All three stop at the template's end token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kbuild.data.conversations import TURNS, ConversationError, Message, with_system
@@ -135,17 +135,14 @@ class ChatTask(CausalLmTraining, Task):
         stop_ids = stop_token_ids(tokenizer, formats)
         context = serving_context(spec)
         sampler = keras_hub.samplers.GreedySampler()
-        probe = "\x00"
-        chat = spec.preprocess.chat
-        before, after = formats.prompt(with_system([Message("user", chat.user_message(probe))], chat.system)).split(probe)
+        prompt_of = reply_prompts(spec, tokenizer)
 
         def reply(prompts, max_new_tokens):
             return continue_in_graph(model, tokenizer, sampler, prompts, max_new_tokens, stop_ids, context)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
         def serve(text):
-            text = user_text_within(tokenizer, text, before, after, context - chat.max_new_tokens)
-            return {"reply": reply(tf.strings.join([before, text, after]), tf.constant(chat.max_new_tokens))}
+            return {"reply": reply(prompt_of(text), tf.constant(spec.preprocess.chat.max_new_tokens))}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
                                       tf.TensorSpec([], tf.int32, name="max_new_tokens")])
@@ -170,6 +167,22 @@ TASKS.register("chat")(ChatTask())
 
 
 # --- formatting and encoding (plain functions, so tests and `kbuild chat` call them directly) ---------
+def reply_prompts(spec: Spec, tokenizer: Any) -> Callable[[Any], Any]:
+    """user messages (strings `[batch]`, TF ops) -> the prompts `serving_default` continues: each
+    message in the chat template (with the spec's system message), cut to leave the reply its room."""
+    import tensorflow as tf
+
+    chat, probe = spec.preprocess.chat, "\x00"
+    formats = role_formats_for(spec, tokenizer)
+    before, after = formats.prompt(with_system([Message("user", chat.user_message(probe))], chat.system)).split(probe)
+    room = serving_context(spec) - chat.max_new_tokens
+
+    def prompts(text: Any) -> Any:
+        return tf.strings.join([before, user_text_within(tokenizer, text, before, after, room), after])
+
+    return prompts
+
+
 def user_text_within(tokenizer: Any, text: Any, before: str, after: str, room: int) -> Any:
     """Each user text (strings `[batch]`, TF ops) cut to its first tokens, so that `before + text +
     after` holds at most `room` tokens. `continue_in_graph` keeps a prompt's end, right for a

@@ -1,0 +1,215 @@
+"""TFLite export of a chat run's causal LM: `model.tflite` with a `prefill` and a `decode` step over
+the same weights, the tokenizer graphs beside it, and metadata.json's `generator` section (see
+kbuild.exporter.tflite_generator, which reads it back and runs the loop).
+
+The steps are the checkpoint's own layers, called as keras_hub's `call_with_cache` calls them
+(embedding, each transformer layer with its key/value cache, final norm, the embedding read in
+reverse), with the cache laid out layer-major in 5-D, which TFLite can slice. An architecture whose
+cached step does more than that (scaled embeddings, soft-capped logits) would convert to wrong
+logits, so before anything is written the converted steps run a check prompt beside the Keras
+model: at float32 their logits must agree and give the same greedy tokens, or the export is an
+ExportError; quantised, the difference and the agreement are recorded in metadata.json.
+
+`--quantize dynamic` stores the weights int8 and quantises activations on the fly (XNNPACK's
+int8 kernels: about a quarter of the bytes a token reads); `float16` halves the file and computes
+in float32; `int8` (calibrated activations) is refused: a Transformer's int8 activations wreck its
+attention (kbuild.exporter.quantize, ATTENTION_INT8_OPS).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kbuild.errors import ExportError
+from kbuild.exporter.layout import TFLITE_MODEL, publish_version
+from kbuild.exporter.quantize import QUANTIZATIONS
+from kbuild.exporter.savedmodel import metadata, write_metadata
+from kbuild.exporter.serving import Servable
+from kbuild.exporter.tflite_generator import (
+    GENERATOR_KEY,
+    PREFILL,
+    TOKENIZER_DIR,
+    TfliteCausalLm,
+    cache_sizes,
+)
+
+LM_QUANTIZATIONS = ("none", "dynamic", "float16")
+CHECK_TEXT = ("The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
+              "after the engineer Gustave Eiffel, whose company designed and built the tower.")
+"""The check prompt (any text: the check compares the converted steps with the model on it)."""
+CHECK_STEPS = 8
+FLOAT_TOLERANCE = 1e-3
+"""Largest |logit difference| allowed at float32, relative to the logits' range."""
+
+
+def write_tflite_lm(servable: Servable, model_root: Path, quantize: str = "none") -> Path:
+    """Convert the chat run's causal LM (quantised as `quantize`) as the next version under `model_root`."""
+    from kbuild.pretrained.causal_lm import causal_lm_of
+
+    check_quantize(quantize)
+
+    def describe(settings: dict) -> dict:
+        return metadata(servable, fmt="tflite", quantize=quantize, **{GENERATOR_KEY: settings})
+
+    return publish_version(model_root, lambda staging: write_generator(
+        staging, causal_lm_of(servable.model), servable.tokenizer, servable.spec, quantize, describe))
+
+
+def write_generator(folder: Path, model: Any, tokenizer: Any, spec: Any, quantize: str,
+                    describe: Callable[[dict], dict] = lambda settings: {GENERATOR_KEY: settings}) -> dict:
+    """Write `model.tflite`, `tokenizer/` and metadata.json (`describe(settings)`) for a keras_hub
+    `CausalLM` under a chat spec into `folder`; returns the generator settings."""
+    from kbuild.tasks.causal_lm import serving_context
+    from kbuild.tasks.chat import format_values, role_formats_for, stop_token_ids
+
+    check_quantize(quantize)
+    layers, kv_heads, head_dim = cache_dims(model)
+    context = serving_context(spec)
+    sizes = cache_sizes(context)
+    formats = role_formats_for(spec, tokenizer)
+    (folder / TFLITE_MODEL).write_bytes(convert_steps(model, kv_heads, head_dim, sizes, quantize))
+    settings = {
+        "layers": layers, "kv_heads": kv_heads, "head_dim": head_dim, "context": context, "prefill": PREFILL,
+        "cache_sizes": list(sizes),
+        "stop_ids": list(stop_token_ids(tokenizer, formats)), "chat_format": format_values(formats),
+        "pad_id": int(tokenizer.pad_id), "max_new_tokens": spec.preprocess.chat.max_new_tokens,
+        "verification": verify_steps(model, tokenizer, folder / TFLITE_MODEL, layers, quantize),
+    }
+    save_chat_tokenizer(spec, tokenizer, folder / TOKENIZER_DIR)
+    write_metadata(folder, describe(settings))
+    return settings
+
+
+def check_quantize(quantize: str) -> None:
+    if quantize not in LM_QUANTIZATIONS:
+        raise ExportError(f"--format tflite --quantize {quantize}: a language model exports as "
+                          f"{', '.join(LM_QUANTIZATIONS)} (calibrated int8 activations wreck a Transformer's attention)")
+
+
+def cache_dims(model: Any) -> tuple[int, int, int]:
+    """(layers, key/value heads, head width) of keras_hub's cache for `model`, read off
+    `_build_cache`'s traced output ([batch, layers, 2, length, heads, width]); nothing runs."""
+    import tensorflow as tf
+
+    traced = tf.function(lambda ids: model._build_cache(ids)[1]).get_concrete_function(tf.TensorSpec([1, 8], tf.int32))
+    shape = traced.structured_outputs.shape.as_list()
+    if len(shape) != 6 or not hasattr(model.backbone, "transformer_layers"):
+        raise ExportError(f"--format tflite: {type(model).__name__}'s cache is not keras_hub's per-layer key/value "
+                          "cache; export it as a SavedModel")
+    return shape[1], shape[4], shape[5]
+
+
+def step_function(model: Any, width: int, size: int, kv_heads: int, head_dim: int) -> Any:
+    """The `width`-token step over a cache of `size` positions as a tf.function: (tokens, cache,
+    index) -> {logits, written}."""
+    import tensorflow as tf
+
+    backbone = model.backbone
+
+    @tf.function(input_signature=[tf.TensorSpec([None, width], tf.int32, name="tokens"),
+                                  tf.TensorSpec([None, 2, size, kv_heads, head_dim], tf.float32, name="cache"),
+                                  tf.TensorSpec([], tf.int32, name="index")])
+    def step(tokens, cache, index):
+        rows = tf.shape(tokens)[0]
+        x = backbone.token_embedding(tokens)
+        written = []
+        for i, layer in enumerate(backbone.transformer_layers):
+            x, layer_cache = layer(x, self_attention_cache=cache[i * rows:(i + 1) * rows],
+                                   self_attention_cache_update_index=index)
+            written.append(layer_cache[:, :, index:index + width])
+        x = backbone.layer_norm(x[:, -1:])
+        return {"logits": backbone.token_embedding(x, reverse=True)[:, 0], "written": tf.concat(written, 0)}
+
+    return step
+
+
+def convert_steps(model: Any, kv_heads: int, head_dim: int, sizes: tuple[int, ...], quantize: str) -> bytes:
+    """The flatbuffer holding `prefill_N` and `decode_N` for each cache length N in `sizes`, over one
+    copy of the weights."""
+    import tensorflow as tf
+
+    holder = tf.Module()
+    holder.weights = [getattr(v, "value", v) for v in model.backbone.variables]  # tf.Variables behind Keras's
+    signatures = {f"{kind}_{size}": step_function(model, width, size, kv_heads, head_dim).get_concrete_function()
+                  for size in sizes for kind, width in (("decode", 1), ("prefill", PREFILL))}
+    staging = tempfile.mkdtemp(prefix="kbuild-tflite-lm-")
+    try:
+        tf.saved_model.save(holder, staging, signatures=signatures)
+        converter = tf.lite.TFLiteConverter.from_saved_model(staging, signature_keys=list(signatures))
+        QUANTIZATIONS.get(quantize)(converter, lambda: iter(()))
+        return converter.convert()
+    except Exception as error:  # the converter's errors are long MLIR dumps: keep the first line
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"--format tflite: the language model did not convert ({first}); export it as a "
+                          "SavedModel") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def verify_steps(model: Any, tokenizer: Any, path: Path, layers: int, quantize: str) -> dict:
+    """Prefill the check prompt and decode CHECK_STEPS tokens greedily with the converted steps and
+    with the Keras model; raise an ExportError at float32 if they disagree, else return how far apart they are."""
+    import numpy as np
+    import tensorflow as tf
+
+    ids = tokenizer.token_ids(tf.constant([CHECK_TEXT])).to_list()[0]
+    lm = TfliteCausalLm(path, layers)
+    tokens = lm.continue_ids([ids], CHECK_STEPS, (), len(ids) + CHECK_STEPS)[0]
+    # The Keras model on the prompt and the converted steps' own tokens: its logits at each step.
+    sequence = np.array([ids + tokens], np.int32)
+    logits = model({"token_ids": sequence, "padding_mask": np.ones_like(sequence, bool)}, training=False)
+    logits = np.asarray(logits)[0, len(ids) - 1:-1]
+    keras_tokens = logits.argmax(-1).tolist()
+    converted = lm.logits_along(ids + tokens[:-1], len(ids) - 1)
+    difference = float(np.max(np.abs(converted - logits)))
+    scale = float(np.max(logits) - np.min(logits)) or 1.0
+    agreement = float(np.mean(np.array(keras_tokens) == np.array(tokens)))
+    if not np.isfinite(converted).all():
+        raise ExportError(f"the converted --quantize {quantize} language model gives non-finite logits on a check prompt")
+    if quantize == "none" and (difference > FLOAT_TOLERANCE * scale or agreement < 1.0):
+        raise ExportError(f"--format tflite: the converted steps of {type(model).__name__} disagree with the model "
+                          f"(largest logit difference {difference:.3g} of a {scale:.3g} range; "
+                          f"{agreement:.0%} of {CHECK_STEPS} greedy tokens agree): its cached step is not the "
+                          "embedding, layers and norm kbuild converts; export it as a SavedModel")
+    return {"prompt_tokens": len(ids), "steps": CHECK_STEPS, "max_abs_logit_difference": round(difference, 6),
+            "logit_range": round(scale, 3), "greedy_agreement": agreement}
+
+
+def save_chat_tokenizer(spec: Any, tokenizer: Any, folder: Path) -> None:
+    """The tokenizer graphs as a SavedModel: `reply_prompt` (a user message in the chat template,
+    as `serving_default` wraps it), `prompt` (raw text) and `detokenize`; ids come back dense with
+    their lengths (a signature cannot return ragged tensors)."""
+    import keras
+    import tensorflow as tf
+
+    from kbuild.tasks.chat import reply_prompts
+
+    prompt_of = reply_prompts(spec, tokenizer)
+
+    def dense(ids: Any) -> dict[str, Any]:
+        ids = tf.cast(ids, tf.int32)
+        return {"ids": ids.to_tensor(default_value=tokenizer.pad_id), "lengths": tf.cast(ids.row_lengths(), tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def reply_prompt(text):
+        return dense(tokenizer.token_ids(prompt_of(text)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def prompt(text):
+        return dense(tokenizer.token_ids(text))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name="ids"),
+                                  tf.TensorSpec([None], tf.int32, name="lengths")])
+    def detokenize(ids, lengths):
+        return {"text": tokenizer.detokenize(tf.RaggedTensor.from_tensor(ids, lengths=lengths))}
+
+    archive = keras.export.ExportArchive()
+    for trackable in tokenizer.trackables():
+        archive.track(trackable)
+    for name, function in (("reply_prompt", reply_prompt), ("prompt", prompt), ("detokenize", detokenize)):
+        archive.add_endpoint(name, function)
+    archive.write_out(str(folder), verbose=False)
