@@ -106,10 +106,12 @@ def test_the_loop_stops_each_row_at_its_stop_token_and_budget():
         def runner(self, kind, size):
             return self.step
 
-        def step(self, tokens, cache, index):
-            logits = np.zeros((len(tokens), self.vocab), np.float32)
-            logits[np.arange(len(tokens)), (tokens[:, -1] + 1) % self.vocab] = 1.0
-            return {"logits": logits, "written": np.zeros((len(tokens), 2, tokens.shape[1], 1, 1), np.float32)}
+        def step(self, tokens, index, **caches):
+            rows, width = tokens.shape
+            logits = np.zeros((rows, self.vocab), np.float32)
+            logits[np.arange(rows), (tokens[:, -1] + 1) % self.vocab] = 1.0
+            return {"logits": logits, "written_keys": np.zeros((rows, 1, width, 1), np.float32),
+                    "written_values": np.zeros((rows, 1, 1, width), np.float32)}
 
     lm = Counting()
     prompts = [[1, 2, 3], [10] * 40, [20]]
@@ -133,3 +135,24 @@ def test_kbuild_chat_talks_to_a_tflite_export(exports, float_answers):  # noqa: 
                                       "top_k", "--top-k", "1", "--seed", "3"], input="hi\n")
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == answers[2]
+
+
+def test_keras_hubs_own_layers_give_the_written_out_llama_steps_logits(answering_run, exports, tmp_path):  # noqa: F811
+    """The llama attention written for TFLite (`_llama_layer`) against keras_hub's layers on its own
+    cache layout (`_keras_hub_layer`, what other architectures convert with), step by step."""
+    import numpy as np
+    import tensorflow as tf
+
+    from kbuild.exporter.serving import load_servable
+    from kbuild.exporter.tflite_generator import TfliteCausalLm
+    from kbuild.exporter.tflite_lm import cache_dims, convert_steps
+    from kbuild.pretrained.causal_lm import causal_lm_of
+
+    servable = load_servable(str(answering_run))
+    model = causal_lm_of(servable.model)
+    layers, kv_heads, head_dim = cache_dims(model)
+    (tmp_path / "generic.tflite").write_bytes(convert_steps(model, kv_heads, head_dim, (64,), "none", llama=False))
+    ids = servable.tokenizer.token_ids(tf.constant([chatml("the cat is the cat")])).to_list()[0]
+    generic = TfliteCausalLm(tmp_path / "generic.tflite", layers).logits_along(ids)
+    written = TfliteCausalLm(exports["none"] / "model.tflite", layers).logits_along(ids)
+    np.testing.assert_allclose(written, generic, atol=1e-4)

@@ -7,18 +7,20 @@ outside the XNNPACK delegate, and its Python interpreter ships without tf-text's
 So `model.tflite` holds, over one copy of the weights, two signatures per cache length N
 (`cache_sizes`: 64, 256, 1024, ... up to the run's context, and the context itself):
 
-    prefill_N(tokens int32 [rows, PREFILL], cache, index) -> logits [rows, vocab], written
-    decode_N(tokens int32 [rows, 1], cache, index)        -> logits [rows, vocab], written
+    prefill_N(tokens int32 [rows, PREFILL], index, keys_i, values_i) -> logits, written_keys, written_values
+    decode_N(tokens int32 [rows, 1], index, keys_i, values_i)        -> logits, written_keys, written_values
 
-`cache` float32 [layers * rows, 2, N, kv_heads, head_dim] (layer-major: TFLite slices at most 5-D
-tensors) holds the keys and values of positions < `index`; `written` is what the step adds at
-`index ..`, which numpy copies into the cache; `logits` are those of the step's last token. N is
-fixed per signature because TFLite's converter cannot lower the attention mask's new axis over
-two unknown dimensions; a generation takes the shortest cache that holds it, so a short exchange
-attends over, and copies, a short one. The loop below is keras_hub's (and
-`kbuild.decoding.causal_lm.continue_in_graph`'s): prompts share one right-padded buffer, the step at
-position p reads every row's token p (a prompt's own token while it lasts), and each row stops at a
-stop token or after `max_new_tokens`.
+with, for each layer i, `keys_i` float32 [rows, kv_heads, N, head_dim] and `values_i` [rows,
+kv_heads, head_dim, N]: the keys and values of positions < `index`, laid out so both attention
+products read them in place (TFLite's batch matmul transposes a right-hand side it is not given
+transposed). `written_keys` [layers * rows, kv_heads, width, head_dim] and `written_values`
+[layers * rows, kv_heads, head_dim, width] are what the step adds at `index ..`, which numpy copies
+into the caches; `logits` [rows, vocab] are those of the step's last token. N is fixed per
+signature because TFLite's converter cannot lower an attention mask over two unknown dimensions;
+a generation takes the shortest cache that holds it. The loop below is keras_hub's (and
+`kbuild.decoding.causal_lm.continue_in_graph`'s): prompts share one right-padded buffer, the step
+at position p reads every row's token p (a prompt's own token while it lasts), and each row stops at
+a stop token or after `max_new_tokens`.
 
 `tokenizer/` is a SavedModel (tensorflow + tensorflow_text) with the exact text-to-ids and
 ids-to-text graphs of the SavedModel export: `reply_prompt` (a user message in the chat template),
@@ -80,8 +82,12 @@ class TfliteCausalLm:
             self.interpreter = tf.lite.Interpreter(model_path=str(model_path), num_threads=threads)
         names = self.interpreter.get_signature_list()
         self.sizes = tuple(sorted(int(name.split("_")[1]) for name in names if name.startswith("decode_")))
-        shape = self.runner("decode", self.sizes[0]).get_input_details()["cache"]["shape_signature"]
-        self.layers, self.kv_heads, self.head_dim = layers, int(shape[3]), int(shape[4])
+        inputs = self.runner("decode", self.sizes[0]).get_input_details()
+        self.layers = sum(1 for name in inputs if name.startswith("keys_"))
+        shape = inputs["keys_0"]["shape_signature"]
+        self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
+        if self.layers != layers:
+            raise KbuildError(f"{model_path}: its steps read {self.layers} layers' caches, metadata.json says {layers}")
 
     def runner(self, kind: str, size: int) -> Any:
         """The `prefill` or `decode` step over a cache of `size` positions."""
@@ -108,14 +114,11 @@ class TfliteCausalLm:
         buffer = np.full((rows, total + PREFILL), pad_id, np.int32)
         for row, prompt in enumerate(prompts):
             buffer[row, :len(prompt)] = prompt
-        cache = np.zeros((self.layers * rows, 2, size, self.kv_heads, self.head_dim), np.float32)
-        keys_values = cache.reshape(self.layers, rows, 2, size, self.kv_heads, self.head_dim)
+        caches = Caches(self, rows, size)
 
         def run(runner: Any, position: int, width: int) -> np.ndarray:
-            out = runner(tokens=buffer[:, position:position + width], cache=cache, index=np.int32(position))
-            kept = min(width, size - position)
-            written = out["written"].reshape(self.layers, rows, 2, width, self.kv_heads, self.head_dim)
-            keys_values[:, :, :, position:position + kept] = written[:, :, :, :kept]
+            out = runner(tokens=buffer[:, position:position + width], index=np.int32(position), **caches.inputs())
+            caches.write(out, position, width)
             return out["logits"]
 
         # Positions before the shortest prompt's last token are every row's prompt: fill them in
@@ -153,12 +156,10 @@ class TfliteCausalLm:
         """The `decode` step's logits [len(sequence) - start, vocab] at positions start .. end of one
         sequence read a token at a time (a check against the Keras model, and perplexity)."""
         size = self.cache_length(len(sequence))
-        decode = self.runner("decode", size)
-        cache = np.zeros((self.layers, 2, size, self.kv_heads, self.head_dim), np.float32)
-        out = []
+        decode, caches, out = self.runner("decode", size), Caches(self, 1, size), []
         for position, token in enumerate(sequence):
-            step = decode(tokens=np.array([[token]], np.int32), cache=cache, index=np.int32(position))
-            cache[:, :, position] = step["written"][:, :, 0]
+            step = decode(tokens=np.array([[token]], np.int32), index=np.int32(position), **caches.inputs())
+            caches.write(step, position, 1)
             if position >= start:
                 out.append(step["logits"][0])
         return np.stack(out)
@@ -169,6 +170,30 @@ class TfliteCausalLm:
         top = logits.max(-1, keepdims=True)
         log_z = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
         return float(np.exp(np.mean(log_z - logits[np.arange(len(logits)), np.asarray(sequence[1:])])))
+
+
+class Caches:
+    """The key and value caches of `rows` sequences over `size` positions, one array per layer, in
+    the layout the steps read (see the module's docstring)."""
+
+    def __init__(self, lm: TfliteCausalLm, rows: int, size: int):
+        self.rows, self.size = rows, size
+        self.keys = [np.zeros((rows, lm.kv_heads, size, lm.head_dim), np.float32) for _ in range(lm.layers)]
+        self.values = [np.zeros((rows, lm.kv_heads, lm.head_dim, size), np.float32) for _ in range(lm.layers)]
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        return {**{f"keys_{i}": k for i, k in enumerate(self.keys)}, **{f"values_{i}": v for i, v in enumerate(self.values)}}
+
+    def write(self, out: dict[str, np.ndarray], position: int, width: int) -> None:
+        """Copy a step's `written_keys` / `written_values` (positions position .. + width) in;
+        positions past the cache's end (a prefill chunk's padding) are dropped."""
+        kept = min(width, self.size - position)
+        layers = len(self.keys)
+        keys = out["written_keys"].reshape(layers, self.rows, *out["written_keys"].shape[1:])
+        values = out["written_values"].reshape(layers, self.rows, *out["written_values"].shape[1:])
+        for i in range(layers):
+            self.keys[i][:, :, position:position + kept] = keys[i][:, :, :kept]
+            self.values[i][..., position:position + kept] = values[i][..., :kept]
 
 
 class TfliteChat:

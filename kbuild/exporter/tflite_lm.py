@@ -103,38 +103,110 @@ def cache_dims(model: Any) -> tuple[int, int, int]:
     return shape[1], shape[4], shape[5]
 
 
-def step_function(model: Any, width: int, size: int, kv_heads: int, head_dim: int) -> Any:
-    """The `width`-token step over a cache of `size` positions as a tf.function: (tokens, cache,
-    index) -> {logits, written}."""
+def step_function(model: Any, width: int, size: int, kv_heads: int, head_dim: int, llama: bool = True) -> Any:
+    """The `width`-token step over caches of `size` positions as a tf.function: (tokens, index,
+    keys, values) -> {logits, written_keys, written_values}; per layer, keys [rows, kv_heads, size,
+    head_dim] and values [rows, kv_heads, head_dim, size] (see kbuild.exporter.tflite_generator).
+    A llama's attention is written out here (`_llama_layer`); other architectures call their own
+    layers on keras_hub's cache assembled from them (`_keras_hub_layer`: correct, with copies)."""
     import tensorflow as tf
 
     backbone = model.backbone
+    layers = backbone.transformer_layers
+    run_layer = _llama_layer if llama and all(_is_llama(layer) for layer in layers) else _keras_hub_layer
+    specs = [tf.TensorSpec([None, width], tf.int32, name="tokens"), tf.TensorSpec([], tf.int32, name="index"),
+             [tf.TensorSpec([None, kv_heads, size, head_dim], tf.float32, name=f"keys_{i}") for i in range(len(layers))],
+             [tf.TensorSpec([None, kv_heads, head_dim, size], tf.float32, name=f"values_{i}") for i in range(len(layers))]]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, width], tf.int32, name="tokens"),
-                                  tf.TensorSpec([None, 2, size, kv_heads, head_dim], tf.float32, name="cache"),
-                                  tf.TensorSpec([], tf.int32, name="index")])
-    def step(tokens, cache, index):
-        rows = tf.shape(tokens)[0]
+    @tf.function(input_signature=specs)
+    def step(tokens, index, keys, values):
         x = backbone.token_embedding(tokens)
-        written = []
-        for i, layer in enumerate(backbone.transformer_layers):
-            x, layer_cache = layer(x, self_attention_cache=cache[i * rows:(i + 1) * rows],
-                                   self_attention_cache_update_index=index)
-            written.append(layer_cache[:, :, index:index + width])
+        written_keys, written_values = [], []
+        for layer, layer_keys, layer_values in zip(layers, keys, values, strict=True):
+            x, new_keys, new_values = run_layer(layer, x, index, layer_keys, layer_values)
+            written_keys.append(new_keys)
+            written_values.append(new_values)
         x = backbone.layer_norm(x[:, -1:])
-        return {"logits": backbone.token_embedding(x, reverse=True)[:, 0], "written": tf.concat(written, 0)}
+        return {"logits": backbone.token_embedding(x, reverse=True)[:, 0],
+                "written_keys": tf.concat(written_keys, 0), "written_values": tf.concat(written_values, 0)}
 
     return step
 
 
-def convert_steps(model: Any, kv_heads: int, head_dim: int, sizes: tuple[int, ...], quantize: str) -> bytes:
+def _is_llama(layer: Any) -> bool:
+    import keras_hub
+
+    attention = getattr(layer, "_self_attention_layer", None)
+    return isinstance(layer, keras_hub.src.models.llama.llama_decoder.LlamaTransformerDecoder) and \
+        type(attention).__name__ == "LlamaAttention"
+
+
+def _llama_layer(layer: Any, x: Any, index: Any, keys: Any, values: Any) -> tuple[Any, Any, Any]:
+    """keras_hub's llama decoder layer with its key/value cache, written for TFLite: the cache is
+    read where it lies (no update-slice, stack or per-head repeat of it: keras_hub's code copies
+    each layer's cache about ten times a step, which made the step's time grow with the cache), the
+    query heads of a key/value head grouped instead of the keys repeated, and the step's own keys
+    and values attended beside the cache. Returns (output, the step's keys, its values)."""
+    import tensorflow as tf
+
+    attention = layer._self_attention_layer
+    rows, width = tf.shape(x)[0], tf.shape(x)[1]
+    kv_heads, head_dim = keys.shape[1], keys.shape[3]
+    groups = attention.num_query_heads // kv_heads
+    size = keys.shape[2]
+
+    h = layer._self_attention_layernorm(x)
+    query = attention.rotary_embedding_layer(attention._query_dense(h), start_index=index)  # [rows, width, heads, dim]
+    key = attention.rotary_embedding_layer(attention._key_dense(h), start_index=index)      # [rows, width, kv, dim]
+    value = attention._value_dense(h)
+    # [rows, kv, groups * width, dim]: the query heads that share a key/value head, one after another.
+    query = tf.reshape(tf.transpose(tf.reshape(query, [rows, width, kv_heads, groups, head_dim]), [0, 2, 3, 1, 4]),
+                       [rows, kv_heads, groups * width, head_dim])
+    new_keys = tf.transpose(key, [0, 2, 1, 3])      # [rows, kv, width, dim]
+    new_values = tf.transpose(value, [0, 2, 3, 1])  # [rows, kv, dim, width]
+    scale = tf.constant(attention._inv_norm_factor, tf.float32)
+    cached = tf.matmul(query, keys, transpose_b=True) * scale        # [rows, kv, groups * width, size]
+    own = tf.matmul(query, new_keys, transpose_b=True) * scale       # [rows, kv, groups * width, width]
+    # The cache holds positions < index; among its own tokens, the step is causal.
+    cached = tf.where(tf.range(size)[None, None, None, :] < index, cached, NEGATIVE)
+    position = tf.range(groups * width) % width
+    own = tf.where(tf.range(width)[None, :] <= position[:, None], own, NEGATIVE)
+    weights = tf.nn.softmax(tf.concat([cached, own], -1), axis=-1)
+    mixed = (tf.matmul(weights[..., :size], values, transpose_b=True)
+             + tf.matmul(weights[..., size:], new_values, transpose_b=True))  # [rows, kv, groups * width, dim]
+    mixed = tf.reshape(tf.transpose(tf.reshape(mixed, [rows, kv_heads, groups, width, head_dim]), [0, 3, 1, 2, 4]),
+                       [rows, width, kv_heads * groups, head_dim])
+    x = x + attention._output_dense(mixed)
+    h = layer._feedforward_layernorm(x)
+    gate = layer.activation(layer._feedforward_gate_dense(h))
+    x = x + layer._feedforward_output_dense(layer._feedforward_intermediate_dense(h) * gate)
+    return x, new_keys, new_values
+
+
+NEGATIVE = -1e9
+"""The score of a position a query may not see (keras_hub's masked softmax uses the same)."""
+
+
+def _keras_hub_layer(layer: Any, x: Any, index: Any, keys: Any, values: Any) -> tuple[Any, Any, Any]:
+    """Any keras_hub decoder layer, on its own cache layout ([rows, 2, size, kv, dim]) assembled from ours."""
+    import tensorflow as tf
+
+    width = tf.shape(x)[1]
+    cache = tf.stack([tf.transpose(keys, [0, 2, 1, 3]), tf.transpose(values, [0, 3, 1, 2])], axis=1)
+    x, cache = layer(x, self_attention_cache=cache, self_attention_cache_update_index=index)
+    written = cache[:, :, index:index + width]  # [rows, 2, width, kv, dim]
+    return x, tf.transpose(written[:, 0], [0, 2, 1, 3]), tf.transpose(written[:, 1], [0, 2, 3, 1])
+
+
+def convert_steps(model: Any, kv_heads: int, head_dim: int, sizes: tuple[int, ...], quantize: str,
+                  llama: bool = True) -> bytes:
     """The flatbuffer holding `prefill_N` and `decode_N` for each cache length N in `sizes`, over one
-    copy of the weights."""
+    copy of the weights (`llama=False`: keras_hub's own layers even for a llama)."""
     import tensorflow as tf
 
     holder = tf.Module()
     holder.weights = [getattr(v, "value", v) for v in model.backbone.variables]  # tf.Variables behind Keras's
-    signatures = {f"{kind}_{size}": step_function(model, width, size, kv_heads, head_dim).get_concrete_function()
+    signatures = {f"{kind}_{size}": step_function(model, width, size, kv_heads, head_dim, llama).get_concrete_function()
                   for size in sizes for kind, width in (("decode", 1), ("prefill", PREFILL))}
     staging = tempfile.mkdtemp(prefix="kbuild-tflite-lm-")
     try:
