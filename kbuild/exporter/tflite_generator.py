@@ -30,6 +30,7 @@ ids-to-text graphs of the SavedModel export: `reply_prompt` (a user message in t
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,7 +72,7 @@ class TfliteCausalLm:
     """Args:
         model_path: the `model.tflite` with `prefill` and `decode` signatures.
         layers: the transformer layers (the cache's first axis is layers * rows).
-        threads: the interpreter's threads (None: TFLite's default).
+        threads: the interpreter's threads (None: one per core).
     """
 
     def __init__(self, model_path: str | Path, layers: int, threads: int | None = None):
@@ -79,7 +80,8 @@ class TfliteCausalLm:
 
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is what TF 2.21 ships
             warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=str(model_path), num_threads=threads)
+            # Unset, the thread count is TFLite's implementation-dependent default: ask for the cores.
+            self.interpreter = tf.lite.Interpreter(model_path=str(model_path), num_threads=threads or os.cpu_count())
         names = self.interpreter.get_signature_list()
         self.sizes = tuple(sorted(int(name.split("_")[1]) for name in names if name.startswith("decode_")))
         inputs = self.runner("decode", self.sizes[0]).get_input_details()
@@ -201,7 +203,7 @@ class TfliteChat:
 
     Args:
         version: the export's version folder.
-        threads: the interpreter's threads (None: TFLite's default).
+        threads: the interpreter's threads (None: one per core).
     """
 
     def __init__(self, version: str | Path, threads: int | None = None):
