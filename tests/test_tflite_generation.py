@@ -150,9 +150,9 @@ def test_keras_hubs_own_layers_give_the_written_out_llama_steps_logits(answering
 
     servable = load_servable(str(answering_run))
     model = causal_lm_of(servable.model)
-    layers, kv_heads, head_dim = cache_dims(model)
+    _, kv_heads, head_dim = cache_dims(model)
     (tmp_path / "generic.tflite").write_bytes(convert_steps(model, kv_heads, head_dim, (64,), "none", llama=False))
     ids = servable.tokenizer.token_ids(tf.constant([chatml("the cat is the cat")])).to_list()[0]
-    generic = TfliteCausalLm(tmp_path / "generic.tflite", layers).logits_along(ids)
-    written = TfliteCausalLm(exports["none"] / "model.tflite", layers).logits_along(ids)
+    generic = TfliteCausalLm(tmp_path / "generic.tflite").logits_along(ids)
+    written = TfliteCausalLm(exports["none"] / "model.tflite").logits_along(ids)
     np.testing.assert_allclose(written, generic, atol=1e-4)

@@ -70,12 +70,12 @@ def cache_sizes(context: int) -> tuple[int, ...]:
 
 class TfliteCausalLm:
     """Args:
-        model_path: the `model.tflite` with `prefill` and `decode` signatures.
-        layers: the transformer layers (the cache's first axis is layers * rows).
+        model_path: the `model.tflite` with `prefill_N` and `decode_N` signatures (the layers,
+            heads and cache lengths are read off them).
         threads: the interpreter's threads (None: one per core).
     """
 
-    def __init__(self, model_path: str | Path, layers: int, threads: int | None = None):
+    def __init__(self, model_path: str | Path, threads: int | None = None):
         import tensorflow as tf
 
         with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it is what TF 2.21 ships
@@ -88,8 +88,6 @@ class TfliteCausalLm:
         self.layers = sum(1 for name in inputs if name.startswith("keys_"))
         shape = inputs["keys_0"]["shape_signature"]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
-        if self.layers != layers:
-            raise KbuildError(f"{model_path}: its steps read {self.layers} layers' caches, metadata.json says {layers}")
 
     def runner(self, kind: str, size: int) -> Any:
         """The `prefill` or `decode` step over a cache of `size` positions."""
@@ -153,7 +151,6 @@ class TfliteCausalLm:
                     done[row] = len(out[row]) >= new
         return out
 
-
     def logits_along(self, sequence: Sequence[int], start: int = 0) -> np.ndarray:
         """The `decode` step's logits [len(sequence) - start, vocab] at positions start .. end of one
         sequence read a token at a time (a check against the Keras model, and perplexity)."""
@@ -213,7 +210,7 @@ class TfliteChat:
         version = Path(version)
         self.metadata = json.loads((version / METADATA).read_text(encoding="utf-8"))
         self.settings = self.metadata[GENERATOR_KEY]
-        self.lm = TfliteCausalLm(version / TFLITE_MODEL, self.settings["layers"], threads)
+        self.lm = TfliteCausalLm(version / TFLITE_MODEL, threads)
         self.tokenizer = tf.saved_model.load(str(version / TOKENIZER_DIR))
 
     def _ids(self, signature: str, texts: Sequence[str]) -> list[list[int]]:

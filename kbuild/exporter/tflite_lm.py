@@ -1,14 +1,16 @@
-"""TFLite export of a chat run's causal LM: `model.tflite` with a `prefill` and a `decode` step over
-the same weights, the tokenizer graphs beside it, and metadata.json's `generator` section (see
-kbuild.exporter.tflite_generator, which reads it back and runs the loop).
+"""TFLite export of a chat run's causal LM: `model.tflite` with `prefill_N` and `decode_N` steps for
+a few cache lengths N over one copy of the weights, the tokenizer graphs beside it, and
+metadata.json's `generator` section (see kbuild.exporter.tflite_generator, which documents the
+signatures, reads them back and runs the loop).
 
-The steps are the checkpoint's own layers, called as keras_hub's `call_with_cache` calls them
-(embedding, each transformer layer with its key/value cache, final norm, the embedding read in
-reverse), with the cache laid out layer-major in 5-D, which TFLite can slice. An architecture whose
-cached step does more than that (scaled embeddings, soft-capped logits) would convert to wrong
-logits, so before anything is written the converted steps run a check prompt beside the Keras
-model: at float32 their logits must agree and give the same greedy tokens, or the export is an
-ExportError; quantised, the difference and the agreement are recorded in metadata.json.
+A llama's layers (SmolLM2's) are written out for TFLite (`_llama_layer`): each layer's keys and
+values are inputs read in place. Any other keras_hub architecture runs its own layers on keras_hub's
+cache assembled from those inputs (`_keras_hub_layer`), as `call_with_cache` calls them (embedding,
+the layers, final norm, the embedding read in reverse). An architecture whose cached step does more
+than that (scaled embeddings, soft-capped logits) would convert to wrong logits, so before anything
+is written the converted steps run a check prompt beside the Keras model: at float32 their logits
+must agree and give the same greedy tokens, or the export is an ExportError; quantised, the
+difference and the agreement are recorded in metadata.json.
 
 `--quantize dynamic` stores the weights int8 and quantises activations on the fly (XNNPACK's
 int8 kernels: about a quarter of the bytes a token reads); `float16` halves the file and computes
@@ -77,7 +79,7 @@ def write_generator(folder: Path, model: Any, tokenizer: Any, spec: Any, quantiz
         "cache_sizes": list(sizes),
         "stop_ids": list(stop_token_ids(tokenizer, formats)), "chat_format": format_values(formats),
         "pad_id": int(tokenizer.pad_id), "max_new_tokens": spec.preprocess.chat.max_new_tokens,
-        "verification": verify_steps(model, tokenizer, folder / TFLITE_MODEL, layers, quantize),
+        "verification": verify_steps(model, tokenizer, folder / TFLITE_MODEL, quantize),
     }
     save_chat_tokenizer(spec, tokenizer, folder / TOKENIZER_DIR)
     write_metadata(folder, describe(settings))
@@ -222,14 +224,14 @@ def convert_steps(model: Any, kv_heads: int, head_dim: int, sizes: tuple[int, ..
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def verify_steps(model: Any, tokenizer: Any, path: Path, layers: int, quantize: str) -> dict:
+def verify_steps(model: Any, tokenizer: Any, path: Path, quantize: str) -> dict:
     """Prefill the check prompt and decode CHECK_STEPS tokens greedily with the converted steps and
     with the Keras model; raise an ExportError at float32 if they disagree, else return how far apart they are."""
     import numpy as np
     import tensorflow as tf
 
     ids = tokenizer.token_ids(tf.constant([CHECK_TEXT])).to_list()[0]
-    lm = TfliteCausalLm(path, layers)
+    lm = TfliteCausalLm(path)
     tokens = lm.continue_ids([ids], CHECK_STEPS, (), len(ids) + CHECK_STEPS)[0]
     # The Keras model on the prompt and the converted steps' own tokens: its logits at each step.
     sequence = np.array([ids + tokens], np.int32)
