@@ -156,3 +156,34 @@ def test_keras_hubs_own_layers_give_the_written_out_llama_steps_logits(answering
     generic = TfliteCausalLm(tmp_path / "generic.tflite").logits_along(ids)
     written = TfliteCausalLm(exports["none"] / "model.tflite").logits_along(ids)
     np.testing.assert_allclose(written, generic, atol=1e-4)
+
+
+def test_kbuild_serve_batches_requests_to_a_tflite_chat_export(exports, float_answers):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.testclient import TestClient
+
+    from kbuild.serve import ServerSettings, create_app, load_repository
+
+    answers, _ = float_answers
+    repository = load_repository(exports["dynamic"].parent)
+    served = repository.get("dynamic")
+    rows_per_call = []
+    reply = served.signatures["serving_default"].function
+    served.signatures["serving_default"].function = lambda batch: rows_per_call.append(len(batch["text"])) or reply(batch)
+    settings = ServerSettings(max_batch_size=8, max_wait_ms=1000)
+    with TestClient(create_app(repository, settings)) as client:
+        def ask(question: str) -> dict:
+            return client.post("/v1/models/dynamic:predict", json={"instances": [question]}).json()
+
+        with ThreadPoolExecutor(4) as pool:  # four users at once: the server merges them into fewer calls
+            replies = list(pool.map(ask, QUESTIONS[:4]))
+        assert [r["predictions"][0] for r in replies] == answers[:4]
+        assert sum(rows_per_call) == 4 and max(rows_per_call) > 1
+        # The SavedModel chat export's `generate`, with the budget as one value for the request.
+        body = {"signature_name": "generate", "inputs": {"prompt": [chatml("cat")], "max_new_tokens": 12}}
+        out = client.post("/v1/models/dynamic:predict", json=body).json()["outputs"]
+        assert out["completion"] == [answers[3]] and out["text"] == [chatml("cat") + answers[3]]
+        signatures = client.get("/v1/models/dynamic/metadata").json()["metadata"]["signature_def"]["signature_def"]
+        assert set(signatures) == {"serving_default", "generate"}
+        assert client.get("/v1/models/dynamic").json()["model_version_status"][0]["state"] == "AVAILABLE"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +52,16 @@ CACHE_GROWTH = 4
 TOKENIZER_DIR = "tokenizer"
 GENERATOR_KEY = "generator"
 """metadata.json's section describing the cache, the stop tokens and the context."""
+
+
+def is_generator_export(version: Path) -> bool:
+    """Whether a version folder is a TFLite chat export (model.tflite, and metadata.json's `generator` section)."""
+    if not (version / TFLITE_MODEL).is_file():
+        return False
+    try:
+        return GENERATOR_KEY in json.loads((version / METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def greedy(logits: np.ndarray) -> np.ndarray:
@@ -88,6 +99,8 @@ class TfliteCausalLm:
         self.layers = sum(1 for name in inputs if name.startswith("keys_"))
         shape = inputs["keys_0"]["shape_signature"]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
+        self._lock = threading.Lock()
+        """An interpreter runs one call at a time (a server's requests come from several threads)."""
 
     def runner(self, kind: str, size: int) -> Any:
         """The `prefill` or `decode` step over a cache of `size` positions."""
@@ -103,6 +116,11 @@ class TfliteCausalLm:
         """Each prompt's continuation (token ids), at most `max_new_tokens`, ended before the first
         of `stop_ids`; a prompt longer than `context - max_new_tokens` keeps its last tokens, as the
         SavedModel export's does. `pick` maps logits [rows, vocab] to the next tokens [rows]."""
+        with self._lock:
+            return self._continue_ids(prompts, max_new_tokens, stop_ids, context, pad_id, pick)
+
+    def _continue_ids(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, stop_ids: Sequence[int],
+                      context: int, pad_id: int, pick: Callable[[np.ndarray], np.ndarray]) -> list[list[int]]:
         new = int(np.clip(max_new_tokens, 1, context - 1))
         prompts = [list(p)[-(context - new):] for p in prompts]
         if not prompts or any(not p for p in prompts):
@@ -156,11 +174,12 @@ class TfliteCausalLm:
         sequence read a token at a time (a check against the Keras model, and perplexity)."""
         size = self.cache_length(len(sequence))
         decode, caches, out = self.runner("decode", size), Caches(self, 1, size), []
-        for position, token in enumerate(sequence):
-            step = decode(tokens=np.array([[token]], np.int32), index=np.int32(position), **caches.inputs())
-            caches.write(step, position, 1)
-            if position >= start:
-                out.append(step["logits"][0])
+        with self._lock:
+            for position, token in enumerate(sequence):
+                step = decode(tokens=np.array([[token]], np.int32), index=np.int32(position), **caches.inputs())
+                caches.write(step, position, 1)
+                if position >= start:
+                    out.append(step["logits"][0])
         return np.stack(out)
 
     def perplexity(self, sequence: Sequence[int]) -> float:
@@ -244,5 +263,16 @@ class TfliteChat:
 
     def serve(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """`serving_default`: {"text": strings [batch]} -> {"reply": bytes [batch]}."""
-        texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.asarray(inputs["text"]).tolist()]
-        return {"reply": np.array(self.reply(texts), dtype=object)}
+        return {"reply": np.array(self.reply(_strings(inputs["text"])), dtype=object)}
+
+    def generate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The SavedModel export's `generate`: {"prompt": strings [batch], "max_new_tokens": int}
+        -> {"completion": bytes [batch], "text": prompt + completion}."""
+        prompts = _strings(inputs["prompt"])
+        completions = self.complete(prompts, int(np.asarray(inputs["max_new_tokens"])))
+        return {"completion": np.array(completions, dtype=object),
+                "text": np.array([p.encode("utf-8") + c for p, c in zip(prompts, completions, strict=True)], dtype=object)}
+
+
+def _strings(values: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).reshape(-1).tolist()]

@@ -3,8 +3,14 @@
     EXPORT_ROOT/NAME/<version>/saved_model.pb     several models, each with its versions
     EXPORT_ROOT/<version>/saved_model.pb          or one model, named after the folder
 
+A version is a SavedModel, or a chat model's TFLite export (model.tflite with metadata.json's
+`generator` section), served through `kbuild.exporter.tflite_generator.TfliteChat` under the
+SavedModel's signature names and tensors (`serving_default`: text -> reply; `generate`). A TFLite
+classifier export is not served: its tokenizer is not a graph a server can run.
+
 Loading imports only `tensorflow` and `tensorflow_text` (which registers the tf-text ops a
-tokenizer may have put in the graph): no Keras model code runs in a server.
+tokenizer may have put in the graph), and for a TFLite export TFLite's interpreter and numpy: no
+Keras model code runs in a server.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 
 from kbuild.errors import KbuildError
 from kbuild.exporter.layout import METADATA, SAVED_MODEL, versions
+from kbuild.exporter.tflite_generator import is_generator_export
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -46,6 +53,14 @@ class Signature:
 
         tensors = {name: tf.constant(batch[name], dtype=_tf_dtype(info.dtype)) for name, info in self.inputs.items()}
         return {name: value.numpy() for name, value in self.function(**tensors).items()}
+
+
+@dataclass
+class NumpySignature(Signature):
+    """A signature whose function maps named numpy batches to named numpy batches itself (a TFLite export's)."""
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.function({name: batch[name] for name in self.inputs})
 
 
 @dataclass
@@ -95,16 +110,25 @@ def load_repository(root: str | Path, policy: str = "all") -> Repository:
     found = wanted_versions(root, policy)
     models = {name: {n: load_version(name, n, path) for n, path in paths.items()} for name, paths in found.items()}
     if not models:
-        raise KbuildError(f"{root}: no SavedModel exports found (expected {root}/NAME/<version>/{SAVED_MODEL})")
+        raise KbuildError(f"{root}: no exports a server can load found (expected {root}/NAME/<version>/{SAVED_MODEL}, "
+                          "or a chat model's TFLite export)")
     return Repository(models, root, policy)
 
 
-def savedmodel_versions(model_root: Path) -> dict[int, Path]:
-    """The complete SavedModel versions under one model's folder (see `exporter.layout.versions`)."""
-    return {n: p for n, p in versions(model_root).items() if (p / SAVED_MODEL).is_file()}
+def servable_versions(model_root: Path) -> dict[int, Path]:
+    """The complete versions under one model's folder that a server loads (see `exporter.layout.versions`)."""
+    return {n: p for n, p in versions(model_root).items() if _loader(p) is not None}
 
 
 def load_version(name: str, version: int, path: Path) -> ModelVersion:
+    load = _loader(path)
+    if load is None:
+        raise KbuildError(f"{path}: neither a SavedModel nor a chat model's TFLite export")
+    signatures, handle = load(path)
+    return ModelVersion(name, version, path, signatures, _metadata(path), handle)
+
+
+def _load_savedmodel(path: Path) -> tuple[dict[str, Signature], Any]:
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers tf-text ops the graph may hold)
 
@@ -112,13 +136,39 @@ def load_version(name: str, version: int, path: Path) -> ModelVersion:
         handle = tf.saved_model.load(str(path))
     except Exception as exc:
         raise KbuildError(f"{path}: cannot load the SavedModel: {exc}") from None
-    signatures = {key: _signature(key, fn) for key, fn in handle.signatures.items()}
+    return {key: _signature(key, fn) for key, fn in handle.signatures.items()}, handle
+
+
+def _load_generator(path: Path) -> tuple[dict[str, Signature], Any]:
+    """A TFLite chat export under the SavedModel chat export's signatures (kbuild.tasks.chat)."""
+    from kbuild.exporter.tflite_generator import TfliteChat
+
+    try:
+        chat = TfliteChat(path)
+    except Exception as exc:
+        raise KbuildError(f"{path}: cannot load the TFLite chat export: {exc}") from None
+    text = TensorInfo("string", (None,))
+    signatures = [NumpySignature(DEFAULT_SIGNATURE, chat.serve, {"text": text}, {"reply": text}),
+                  NumpySignature("generate", chat.generate, {"prompt": text, "max_new_tokens": TensorInfo("int32", ())},
+                                 {"completion": text, "text": text})]
+    return {signature.name: signature for signature in signatures}, chat
+
+
+_LOADERS = ((lambda path: (path / SAVED_MODEL).is_file(), _load_savedmodel), (is_generator_export, _load_generator))
+"""(does a version folder hold this kind of export, load it): the first that recognises a folder loads it."""
+
+
+def _loader(path: Path) -> Any:
+    return next((load for recognises, load in _LOADERS if recognises(path)), None)
+
+
+def _metadata(path: Path) -> dict:
     metadata_path = path / METADATA
     try:
         metadata = json.loads(metadata_path.read_text(encoding="utf-8")) if metadata_path.is_file() else {}
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise KbuildError(f"{metadata_path}: not readable as JSON ({exc}); re-export the run (kbuild export RUN)") from None
-    return ModelVersion(name, version, path, signatures, metadata, handle)
+    return metadata
 
 
 def _signature(name: str, function: Any) -> Signature:

@@ -4,10 +4,10 @@ beside the served ones, then the served set is replaced in one assignment, so a 
 a version moves to the newest without an error; a version the policy drops is retired once its
 requests in flight have been answered (`app.py`).
 
-Only complete versions are candidates: a numbered folder holding saved_model.pb (`exporter.layout`;
-kbuild's exports are staged in a hidden folder and renamed into place). A folder that fails to
-load (one copied in file by file, still arriving) is logged and retried once its files change,
-while the versions already served go on serving.
+Only complete versions are candidates: a numbered folder holding saved_model.pb, or a chat model's
+TFLite export (`kbuild.serve.repository`; kbuild's exports are staged in a hidden folder and renamed
+into place). A folder that fails to load (one copied in file by file, still arriving) is logged and
+retried once its files change, while the versions already served go on serving.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kbuild.registry import Registry
-from kbuild.serve.repository import ModelVersion, Repository, load_version, savedmodel_versions
+from kbuild.serve.repository import ModelVersion, Repository, load_version, servable_versions
 
 log = logging.getLogger("kbuild.serve")
 
@@ -31,8 +31,8 @@ def wanted_versions(root: Path, policy: str) -> dict[str, dict[int, Path]]:
     """Model name -> the versions `policy` selects among the complete ones. `root` is one model
     (numbered folders directly under it, named after the folder) or a folder of models."""
     select = VERSION_POLICIES.get(policy)
-    own = savedmodel_versions(root)
-    found = {root.name: own} if own else {p.name: savedmodel_versions(p) for p in sorted(root.iterdir()) if p.is_dir()}
+    own = servable_versions(root)
+    found = {root.name: own} if own else {p.name: servable_versions(p) for p in sorted(root.iterdir()) if p.is_dir()}
     return {name: select(versions) for name, versions in found.items() if versions}
 
 
