@@ -20,7 +20,10 @@ row too (the export's `serving_default`).
 about the same length (PROMPTS), kbuild's as one `generate` call of N rows (the batch `kbuild serve`'s
 dynamic batching hands the model when N requests arrive together; the HTTP layer is not in it),
 llama.cpp's one after another (llama-cpp-python serves one sequence at a time). Tokens/s counts every
-generated token of the N over the wall time.
+generated token of the N over the wall time. A TFLite row also goes through the server: `kbuild serve`
+started on the export in a process of its own (`--max-wait-ms SERVE_WAIT_MS`), the N prompts sent
+as N concurrent HTTP requests to its `generate` signature; tokens/s counts the replies' tokens
+(tokenised again) over the wall time from the first request sent to the last reply.
 
 Prints one JSON object and writes benchmarks/out/llm_speed.json.
 """
@@ -30,12 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from kbuild.runtime import init_tensorflow  # noqa: E402
 
@@ -55,6 +63,9 @@ FIXED_TEXT = (
     "France and one of the most recognisable structures in the world.")
 """A fixed English paragraph (Wikipedia's opening of "Eiffel Tower", CC BY-SA) for perplexity."""
 MODES = ("none", "int8", "int4")
+SERVE_WAIT_MS = 50
+"""The served row's `--max-wait-ms`: what a batch of generations waits for company (a reply takes
+seconds, so 50 ms costs nothing; the default 5 ms can split requests sent together)."""
 
 
 def start_tensorflow(threads: int) -> None:
@@ -136,8 +147,8 @@ def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, t
     from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
 
     model = load_causal_lm(inspect(spec, CAUSAL_LM))
-    version = folder / f"tflite-{mode}"
-    version.mkdir()
+    version = folder / f"tflite-{mode}" / "1"  # a model folder's version, as `kbuild export` writes it
+    version.mkdir(parents=True)
     settings, export_s = timed(lambda: write_generator(version, model, tokenizer, spec, mode))
     chat = TfliteChat(version, threads)
     row: dict = {"export_s": round(export_s, 1), "export_mb": round((version / "model.tflite").stat().st_size / 2**20, 1),
@@ -157,7 +168,56 @@ def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, t
         tokens, seconds = timed(lambda: run(prompts, new_tokens))
         row["batch"] = {"prompts": batch, "new_tokens": tokens, "seconds": round(seconds, 2),
                         "tokens_per_s": round(tokens / seconds, 2)}
+        del chat  # its interpreter's memory and threads: the server below loads its own
+        row["served"] = served_row(version.parent, tokenizer, new_tokens, batch)
     return row
+
+
+def served_row(model_root: Path, tokenizer, new_tokens: int, batch: int) -> dict:
+    """`kbuild serve MODEL_ROOT` in a process of its own, sent PROMPTS[:batch] as that many concurrent
+    requests to `generate` (the batching merges them); tokens/s over the wall time of all of them."""
+    import tensorflow as tf
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "kbuild.cli", "serve", str(model_root), "--port", str(port),
+               "--max-wait-ms", str(SERVE_WAIT_MS), "--file-system-poll-wait-seconds", "0"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}/v1/models/{model_root.name}:predict"
+
+    def ask(prompt: str, n: int) -> str:
+        body = json.dumps({"signature_name": "generate", "inputs": {"prompt": [prompt], "max_new_tokens": n}}).encode()
+        request = urllib.request.Request(url, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.load(response)["outputs"]["completion"][0]
+
+    try:
+        _, started_s = timed(lambda: _wait_until_up(port, server))
+        prompts = list(PROMPTS[:batch])
+        with ThreadPoolExecutor(batch) as pool:
+            list(pool.map(lambda p: ask(p, 4), prompts))  # warm-up: the batch's first call
+            completions, seconds = timed(lambda: list(pool.map(lambda p: ask(p, new_tokens), prompts)))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    tokens = int(tf.reduce_sum(tokenizer.token_ids(tf.constant(completions)).row_lengths()))
+    return {"prompts": batch, "requests": batch, "max_wait_ms": SERVE_WAIT_MS, "server_start_s": round(started_s, 1),
+            "new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
+
+
+def _wait_until_up(port: int, server: subprocess.Popen, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"kbuild serve exited ({server.returncode}): {server.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"kbuild serve did not answer within {limit_s:.0f} s")
 
 
 def keras_hub_row(checkpoint, new_tokens: int) -> dict:

@@ -98,3 +98,38 @@ def test_quantised_smollm2_gives_float32s_answers_to_factual_questions():
     assert int8[:2] == reference[:2], int8
     for answers in (int8, _greedy_answers("int4")):
         assert all(fact in answer for fact, answer in zip(FACTS.values(), answers, strict=True)), answers
+
+
+@pytest.mark.slow  # converts SmolLM2 to TFLite twice: about 3 minutes each on 2 quiet cores
+def test_smollm2s_tflite_int8_export_keeps_float32s_perplexity_and_answers(tmp_path):
+    if not SMOLLM2.is_dir():
+        pytest.skip(f"no {SMOLLM2}: run `make pretrained`")
+    import json
+
+    import tensorflow as tf
+
+    from kbuild import load_spec
+    from kbuild.exporter.tflite_generator import TfliteChat
+    from kbuild.exporter.tflite_lm import write_generator
+    from kbuild.pretrained.causal_lm import load_causal_lm
+    from kbuild.pretrained.checkpoint import CAUSAL_LM, inspect
+    from kbuild.pretrained.tokenizer import pretrained_tokenizer
+
+    (tmp_path / "train.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                                   {"role": "assistant", "content": "hi"}]}) + "\n")
+    (tmp_path / "spec.yaml").write_text(f"name: smol\ntask: chat\ndata: {{train: {tmp_path / 'train.jsonl'}}}\n"
+                                        f"model: {{backbone: {{from: {SMOLLM2}}}}}\n")
+    spec = load_spec(tmp_path / "spec.yaml")
+    tokenizer = pretrained_tokenizer(spec, kind=CAUSAL_LM).fit([])
+    text = " ".join(f"{question} {fact}." for question, fact in FACTS.items()) * 3
+    ids = tokenizer.token_ids(tf.constant([text])).to_list()[0]
+    perplexity, answers = {}, {}
+    for mode in ("none", "dynamic"):
+        write_generator(tmp_path / mode, load_causal_lm(inspect(spec, CAUSAL_LM)), tokenizer, spec, mode)
+        chat = TfliteChat(tmp_path / mode)
+        perplexity[mode] = chat.lm.perplexity(ids)
+        answers[mode] = [reply.decode().strip() for reply in chat.reply(list(FACTS))]
+    assert all(fact in answer for fact, answer in zip(FACTS.values(), answers["none"], strict=True)), answers
+    assert answers["dynamic"][:2] == answers["none"][:2], answers
+    assert all(fact in answer for fact, answer in zip(FACTS.values(), answers["dynamic"], strict=True)), answers
+    assert perplexity["dynamic"] <= 1.02 * perplexity["none"], perplexity
