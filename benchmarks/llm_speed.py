@@ -14,7 +14,7 @@ row too (the export's `serving_default`).
 
     nice -n 10 .venv/bin/python benchmarks/llm_speed.py [--checkpoint pretrained/SmolLM2-135M-Instruct]
         [--new-tokens 128] [--threads 2] [--gguf PATH] [--modes none,int8,int4] [--batch 8]
-        [--tflite none,dynamic]
+        [--tflite none,dynamic] [--alternate ROUNDS]
 
 `--batch N` (N > 1) adds a throughput row per kbuild mode and for llama.cpp: N different prompts of
 about the same length (PROMPTS), kbuild's as one `generate` call of N rows (the batch `kbuild serve`'s
@@ -176,48 +176,117 @@ def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, t
 def served_row(model_root: Path, tokenizer, new_tokens: int, batch: int) -> dict:
     """`kbuild serve MODEL_ROOT` in a process of its own, sent PROMPTS[:batch] as that many concurrent
     requests to `generate` (the batching merges them); tokens/s over the wall time of all of them."""
-    import tensorflow as tf
-
-    with socket.socket() as probe:  # a free port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "kbuild.cli", "serve", str(model_root), "--port", str(port),
-               "--max-wait-ms", str(SERVE_WAIT_MS), "--file-system-poll-wait-seconds", "0"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    url = f"http://127.0.0.1:{port}/v1/models/{model_root.name}:predict"
-
-    def ask(prompt: str, n: int) -> str:
-        body = json.dumps({"signature_name": "generate", "inputs": {"prompt": [prompt], "max_new_tokens": n}}).encode()
-        request = urllib.request.Request(url, body, {"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return json.load(response)["outputs"]["completion"][0]
-
-    try:
-        _, started_s = timed(lambda: _wait_until_up(port, server))
-        prompts = list(PROMPTS[:batch])
-        with ThreadPoolExecutor(batch) as pool:
-            list(pool.map(lambda p: ask(p, 4), prompts))  # warm-up: the batch's first call
-            completions, seconds = timed(lambda: list(pool.map(lambda p: ask(p, new_tokens), prompts)))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-    tokens = int(tf.reduce_sum(tokenizer.token_ids(tf.constant(completions)).row_lengths()))
-    return {"prompts": batch, "requests": batch, "max_wait_ms": SERVE_WAIT_MS, "server_start_s": round(started_s, 1),
+    with Server(model_root) as server:
+        server.ask_all(PROMPTS[:batch], 4)  # warm-up: the batch's first call
+        completions, seconds = timed(lambda: server.ask_all(PROMPTS[:batch], new_tokens))
+    tokens = count_tokens(tokenizer, completions)
+    return {"prompts": batch, "requests": batch, "max_wait_ms": SERVE_WAIT_MS, "server_start_s": server.start_s,
             "new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
 
 
-def _wait_until_up(port: int, server: subprocess.Popen, limit_s: float = 600) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"kbuild serve exited ({server.returncode}): {server.stderr.read()[-2000:]}")
+def count_tokens(tokenizer, texts: list[str]) -> int:
+    import tensorflow as tf
+
+    return int(tf.reduce_sum(tokenizer.token_ids(tf.constant(texts)).row_lengths()))
+
+
+class Server:
+    """`kbuild serve MODEL_ROOT` on a free port in a process of its own, for a `with` block."""
+
+    def __init__(self, model_root: Path):
+        self.model_root, self.start_s = model_root, 0.0
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+
+    def __enter__(self) -> Server:
+        command = [sys.executable, "-m", "kbuild.cli", "serve", str(self.model_root), "--port", str(self.port),
+                   "--max-wait-ms", str(SERVE_WAIT_MS), "--file-system-poll-wait-seconds", "0"]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"kbuild serve did not answer within {limit_s:.0f} s")
+            _, started = timed(self._wait_until_up)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.start_s = round(started, 1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+    def _wait_until_up(self, limit_s: float = 600) -> None:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"kbuild serve exited ({self.process.returncode}): {self.process.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"kbuild serve did not answer within {limit_s:.0f} s")
+
+    def ask(self, prompt: str, new_tokens: int) -> str:
+        """One request to `generate`: the prompt's completion."""
+        body = json.dumps({"signature_name": "generate", "inputs": {"prompt": [prompt], "max_new_tokens": new_tokens}})
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/models/{self.model_root.name}:predict",
+                                         body.encode(), {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.load(response)["outputs"]["completion"][0]
+
+    def ask_all(self, prompts, new_tokens: int) -> list[str]:
+        """Every prompt as a request of its own, all at once (the server's batching merges them)."""
+        with ThreadPoolExecutor(len(prompts)) as pool:
+            return list(pool.map(lambda prompt: self.ask(prompt, new_tokens), prompts))
+
+
+def alternating_rows(version: Path, tokenizer, gguf: Path, new_tokens: int, threads: int, batch: int,
+                     rounds: int) -> dict:
+    """The TFLite export (called directly, and through `kbuild serve`) and llama.cpp taking turns,
+    `rounds` times, each measurement after a warm-up of its own: this machine's speed drifts between
+    runs (llama.cpp's batch-1 row read 80 to 138 tokens/s in separate runs), so each round compares
+    rows measured seconds apart; the medians and the per-round ratios are reported."""
+    import statistics
+
+    import llama_cpp
+
+    from kbuild.exporter.tflite_generator import TfliteChat
+
+    chat = TfliteChat(version, threads)
+    llama = llama_cpp.Llama(model_path=str(gguf), n_threads=threads, n_ctx=1024, verbose=False)
+    context, pad_id = chat.settings["context"], chat.settings["pad_id"]
+    prompts = list(PROMPTS[:batch])
+
+    def tflite(texts, n: int) -> int:
+        return sum(len(c) for c in chat.lm.continue_ids(chat._ids("prompt", texts), n, (), context, pad_id))
+
+    def llama_cpp_tokens(texts, n: int) -> int:
+        return sum(llama(text, max_tokens=n, temperature=0.0)["usage"]["completion_tokens"] for text in texts)
+
+    with Server(version.parent) as server:
+        rows = {"tflite batch 1": lambda n: tflite([CONTINUE], n),
+                "llama.cpp batch 1": lambda n: llama_cpp_tokens([CONTINUE], n),
+                f"tflite {batch} prompts, one call": lambda n: tflite(prompts, n),
+                f"kbuild serve, {batch} concurrent requests": lambda n: count_tokens(tokenizer, server.ask_all(prompts, n)),
+                f"llama.cpp {batch} prompts, sequential": lambda n: llama_cpp_tokens(prompts, n)}
+        for run in rows.values():
+            run(4)
+        speeds: dict[str, list[float]] = {name: [] for name in rows}
+        for round_ in range(rounds):
+            for name, run in rows.items():
+                tokens, seconds = timed(lambda run=run: run(new_tokens))
+                speeds[name].append(round(tokens / seconds, 2))
+            print("round", round_ + 1, json.dumps({name: values[-1] for name, values in speeds.items()}), flush=True)
+    names = list(rows)
+    ratios = {"tflite batch 1 / llama.cpp batch 1": [a / b for a, b in zip(speeds[names[0]], speeds[names[1]], strict=True)],
+              f"kbuild serve / llama.cpp sequential ({batch} prompts)":
+                  [a / b for a, b in zip(speeds[names[3]], speeds[names[4]], strict=True)]}
+    return {"rounds": rounds, "tokens_per_s": speeds,
+            "median_tokens_per_s": {name: statistics.median(values) for name, values in speeds.items()},
+            "ratios": {name: [round(r, 3) for r in values] for name, values in ratios.items()},
+            "median_ratios": {name: round(statistics.median(values), 3) for name, values in ratios.items()}}
 
 
 def keras_hub_row(checkpoint, new_tokens: int) -> dict:
@@ -271,6 +340,8 @@ def main() -> None:
     parser.add_argument("--no-keras-hub", action="store_true", help="skip keras_hub's own generate row")
     parser.add_argument("--tflite", default="",
                         help="TFLite export rows (`kbuild export --format tflite`), comma-separated: none, dynamic, float16")
+    parser.add_argument("--alternate", type=int, default=0, metavar="ROUNDS",
+                        help="then the last --tflite export and llama.cpp (--gguf) taking turns, ROUNDS times")
     args = parser.parse_args()
     modes = ("none", *(m for m in args.modes.split(",") if m and m != "none"))
     if unknown := set(modes) - set(MODES):
@@ -297,6 +368,11 @@ def main() -> None:
             result[f"kbuild tflite {mode}"] = row = tflite_row(spec, tokenizer, mode, folder, args.new_tokens, ids,
                                                                args.threads, args.batch)
             print(f"tflite {mode}", json.dumps(row), flush=True)
+        if args.alternate and args.tflite and args.gguf:
+            last = [m for m in args.tflite.split(",") if m][-1]
+            result[f"alternating, tflite {last} and llama.cpp"] = alternating_rows(
+                folder / f"tflite-{last}" / "1", tokenizer, args.gguf, args.new_tokens, args.threads, args.batch,
+                args.alternate)
         if not args.no_keras_hub:
             result["keras_hub generate (float32)"] = keras_hub_row(inspect(spec, CAUSAL_LM), args.new_tokens)
     result["llama.cpp"] = llama_cpp_row(args.gguf, args.new_tokens, args.threads, args.batch)
