@@ -158,13 +158,15 @@ def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, t
         continuations = chat.lm.continue_ids(chat._ids("prompt", prompts), n, (), settings["context"], settings["pad_id"])
         return sum(len(c) for c in continuations)
 
-    _, row["first_call_s"] = timed(lambda: run([CONTINUE], 4))
+    # The warm-up generates as many tokens as the timed call: each cache length is its own pair of
+    # signatures, and a signature's first call prepares its kernels (seconds).
+    _, row["first_call_s"] = timed(lambda: run([CONTINUE], new_tokens))
     tokens, seconds = timed(lambda: run([CONTINUE], new_tokens))
     row.update(new_tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds, 2),
                answer=chat.reply([QUESTION])[0].decode("utf-8", "replace").strip())
     if batch > 1:
         prompts = list(PROMPTS[:batch])
-        run(prompts, 4)
+        run(prompts, new_tokens)
         tokens, seconds = timed(lambda: run(prompts, new_tokens))
         row["batch"] = {"prompts": batch, "new_tokens": tokens, "seconds": round(seconds, 2),
                         "tokens_per_s": round(tokens / seconds, 2)}
@@ -177,7 +179,7 @@ def served_row(model_root: Path, tokenizer, new_tokens: int, batch: int) -> dict
     """`kbuild serve MODEL_ROOT` in a process of its own, sent PROMPTS[:batch] as that many concurrent
     requests to `generate` (the batching merges them); tokens/s over the wall time of all of them."""
     with Server(model_root) as server:
-        server.ask_all(PROMPTS[:batch], 4)  # warm-up: the batch's first call
+        server.ask_all(PROMPTS[:batch], new_tokens)  # warm-up: the signatures' first calls
         completions, seconds = timed(lambda: server.ask_all(PROMPTS[:batch], new_tokens))
     tokens = count_tokens(tokenizer, completions)
     return {"prompts": batch, "requests": batch, "max_wait_ms": SERVE_WAIT_MS, "server_start_s": server.start_s,
@@ -271,8 +273,8 @@ def alternating_rows(version: Path, tokenizer, gguf: Path, new_tokens: int, thre
                 f"tflite {batch} prompts, one call": lambda n: tflite(prompts, n),
                 f"kbuild serve, {batch} concurrent requests": lambda n: count_tokens(tokenizer, server.ask_all(prompts, n)),
                 f"llama.cpp {batch} prompts, sequential": lambda n: llama_cpp_tokens(prompts, n)}
-        for run in rows.values():
-            run(4)
+        for run in rows.values():  # as long as the timed calls: the same signatures' first calls
+            run(new_tokens)
         speeds: dict[str, list[float]] = {name: [] for name in rows}
         for round_ in range(rounds):
             for name, run in rows.items():
