@@ -125,6 +125,7 @@ def test_smollm2s_tflite_int8_export_keeps_float32s_perplexity_and_answers(tmp_p
     ids = tokenizer.token_ids(tf.constant([text])).to_list()[0]
     perplexity, answers = {}, {}
     for mode in ("none", "dynamic"):
+        (tmp_path / mode).mkdir()
         write_generator(tmp_path / mode, load_causal_lm(inspect(spec, CAUSAL_LM)), tokenizer, spec, mode)
         chat = TfliteChat(tmp_path / mode)
         perplexity[mode] = chat.lm.perplexity(ids)
