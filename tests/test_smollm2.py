@@ -100,27 +100,19 @@ def test_quantised_smollm2_gives_float32s_answers_to_factual_questions():
         assert all(fact in answer for fact, answer in zip(FACTS.values(), answers, strict=True)), answers
 
 
-PERPLEXITY_TEXT = (
-    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named after "
-    "the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. Locally nicknamed "
-    "\"La dame de fer\" (French for \"Iron Lady\"), it was constructed as the centrepiece of the 1889 World's Fair, "
-    "and to crown the centennial anniversary of the French Revolution. Although initially criticised by some of "
-    "France's leading artists and intellectuals for its design, it has since become a global cultural icon of "
-    "France and one of the most recognisable structures in the world.")
-"""benchmarks/llm_speed.py's fixed text (Wikipedia's opening of "Eiffel Tower", CC BY-SA): the
-quantised exports' perplexity is measured on it. On a much shorter, repetitive text (the FACTS
-questions and answers, 3 times: perplexity 2.9) int8 differs by 3.4 %: over so few tokens the
-difference is noise of either sign (RESULTS.md, Session 32)."""
-
-
 @pytest.mark.slow  # converts SmolLM2 to TFLite twice: about 3 minutes each on 2 quiet cores
 def test_smollm2s_tflite_int8_export_keeps_float32s_perplexity_and_answers(tmp_path):
+    """Perplexity on benchmarks/llm_speed.py's fixed text (139 tokens), where the quantised exports
+    are measured. On a much shorter, repetitive text (the FACTS questions and answers, 3 times:
+    perplexity 2.9) int8 differs by 3.4 %: over so few tokens the difference is noise of either
+    sign (RESULTS.md, Session 32)."""
     if not SMOLLM2.is_dir():
         pytest.skip(f"no {SMOLLM2}: run `make pretrained`")
     import json
 
     import tensorflow as tf
 
+    from benchmarks.llm_speed import FIXED_TEXT
     from kbuild import load_spec
     from kbuild.exporter.tflite_generator import TfliteChat
     from kbuild.exporter.tflite_lm import write_generator
@@ -134,7 +126,7 @@ def test_smollm2s_tflite_int8_export_keeps_float32s_perplexity_and_answers(tmp_p
                                         f"model: {{backbone: {{from: {SMOLLM2}}}}}\n")
     spec = load_spec(tmp_path / "spec.yaml")
     tokenizer = pretrained_tokenizer(spec, kind=CAUSAL_LM).fit([])
-    ids = tokenizer.token_ids(tf.constant([PERPLEXITY_TEXT])).to_list()[0]
+    ids = tokenizer.token_ids(tf.constant([FIXED_TEXT])).to_list()[0]
     perplexity, answers = {}, {}
     for mode in ("none", "dynamic"):
         (tmp_path / mode).mkdir()
