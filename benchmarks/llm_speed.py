@@ -154,25 +154,34 @@ def tflite_row(spec, tokenizer, mode: str, folder: Path, new_tokens: int, ids, t
     row: dict = {"export_s": round(export_s, 1), "export_mb": round((version / "model.tflite").stat().st_size / 2**20, 1),
                  "verification": settings["verification"], "perplexity": round(chat.lm.perplexity(ids[0].tolist()), 4)}
 
-    def run(prompts, n: int) -> int:
-        continuations = chat.lm.continue_ids(chat._ids("prompt", prompts), n, (), settings["context"], settings["pad_id"])
-        return sum(len(c) for c in continuations)
-
     # The warm-up generates as many tokens as the timed call: each cache length is its own pair of
     # signatures, and a signature's first call prepares its kernels (seconds).
-    _, row["first_call_s"] = timed(lambda: run([CONTINUE], new_tokens))
-    tokens, seconds = timed(lambda: run([CONTINUE], new_tokens))
+    _, row["first_call_s"] = timed(lambda: tflite_tokens(chat, [CONTINUE], new_tokens))
+    tokens, seconds = timed(lambda: tflite_tokens(chat, [CONTINUE], new_tokens))
     row.update(new_tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds, 2),
                answer=chat.reply([QUESTION])[0].decode("utf-8", "replace").strip())
     if batch > 1:
         prompts = list(PROMPTS[:batch])
-        run(prompts, new_tokens)
-        tokens, seconds = timed(lambda: run(prompts, new_tokens))
+        tflite_tokens(chat, prompts, new_tokens)
+        tokens, seconds = timed(lambda: tflite_tokens(chat, prompts, new_tokens))
         row["batch"] = {"prompts": batch, "new_tokens": tokens, "seconds": round(seconds, 2),
                         "tokens_per_s": round(tokens / seconds, 2)}
         del chat  # its interpreter's memory and threads: the server below loads its own
         row["served"] = served_row(version.parent, tokenizer, new_tokens, batch)
     return row
+
+
+def tflite_tokens(chat, prompts, new_tokens: int) -> int:
+    """Tokens `TfliteChat` generates greedily for the raw prompts, with no stop token."""
+    settings = chat.settings
+    continuations = chat.lm.continue_ids(chat._ids("prompt", prompts), new_tokens, (), settings["context"],
+                                         settings["pad_id"])
+    return sum(len(c) for c in continuations)
+
+
+def llama_cpp_tokens(model, prompts, new_tokens: int) -> int:
+    """Tokens llama.cpp generates greedily for the prompts, one after another."""
+    return sum(model(prompt, max_tokens=new_tokens, temperature=0.0)["usage"]["completion_tokens"] for prompt in prompts)
 
 
 def served_row(model_root: Path, tokenizer, new_tokens: int, batch: int) -> dict:
@@ -258,21 +267,13 @@ def alternating_rows(version: Path, tokenizer, gguf: Path, new_tokens: int, thre
 
     chat = TfliteChat(version, threads)
     llama = llama_cpp.Llama(model_path=str(gguf), n_threads=threads, n_ctx=1024, verbose=False)
-    context, pad_id = chat.settings["context"], chat.settings["pad_id"]
     prompts = list(PROMPTS[:batch])
-
-    def tflite(texts, n: int) -> int:
-        return sum(len(c) for c in chat.lm.continue_ids(chat._ids("prompt", texts), n, (), context, pad_id))
-
-    def llama_cpp_tokens(texts, n: int) -> int:
-        return sum(llama(text, max_tokens=n, temperature=0.0)["usage"]["completion_tokens"] for text in texts)
-
     with Server(version.parent) as server:
-        rows = {"tflite batch 1": lambda n: tflite([CONTINUE], n),
-                "llama.cpp batch 1": lambda n: llama_cpp_tokens([CONTINUE], n),
-                f"tflite {batch} prompts, one call": lambda n: tflite(prompts, n),
+        rows = {"tflite batch 1": lambda n: tflite_tokens(chat, [CONTINUE], n),
+                "llama.cpp batch 1": lambda n: llama_cpp_tokens(llama, [CONTINUE], n),
+                f"tflite {batch} prompts, one call": lambda n: tflite_tokens(chat, prompts, n),
                 f"kbuild serve, {batch} concurrent requests": lambda n: count_tokens(tokenizer, server.ask_all(prompts, n)),
-                f"llama.cpp {batch} prompts, sequential": lambda n: llama_cpp_tokens(prompts, n)}
+                f"llama.cpp {batch} prompts, sequential": lambda n: llama_cpp_tokens(llama, prompts, n)}
         for run in rows.values():  # as long as the timed calls: the same signatures' first calls
             run(new_tokens)
         speeds: dict[str, list[float]] = {name: [] for name in rows}
@@ -318,12 +319,10 @@ def llama_cpp_row(gguf: Path | None, new_tokens: int, threads: int, batch: int =
         return {"status": f"llama.cpp: no GGUF file ({gguf}); pass --gguf"}
     model = llama_cpp.Llama(model_path=str(gguf), n_threads=threads, n_ctx=1024, verbose=False)
     model(CONTINUE, max_tokens=4, temperature=0.0)
-    out, seconds = timed(lambda: model(CONTINUE, max_tokens=new_tokens, temperature=0.0))
-    tokens = out["usage"]["completion_tokens"]
+    tokens, seconds = timed(lambda: llama_cpp_tokens(model, [CONTINUE], new_tokens))
     row = {"new_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 2)}
     if batch > 1:
-        outs, seconds = timed(lambda: [model(prompt, max_tokens=new_tokens, temperature=0.0) for prompt in PROMPTS[:batch]])
-        tokens = sum(out["usage"]["completion_tokens"] for out in outs)
+        tokens, seconds = timed(lambda: llama_cpp_tokens(model, PROMPTS[:batch], new_tokens))
         row["batch"] = {"prompts": batch, "sequential": True, "new_tokens": tokens, "seconds": round(seconds, 2),
                         "tokens_per_s": round(tokens / seconds, 2)}
     return row
