@@ -8,7 +8,7 @@ tokenizer (`encode_texts`), since it may be large and is read once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,22 @@ def _token_ids(features):
 def features_dataset(features: Features, batch_size: int) -> tf.data.Dataset:
     """Batches of encoded inputs alone, in order (for predictions)."""
     return tf.data.Dataset.from_tensor_slices(features).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def length_sorted_batches(features: Features, batch_size: int, trim: bool) -> Iterator[tuple[np.ndarray, Any]]:
+    """`(rows, batch)` pairs covering every row once, shortest rows first: `rows` are the
+    positions the batch holds, `batch` their features, each cut on its time axis to the smallest
+    of `bucket_lengths` that holds the batch's longest row when `trim` (as bucketed training
+    batches are), else whole. For one scoring pass that reads each row at about its own length;
+    the caller puts the results back in row order."""
+    token_ids = np.asarray(_token_ids(features))
+    lengths = np.sum(token_ids != PAD_ID, axis=1)
+    order = np.argsort(lengths, kind="stable")
+    sizes = np.asarray(bucket_lengths(token_ids.shape[1]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        cut = int(sizes[np.searchsorted(sizes, max(1, int(lengths[rows].max())))]) if trim else token_ids.shape[1]
+        yield rows, tf.nest.map_structure(lambda array, rows=rows, cut=cut: np.asarray(array)[rows][:, :cut], features)
 
 
 def labelled_dataset(

@@ -27,6 +27,8 @@ class SplitData:
         source: the file (or built-in name) the examples came from.
         truncated: examples of several texts that did not fit `preprocess.max_length` together
             and lost tokens (see `preprocess.truncation`).
+        targets: the encoded targets in example order, beside `features` (a tagger's tag ids,
+            for a scoring pass that reads rows in its own order); None otherwise.
     """
 
     factory: Callable[[], Any]
@@ -37,3 +39,4 @@ class SplitData:
     skipped: int = 0
     source: str = ""
     truncated: int = 0
+    targets: Any = None

@@ -170,7 +170,7 @@ class Task:
             bucketing=spec.preprocess.bucketing,
             label_padding=self.label_padding,
         )
-        return SplitData(factory, len(label_ids), features)
+        return SplitData(factory, len(label_ids), features, targets=label_ids)
 
     def epoch_callbacks(self, spec: Spec, bundle: DataBundle) -> list[Any]:
         """Keras callbacks that add task metrics to each epoch's logs before the checkpoint, early

@@ -3,7 +3,7 @@
 Token accuracy is dominated by `O` (on a sparse-entity set a model that tags everything `O` scores
 0.95), so a tagger must be selected and early-stopped on entity F1. Keras metrics see one batch of
 padded tag ids at a time and cannot count entities, so this callback decodes the whole split (Viterbi
-inside the graph, as evaluation and serving do) and scores it with `kbuild.tasks.conlleval`. It
+inside the graph, as evaluation and serving do; `TagScorer`) and scores it with `kbuild.tasks.conlleval`. It
 writes `val_f1`, `val_precision` and `val_recall` into the epoch's logs before the callbacks after
 it run: the best-model checkpoint, early stopping, metrics.jsonl and TensorBoard all see them.
 Without a valid split it scores train instead, as `f1` (the monitor loses its `val_` prefix then).
@@ -38,9 +38,12 @@ class EntityF1(EpochScores):
         self.gold = [example.label for example in bundle.examples[split]]
 
     def make_decoder(self) -> Any:
-        return self.task.decoder(self.model, self.spec, self.bundle.labels)
+        # The model's `TagScorer`, traced once and shared with the final scores of this model.
+        from kbuild.tasks.tag_scoring import scorer_for
+
+        return scorer_for(self.model, self.spec, len(self.bundle.labels))
 
     def scores(self, decoder: Any) -> dict[str, float]:
-        predicted = self.task.predict_tags(self.model, self.bundle, self.split, self.spec, decoder=decoder)
+        predicted = self.task.predict_tags(decoder, self.bundle, self.split)
         report = conlleval.score(self.gold, predicted).report()
         return {name: float(report[name]) for name in ("f1", "precision", "recall")}

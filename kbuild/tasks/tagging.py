@@ -187,20 +187,21 @@ class TaggingTask(Task):
         return keras.Model(model.input, tags, name=f"{model.name}_decoder")
 
     def evaluate(self, model: Any, bundle: DataBundle, split: str, spec: Spec) -> dict:
-        """Loss from the compiled model; conlleval precision/recall/F1 (overall and per type) and
-        token accuracy from decoded predictions over every token of every sentence."""
-        metrics = super().evaluate(model, bundle, split, spec)
-        predicted = self.predict_tags(model, bundle, split, spec)
-        gold = [example.label for example in bundle.examples[split]]
-        report = conlleval.score(gold, predicted).report()
-        return {"loss": metrics["loss"], **report}
+        """The compiled loss, and conlleval precision/recall/F1 (overall and per type) and token
+        accuracy of the decoded tags over every word of every sentence, from one pass
+        (`TagScorer`)."""
+        from kbuild.tasks.tag_scoring import scorer_for
 
-    def predict_tags(self, model: Any, bundle: DataBundle, split: str, spec: Spec, decoder: Any = None) -> list[list[str]]:
-        """Decoded tags of each example of `split`, in order; words past max_length get `O`.
-        `decoder`: one `decoder(model, ...)` built before, reused (the per-epoch `val_f1`)."""
-        decoder = decoder or self.decoder(model, spec, bundle.labels)
-        ids = decoder.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)
-        return decoded_tags(bundle.examples[split], ids, bundle.labels)
+        data = bundle.splits[split]
+        loss, ids = scorer_for(model, spec, len(bundle.labels)).loss_and_tags(data.features, data.targets)
+        examples = bundle.examples[split]
+        report = conlleval.score([example.label for example in examples], decoded_tags(examples, ids, bundle.labels)).report()
+        return {"loss": loss, **report}
+
+    def predict_tags(self, scorer: Any, bundle: DataBundle, split: str) -> list[list[str]]:
+        """Decoded tags of each example of `split` by `scorer` (the model's `TagScorer`), in
+        order; words past max_length get `O`."""
+        return decoded_tags(bundle.examples[split], scorer.tags(bundle.splits[split].features), bundle.labels)
 
     # --- serving -------------------------------------------------------------------------------
     def serve(self, texts: Any, tokenizer: Any, model: Any, labels: list[str], spec: Spec) -> dict[str, Any]:
