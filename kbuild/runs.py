@@ -319,6 +319,20 @@ def load_trained_model(folder: RunFolder) -> Any:
             return keras.saving.load_model(folder.model, safe_mode=True)
 
 
+def load_saved_weights(model: Any, folder: RunFolder) -> Any:
+    """`model`, the model this process trained (built and compiled as model.keras records it),
+    with model.keras's weights assigned: the best model without building a second one and tracing
+    its functions again, about a second of a short run's final scores."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # As in `load_trained_model`: the file's optimizer state is not what matters here.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        with reading(folder.model, RETRAIN):
+            model.load_weights(folder.model)
+    return model
+
+
 def round_metrics(metrics: dict) -> dict:
     """Floats rounded to 6 places, nested breakdowns (per-type scores) included: how results.json
     and `kbuild evaluate` report metrics."""

@@ -45,6 +45,31 @@ def test_evaluate_reads_the_same_sample_unless_told_otherwise(sampled_run):
     assert evaluate(sampled_run, split="valid") == pytest.approx(results["metrics"]["valid"], abs=1e-4)
 
 
+def test_the_trained_model_is_scored_with_the_saved_weights_and_its_traces_kept(sampled_run):
+    # Training passes its in-memory model to the final scores: whatever weights it holds after the
+    # last step, the scores are model.keras's, and the evaluate function traced before serves again.
+    import numpy as np
+
+    from kbuild.runs import load_trained_model, open_run
+    from kbuild.tasks.bundle import load_bundle
+    from kbuild.tasks.checks import load_spec
+    from kbuild.training.scoring import evaluate_splits
+
+    folder = open_run(sampled_run)
+    spec = load_spec(folder.spec)
+    bundle = load_bundle(spec, folder.assets)
+    fresh = evaluate_splits(folder, bundle, spec)
+    trained = load_trained_model(folder)
+    trained.evaluate(bundle.datasets["valid"], verbose=0)
+    traced = trained.test_function
+    trained.set_weights([np.zeros_like(weight) for weight in trained.get_weights()])
+    reused = evaluate_splits(folder, bundle, spec, trained=trained)
+    assert reused.metrics == fresh.metrics and reused.rows == fresh.rows
+    saved = load_trained_model(folder).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), saved, strict=True))
+    assert trained.test_function is traced
+
+
 def test_the_cli_says_the_train_metrics_are_a_sample(sampled_run):
     from kbuild.cli import cli
 

@@ -159,7 +159,10 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
 
         reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
         log(f"stopped: {reason}")
-        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs, log)
+        # The trained model is scored again with the saved weights, unless distillation compiled
+        # it for packed targets, or it is distributed (its evaluate is then a collective).
+        reusable = model if spec.distill is None and placement.replicas == 1 else None
+        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs, log, trained=reusable)
         log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
         results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,

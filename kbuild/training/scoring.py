@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbuild.runs import RunFolder, load_trained_model, round_metrics
+from kbuild.runs import RunFolder, load_saved_weights, load_trained_model, round_metrics
 from kbuild.spec import Spec
 from kbuild.tasks import TASKS
 
@@ -32,17 +32,20 @@ class FinalScores:
 
 
 def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict | None = None,
-                    log: Callable[[str], None] = lambda message: None) -> FinalScores:
+                    log: Callable[[str], None] = lambda message: None, trained: Any = None) -> FinalScores:
     """Metrics of the saved best model on every split the bundle has (the task decides which):
     valid and test in full, train on `eval.train_sample` rows of it. `saved_logs`, the logs of the
     epoch model.keras was saved at, give valid's scores where the task says they are exact
     (`Task.scores_from_validation`): an LLM's valid pass is minutes, and the model's load too.
-    `log` hears of each split before its pass (a QA or LLM split takes minutes)."""
+    `log` hears of each split before its pass (a QA or LLM split takes minutes). `trained`: the
+    model training left in memory, compiled as model.keras records it; model.keras's weights are
+    loaded into it, and its traced functions (the validation step, a tagger's scorer) serve again.
+    Without it the saved model is loaded and traced anew."""
     import functools
 
     from kbuild.tasks.bundle import scoring_bundle
 
-    best = functools.cache(lambda: load_trained_model(folder))
+    best = functools.cache(lambda: load_trained_model(folder) if trained is None else load_saved_weights(trained, folder))
     task = TASKS.get(spec.task)
     scores = FinalScores()
     for split in bundle.datasets:
