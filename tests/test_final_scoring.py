@@ -152,3 +152,30 @@ def test_train_sample_zero_leaves_train_unscored_but_evaluate_still_scores_it(tm
     assert "train" not in results["metrics"] and {"valid", "test"} <= set(results["metrics"])
     assert results["scored_rows"]["train"] == {"rows": 0, "of": results["counts"]["train"]}
     assert "accuracy" in evaluate(run, split="train")
+
+
+@pytest.mark.parametrize(("task", "max_length", "rows"), [
+    ("classification", 64, 128), ("classification", 128, 128), ("classification", 512, 32),
+    ("tagging", 128, 128), ("seq2seq", 64, 32)])
+def test_splits_only_scored_read_larger_batches_where_the_outputs_are_small(task, max_length, rows):
+    from types import SimpleNamespace
+
+    from kbuild.tasks import TASKS
+
+    spec = SimpleNamespace(train=SimpleNamespace(batch_size=32), preprocess=SimpleNamespace(max_length=max_length))
+    assert TASKS.get(task).scoring_batch_size(spec) == rows
+
+
+def test_valid_and_test_batches_hold_the_scoring_batch(sampled_run):
+    from kbuild.runs import open_run
+    from kbuild.tasks import TASKS
+    from kbuild.tasks.bundle import load_bundle
+    from kbuild.tasks.checks import load_spec
+
+    folder = open_run(sampled_run)
+    spec = load_spec(folder.spec)
+    bundle = load_bundle(spec, folder.assets)
+    rows = TASKS.get(spec.task).scoring_batch_size(spec)
+    assert rows > spec.train.batch_size
+    first = next(iter(bundle.datasets["valid"]))
+    assert first[1].shape[0] == min(rows, len(bundle.examples["valid"]))

@@ -63,14 +63,15 @@ def _tagger(tmp_path, head):
 
 @pytest.mark.parametrize("head", ["crf", "softmax"])
 def test_one_pass_tags_every_row_as_the_padded_decoder_does(tmp_path, head):
-    from kbuild.tasks.tag_scoring import scorer_for
+    from kbuild.tasks.tag_scoring import TagScorer, scorer_for
 
     spec, task, bundle, model = _tagger(tmp_path, head)
     data = bundle.splits["valid"]
     lengths = (np.asarray(data.features) != 0).sum(axis=1)
     assert len(set(lengths)) > 4 and lengths.max() == spec.preprocess.max_length
     padded = task.decoder(model, spec, bundle.labels).predict(bundle.features_dataset("valid", 4), verbose=0)
-    scorer = scorer_for(model, spec, len(bundle.labels))
+    # Batches of 4 of the 23 rows: six batches, each cut to its own bucket length.
+    scorer = TagScorer(model, len(bundle.labels), crf=head == "crf", trim=True, batch_size=4)
     np.testing.assert_array_equal(scorer.tags(data.features), padded)
     loss, tags = scorer.loss_and_tags(data.features, data.targets)
     np.testing.assert_array_equal(tags, padded)
@@ -78,7 +79,9 @@ def test_one_pass_tags_every_row_as_the_padded_decoder_does(tmp_path, head):
         # Each row's negative log-likelihood, averaged: the batches do not matter.
         keras_loss = model.evaluate(bundle.datasets["valid"], verbose=0, return_dict=True)["loss"]
         assert loss == pytest.approx(keras_loss, rel=1e-5)
-    assert scorer_for(model, spec, len(bundle.labels)) is scorer
+    kept = scorer_for(model, spec, len(bundle.labels))
+    assert scorer_for(model, spec, len(bundle.labels)) is kept
+    np.testing.assert_array_equal(kept.tags(data.features), padded)
 
 
 def test_the_final_score_is_the_padded_decoders(tmp_path):

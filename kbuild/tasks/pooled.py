@@ -26,6 +26,8 @@ class PooledTask(Task):
 
     optional_inputs = (TEXT_PAIR_INPUT,)
     owned_fields = (("preprocess", "truncation"),)
+    # One small output per row: 128 rows of 128 tokens score in one batch.
+    scoring_tokens = 16384
     head_type_issue = "{head!r} heads are for tagging; {task} ends in its own output layer: leave model.head.type unset"
     """What a spec that sets `model.head.type` (a tagger's `crf`) is told."""
 

@@ -126,7 +126,9 @@ def scorer_for(model: Any, spec: Spec, num_tags: int) -> TagScorer:
     """The `TagScorer` of `model`, made on the first call and kept while the model lives."""
     scorer = _SCORERS.get(model)
     if scorer is None:
+        from kbuild.tasks.base import TASKS
+
         scorer = TagScorer(model, num_tags, crf=spec.model.head.type == "crf", trim=spec.preprocess.bucketing,
-                           batch_size=spec.train.batch_size)
+                           batch_size=TASKS.get(spec.task).scoring_batch_size(spec))
         _SCORERS[model] = scorer
     return scorer

@@ -54,6 +54,8 @@ class TaggingTask(Task):
     owned_fields = (("preprocess", "tag_scheme"), ("model", "embedding", "chars"), ("model", "embedding", "bigrams"))
     label_padding = PADDING_TAG
     default_monitor = "val_f1"
+    # Tag scores per word are small: 128 rows of 128 tokens score in one batch.
+    scoring_tokens = 16384
 
     def metric_names(self, spec: Spec) -> tuple[str, ...]:
         """The compiled metrics, and the entity scores the epoch callback adds (`val_f1`, ...)."""
