@@ -87,6 +87,9 @@ class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):
 
         self.saved_logs: dict | None = None
         """The epoch logs of the weights model.keras holds, when this process saved them."""
+        self.saved_step: int | None = None
+        """The optimizer step of those weights: while the model is still there, its weights are
+        model.keras's."""
 
     def _save_model(self, epoch, batch, logs):
         if self.guard.failed_at is None and self.ready():
@@ -96,6 +99,7 @@ class GuardedCheckpoint(keras.callbacks.ModelCheckpoint):
         save = super()._should_save_model(epoch, batch, logs, filepath)
         if save:
             self.saved_logs = dict(logs or {})
+            self.saved_step = optimizer_steps(self.model)
         return save
 
 

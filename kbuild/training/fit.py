@@ -162,7 +162,9 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         # The trained model is scored again with the saved weights, unless distillation compiled
         # it for packed targets, or it is distributed (its evaluate is then a collective).
         reusable = model if spec.distill is None and placement.replicas == 1 else None
-        scoring = evaluate_splits(folder, bundle, spec, loop.selection.checkpoint.saved_logs, log, trained=reusable)
+        checkpoint = loop.selection.checkpoint
+        scoring = evaluate_splits(folder, bundle, spec, checkpoint.saved_logs, log, trained=reusable,
+                                  trained_is_saved=checkpoint.saved_step == optimizer_steps(model))
         log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
         results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,

@@ -32,20 +32,27 @@ class FinalScores:
 
 
 def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict | None = None,
-                    log: Callable[[str], None] = lambda message: None, trained: Any = None) -> FinalScores:
+                    log: Callable[[str], None] = lambda message: None, trained: Any = None,
+                    trained_is_saved: bool = False) -> FinalScores:
     """Metrics of the saved best model on every split the bundle has (the task decides which):
     valid and test in full, train on `eval.train_sample` rows of it. `saved_logs`, the logs of the
     epoch model.keras was saved at, give valid's scores where the task says they are exact
     (`Task.scores_from_validation`): an LLM's valid pass is minutes, and the model's load too.
     `log` hears of each split before its pass (a QA or LLM split takes minutes). `trained`: the
     model training left in memory, compiled as model.keras records it; model.keras's weights are
-    loaded into it, and its traced functions (the validation step, a tagger's scorer) serve again.
-    Without it the saved model is loaded and traced anew."""
+    loaded into it, and its traced functions (the validation step, a tagger's scorer) serve again;
+    `trained_is_saved`: its weights are model.keras's already (saved at its last step), nothing is
+    read. Without it the saved model is loaded and traced anew."""
     import functools
 
     from kbuild.tasks.bundle import scoring_bundle
 
-    best = functools.cache(lambda: load_trained_model(folder) if trained is None else load_saved_weights(trained, folder))
+    def saved_model() -> Any:
+        if trained is None:
+            return load_trained_model(folder)
+        return trained if trained_is_saved else load_saved_weights(trained, folder)
+
+    best = functools.cache(saved_model)
     task = TASKS.get(spec.task)
     scores = FinalScores()
     for split in bundle.datasets:
