@@ -198,6 +198,22 @@ def test_cached_transformer_decoding_translates_as_rerunning_the_prefix(trained,
     assert translate[True].translate(sources) == translate[False].translate(sources)
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_decoding_in_small_calls_translates_as_one_call(trained, search):
+    # On a CPU `translate` decodes DECODING_ROWS rows a call (sentences times beams); each
+    # sentence's translation is its own, whatever else shares the call. Held beams (a length
+    # penalty) make that exact for beam search too.
+    from kbuild.decoding.translator import DECODING_ROWS, Translator, decoding_batch
+    from kbuild.runs import load_trained_run
+
+    loaded = load_trained_run(trained)
+    spec = _with_decoder(loaded.spec, search=search, beams=3, length_penalty=1.0)
+    sources = [source for source, _ in _pairs(40, 9)] + ["a b c", "", "w3 w1 w1 w7 w2 w9 w0 w4 w5 w6 w8"]
+    translator = Translator(loaded.model, loaded.assets.tokenizer, loaded.assets.target, spec)
+    assert decoding_batch(3 if search == "beam" else 1) == DECODING_ROWS // (3 if search == "beam" else 1)
+    assert translator.translate(sources) == translator.translate(sources, batch_size=len(sources))
+
+
 # --- decoding options --------------------------------------------------------------------------
 def _with_decoder(spec, **options):
     decoder = spec.model.decoder.model_copy(update=options)

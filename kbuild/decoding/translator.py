@@ -13,8 +13,21 @@ import tensorflow as tf
 
 from kbuild.decoding.seq2seq import TargetTokens, decode_ids, finished_mask, make_sampler
 
-BATCH = 128
-"""Sentences per decoding call in `translate`."""
+DECODING_ROWS = 16
+"""Rows (sentences times beams) per decoding call on a CPU. Smaller calls keep each step's caches
+in the CPU's caches, and a call ends as soon as its own rows have: 128 CSL abstracts, 4 beams, 31
+steps each, took 129 ms a sentence at 4 sentences a call against 267 ms at 128 (greedy: 48 against
+94 ms at 16 against 128; benchmarks/RESULTS.md, Session 33)."""
+ACCELERATOR_BATCH = 128
+"""Sentences per decoding call on a GPU, where larger calls pay (not measured here)."""
+
+
+def decoding_batch(beams: int) -> int:
+    """Sentences per `translate` call: `DECODING_ROWS` rows on a CPU, `ACCELERATOR_BATCH`
+    sentences where TensorFlow sees a GPU."""
+    if tf.config.list_logical_devices("GPU"):
+        return ACCELERATOR_BATCH
+    return max(1, DECODING_ROWS // max(beams, 1))
 
 
 class Translator:
@@ -41,8 +54,10 @@ class Translator:
                          self.decoder_spec, self.use_cache, self.tokens)
         return self.target.detokenize(tf.ragged.boolean_mask(ids, finished_mask(ids, self.tokens.end)))
 
-    def translate(self, texts: Sequence[str], batch_size: int = BATCH) -> list[str]:
-        """Translations of `texts`, in order (compiled once, run in batches)."""
+    def translate(self, texts: Sequence[str], batch_size: int | None = None) -> list[str]:
+        """Translations of `texts`, in order (compiled once, run in batches of `batch_size`,
+        by default `decoding_batch`)."""
+        batch_size = batch_size or decoding_batch(getattr(self.sampler, "num_beams", 1))
         if self._compiled is None:
             self._compiled = tf.function(self.translate_graph, input_signature=[tf.TensorSpec([None], tf.string)])
         out: list[str] = []

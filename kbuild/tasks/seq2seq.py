@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from kbuild.tasks.bundle import Assets, DataBundle
 
 TRANSLATION = "translation"
-DECODE_BATCH = 128
 
 
 class Seq2SeqTask(Task):
