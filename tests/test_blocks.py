@@ -114,6 +114,10 @@ def test_macro_f1_matches_a_hand_count():
     metric.update_state(y_true, y_pred)
     # per class F1: c0 2*1/(2+2)=0.5, c1 2*2/(2+3)=0.8, c2 2*1/(2+1)=0.667
     assert float(metric.result()) == pytest.approx((0.5 + 0.8 + 2 / 3) / 3, abs=1e-6)
+    positive = SparseMacroF1(3, name="f1", positive=1)
+    positive.update_state(y_true, y_pred)
+    assert float(positive.result()) == pytest.approx(0.8, abs=1e-6)
+    assert SparseMacroF1.from_config(positive.get_config()).positive == 1
 
 
 def test_warmup_cosine_schedule_shape():

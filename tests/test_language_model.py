@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -97,6 +98,10 @@ def test_language_model_learns_and_reports_perplexity_as_exp_loss(tmp_path):
     results = kbuild.evaluate(run, split="valid")
     assert results["loss"] < 1.5  # uniform over ~30 characters would be ln(30) = 3.4
     assert results["perplexity"] == pytest.approx(math.exp(results["loss"]), rel=1e-3)
+    # Training's final valid scores are the saved epoch's logs, and a fresh evaluation's numbers.
+    recorded = json.loads((run / "results.json").read_text())
+    assert recorded["scored_rows"]["valid"].get("from_validation")
+    assert recorded["metrics"]["valid"] == pytest.approx(results, rel=1e-4)
     assert not (run / "assets" / "labels.txt").exists()
 
 

@@ -43,6 +43,9 @@ def test_multilabel_trains_with_micro_and_macro_f1_and_predicts_label_sets(multi
     assert run.results["labels"] == ["business", "politics", "sports"]
     valid = run.results["metrics"]["valid"]
     assert {"loss", "micro_f1", "macro_f1"} <= set(valid) and valid["micro_f1"] > 0.8
+    # Read off the saved epoch's logs: a fresh evaluation gives the same numbers.
+    assert run.results["scored_rows"]["valid"].get("from_validation")
+    assert kbuild.evaluate(run.path, split="valid") == pytest.approx(valid, rel=1e-4)
     rows = kbuild.predict(run.path, ["news about goal and vote", "news about stock and stock"])
     assert rows[0]["labels"] == ["politics", "sports"] and rows[1]["labels"] == ["business"]
     assert set(rows[0]["probabilities"]) == {"business", "politics", "sports"}

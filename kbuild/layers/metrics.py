@@ -14,11 +14,12 @@ class SparseMacroF1(keras.metrics.Metric):
     """Macro-averaged F1 from integer labels and class probabilities, over a running confusion matrix.
 
     Classes that never occur in labels or predictions are left out of the average (as sklearn does).
+    With `positive`, the F1 of that class alone (a binary task's `f1`, as MRPC and QQP report it).
     """
 
-    def __init__(self, num_classes, name="macro_f1", **kwargs):
+    def __init__(self, num_classes, name="macro_f1", positive=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.num_classes = num_classes
+        self.num_classes, self.positive = num_classes, positive
         self.confusion = self.add_variable((num_classes, num_classes), initializer="zeros", name="confusion")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -33,6 +34,8 @@ class SparseMacroF1(keras.metrics.Metric):
         actual = ops.sum(self.confusion, axis=1)
         predicted = ops.sum(self.confusion, axis=0)
         f1 = 2 * tp / ops.maximum(actual + predicted, 1e-9)
+        if self.positive is not None:
+            return f1[self.positive]
         present = ops.cast((actual + predicted) > 0, f1.dtype)
         return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
 
@@ -40,7 +43,7 @@ class SparseMacroF1(keras.metrics.Metric):
         self.confusion.assign(ops.zeros_like(self.confusion))
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
+        return {**super().get_config(), "num_classes": self.num_classes, "positive": self.positive}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -274,6 +274,16 @@ class Task:
 
 
 
+def logged_scores(logs: Mapping[str, float], names: tuple[str, ...]) -> dict | None:
+    """`Task.scores_from_validation` for a task whose `evaluate` is Keras's with these compiled
+    metrics: Keras scored the valid batches with the saved weights at that epoch's end, and its
+    `val_<name>` logs are `evaluate`'s numbers. None unless every name is in the logs (a run
+    compiled without one)."""
+    if not all(f"val_{name}" in logs for name in names):
+        return None
+    return {name: float(logs[f"val_{name}"]) for name in names}
+
+
 def text_function(names: tuple[str, ...], body: Callable[[dict[str, Any]], Any]) -> Any:
     """A tf.function over one `tf.string [batch]` input per name, in order, calling `body` with
     them by name: the shape of every serving signature (its inputs are named after `names`). It

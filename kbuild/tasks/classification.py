@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kbuild.tasks.base import TASKS
+from kbuild.tasks.base import TASKS, logged_scores
 from kbuild.tasks.pooled import PooledTask
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kbuild.spec import Spec
     from kbuild.tasks.bundle import Assets
 
@@ -38,18 +40,23 @@ class ClassificationTask(PooledTask):
 
         from kbuild.layers import SparseMacroF1
 
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseMacroF1(len(labels))]
+        # Two labels: also `f1`, the F1 of the second (the positive class when labels sort as 0/1,
+        # negative/positive, no/yes), as MRPC and QQP report it.
+        binary = [SparseMacroF1(2, name="f1", positive=1)] if len(labels) == 2 else []
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), SparseMacroF1(len(labels)), *binary]
 
     def evaluate(self, model: Any, bundle: Any, split: str, spec: Spec) -> dict:
-        """The compiled metrics, and for two labels `f1`: the F1 of the second label (the positive
-        class when labels sort as 0/1, negative/positive, no/yes), as MRPC and QQP report it. It
-        comes from the confusion matrix the macro-F1 metric just accumulated: no second pass."""
+        """The compiled metrics, `f1` among them for two labels. A model compiled before `f1` was
+        one gets it from the confusion matrix the macro-F1 metric just accumulated."""
         metrics = super().evaluate(model, bundle, split, spec)
         confusion = _confusion(model)
-        if len(bundle.labels) == 2 and confusion is not None:
+        if len(bundle.labels) == 2 and "f1" not in metrics and confusion is not None:
             tp, actual, predicted = confusion[1, 1], confusion[1].sum(), confusion[:, 1].sum()
             metrics["f1"] = float(2 * tp / max(actual + predicted, 1e-9))
         return metrics
+
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: Any, split: str, spec: Spec) -> dict | None:
+        return logged_scores(logs, ("loss", *self.logged_metrics, *(("f1",) if len(bundle.labels) == 2 else ())))
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:
         """The default `serving_default`, plus `explain(text)` when the model has attention to

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbuild.names import LOGITS
 from kbuild.pretrained.checkpoint import CAUSAL_LM
-from kbuild.tasks.base import TASKS, SplitData, Task
+from kbuild.tasks.base import TASKS, SplitData, Task, logged_scores
 from kbuild.tasks.causal_lm import (
     PADDING_MASK,
     TOKEN_IDS,
@@ -124,7 +124,10 @@ class LanguageModelTask(Task):
         return super().evaluate(model, bundle, split, spec)
 
     def scores_from_validation(self, logs, bundle: DataBundle, split: str, spec: Spec) -> dict | None:
-        """From a checkpoint, the saved epoch's `val_token_loss` (kbuild's own models log no such sum)."""
+        """From a checkpoint, the saved epoch's `val_token_loss` (kbuild's own models log no such
+        sum); kbuild's own models' `evaluate` is Keras's, whose `val_*` logs it is."""
+        if spec.model.backbone is None:
+            return logged_scores(logs, ("loss", *self.logged_metrics))
         return CHECKPOINT.scores_from_validation(logs, bundle, split, spec)
 
     def serving_functions(self, model: Any, assets: Assets, spec: Spec) -> dict[str, Any]:

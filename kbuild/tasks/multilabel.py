@@ -6,14 +6,14 @@ The label column holds an example's labels joined by `data.label_separator` (`sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kbuild.data.example import ReadResult
 from kbuild.errors import DataError
 from kbuild.registry import did_you_mean
-from kbuild.tasks.base import TASKS
+from kbuild.tasks.base import TASKS, logged_scores
 from kbuild.tasks.pooled import PooledTask
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ class MultiLabelTask(PooledTask):
         import keras
 
         return keras.losses.BinaryCrossentropy()
+
+    def scores_from_validation(self, logs: Mapping[str, float], bundle: Any, split: str, spec: Spec) -> dict | None:
+        return logged_scores(logs, ("loss", *self.logged_metrics))
 
     def metrics(self, spec: Spec, labels: list[str]) -> list[Any]:
         from kbuild.layers import MultiLabelF1
