@@ -73,11 +73,15 @@ class RegressionTask(PooledTask):
 
     def evaluate(self, model: Any, bundle: Any, split: str, spec: Spec) -> dict:
         """The compiled metrics, and `spearman`: the rank correlation STS-B is reported with. Ranks
-        need every prediction of the split at once, so it takes one prediction pass."""
+        need every prediction of the split at once, so it takes one prediction pass (rows
+        shortest first, `predict_rows`)."""
         import numpy as np
 
+        from kbuild.tasks.sorted_predict import predict_rows
+
         metrics = super().evaluate(model, bundle, split, spec)
-        predicted = model.predict(bundle.features_dataset(split, spec.train.batch_size), verbose=0)[:, 0]
+        predicted = predict_rows(model, bundle.splits[split].features, self.scoring_batch_size(spec),
+                                 trim=spec.preprocess.bucketing)[:, 0]
         gold = np.asarray([float(example.label) for example in bundle.examples[split]])
         metrics["spearman"] = spearman(predicted, gold)
         return metrics

@@ -87,17 +87,13 @@ class TagScorer:
 
     def _traced(self, features: Any, with_loss: bool) -> Any:
         """One tf.function for these features' structure, any batch and length."""
-        import numpy as np
         import tensorflow as tf
 
         from kbuild.layers.crf import decode_tags
+        from kbuild.tasks.sorted_predict import features_signature
         from kbuild.tasks.tagging import word_positions
 
-        def signature(array: Any) -> Any:
-            array = np.asarray(array)
-            return tf.TensorSpec([None, None, *array.shape[2:]], tf.as_dtype(array.dtype))
-
-        features_spec = tf.nest.map_structure(signature, features)
+        features_spec = features_signature(features)
         model_of = self._model
 
         def decode(batch: Any, outputs: Any) -> Any:
