@@ -32,6 +32,8 @@ def test_results_record_the_train_sample_and_the_full_valid_and_test(sampled_run
     # valid's scores are the saved epoch's validation logs (test_evaluate_... checks the numbers).
     assert scored["valid"].get("from_validation") and "from_validation" not in scored["test"]
     assert 0 <= results["after_training_s"] < results["wall_time_s"]
+    assert set(results["scoring_seconds"]) == {"train", "test"}  # valid: from the logs
+    assert sum(results["scoring_seconds"].values()) <= results["after_training_s"] + 0.02  # each rounded
     assert results["epochs_planned"] == 1 and results["warmup_steps"] == 0 and "train.epochs 1" in results["epoch_plan"]
 
 

@@ -196,6 +196,7 @@ def _results(spec: Spec, bundle, model: keras.Model, scoring: FinalScores, start
         "labels": bundle.labels,
         "counts": bundle.counts,
         "scored_rows": scoring.rows,
+        "scoring_seconds": scoring.seconds,
         "skipped_rows": bundle.skipped,
         "truncated_rows": bundle.truncated,
         "steps": optimizer_steps(model),

@@ -22,6 +22,9 @@ class FinalScores:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     from_validation: list[str] = field(default_factory=list)
     """Splits whose scores are the saved epoch's validation, not a second pass."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds each scored split's pass took (results.json's `scoring_seconds`; the first one
+    includes loading the saved weights)."""
 
     def describe(self) -> str:
         """One log line: the splits scored, a sampled one with its share."""
@@ -66,7 +69,8 @@ def evaluate_splits(folder: RunFolder, bundle: Any, spec: Spec, saved_logs: dict
             started = time.perf_counter()
             log(f"scoring {split}: {len(scored.examples[split]):,} rows with the saved model")
             logged = task.evaluate(best(), scored, split, spec)
-            log(f"scored {split} in {time.perf_counter() - started:.1f} s")
+            scores.seconds[split] = round(time.perf_counter() - started, 2)
+            log(f"scored {split} in {scores.seconds[split]:.1f} s")
         else:
             scores.from_validation.append(split)
         scores.metrics[split] = round_metrics(logged)
