@@ -183,3 +183,33 @@ def test_valid_and_test_batches_hold_the_scoring_batch(sampled_run):
     assert rows > spec.train.batch_size
     first = next(iter(bundle.datasets["valid"]))
     assert first[1].shape[0] == min(rows, len(bundle.examples["valid"]))
+
+
+def test_a_run_whose_best_epoch_is_not_its_last_is_scored_with_the_saved_weights(tmp_path):
+    # Epoch 2's weights are wrecked before its validation: model.keras keeps epoch 1's, and the
+    # final scores must be epoch 1's, read from the model training left in memory after model.keras's
+    # weights were loaded into it; results.json still counts every step trained.
+    import json as json_lib
+
+    import keras
+
+    import kbuild
+    from kbuild.evaluation import evaluate
+
+    class Wreck(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.params and getattr(self, "epoch", 0) == 1 and batch == 0:
+                self.model.set_weights([w * 50.0 for w in self.model.get_weights()])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPEC.replace("epochs: 1", "epochs: 2").replace("max_steps: 4", "max_steps: 16")
+                    + "eval: {train_sample: 50}\n")
+    run = kbuild.train(kbuild.load_spec(path), run_dir=tmp_path / "run", callbacks=[Wreck()])
+    epochs = [json_lib.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert len(epochs) == 2 and epochs[1]["val_loss"] > epochs[0]["val_loss"]
+    assert run.results["steps"] == 16
+    assert run.results["metrics"]["valid"]["loss"] == pytest.approx(epochs[0]["val_loss"], abs=1e-5)
+    assert run.results["metrics"]["test"] == pytest.approx(evaluate(run.path, split="test"), abs=1e-5)

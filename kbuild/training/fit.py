@@ -157,17 +157,20 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
             raise TrainingError(f"loss became NaN or Inf at epoch {loop.guard.failed_at[0]}, step {loop.guard.failed_at[1]}; "
                                 f"stopped. {_what_was_kept(folder)} Lower the learning rate or add clipnorm.")
 
-        reason = stop_reason(loop.stopping, budget.plan, optimizer_steps(model), spec.train.max_steps)
+        # Counted before the final scores: loading model.keras's weights into the model sets its
+        # optimizer's step counter back to the saved epoch's.
+        steps = optimizer_steps(model)
+        reason = stop_reason(loop.stopping, budget.plan, steps, spec.train.max_steps)
         log(f"stopped: {reason}")
         # The trained model is scored again with the saved weights, unless distillation compiled
         # it for packed targets, or it is distributed (its evaluate is then a collective).
         reusable = model if spec.distill is None and placement.replicas == 1 else None
         checkpoint = loop.selection.checkpoint
         scoring = evaluate_splits(folder, bundle, spec, checkpoint.saved_logs, log, trained=reusable,
-                                  trained_is_saved=checkpoint.saved_step == optimizer_steps(model))
+                                  trained_is_saved=checkpoint.saved_step == steps)
         log(scoring.describe())
         best = functools.cache(lambda: load_trained_model(folder))
-        results = _results(spec, bundle, model, scoring, start_step, reason, loop.throughput.samples_per_second,
+        results = _results(spec, bundle, model, scoring, steps, start_step, reason, loop.throughput.samples_per_second,
                            train_seconds, time.perf_counter() - started, placement, precision, execution, trainable)
         for extension in extensions:
             results.update(extension.results(scoring.metrics, best))
@@ -183,7 +186,7 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         return Run(folder.path, results)
 
 
-def _results(spec: Spec, bundle, model: keras.Model, scoring: FinalScores, start_step: int, reason: str,
+def _results(spec: Spec, bundle, model: keras.Model, scoring: FinalScores, steps: int, start_step: int, reason: str,
              samples_per_second: float | None, train_seconds: float, wall_seconds: float, placement: Placement,
              precision: str, execution: ExecutionChoice, trainable: int) -> dict:
     """results.json before the extensions add theirs."""
@@ -199,7 +202,7 @@ def _results(spec: Spec, bundle, model: keras.Model, scoring: FinalScores, start
         "scoring_seconds": scoring.seconds,
         "skipped_rows": bundle.skipped,
         "truncated_rows": bundle.truncated,
-        "steps": optimizer_steps(model),
+        "steps": steps,
         "resumed_at_step": start_step or None,
         "stop_reason": reason,
         "samples_per_second": samples_per_second,
