@@ -68,7 +68,9 @@ def test_build_gives_batched_int32_ids_and_label_ids_per_split(files):
     x, y = batches(bundle.datasets["train"])[0]
     assert x.dtype == np.int32 and x.shape == (4, 16)
     assert y.dtype == np.int32 and y.shape == (4,)
-    assert [len(y) for _, y in batches(bundle.datasets["test"])] == [4, 1]  # remainder kept
+    assert [len(y) for _, y in batches(bundle.datasets["train"])][-1] == 2  # remainder kept: 30 = 7 x 4 + 2
+    # A split that is only scored reads larger batches (`Task.scoring_batch_size`): all 5 at once.
+    assert [len(y) for _, y in batches(bundle.datasets["test"])] == [5]
 
 
 def test_labels_are_sorted_train_labels_and_ids_index_them(files):

@@ -171,8 +171,11 @@ def test_logged_metric_names_match_the_compiled_metrics():
              "masked_lm": "pretrain_mlm.yaml"}
     for task, name in specs.items():
         spec = load_spec(REPO / "specs" / name)
-        compiled = {metric.name for metric in TASKS.get(task).metrics(spec, ["a", "b"])}
+        compiled = {metric.name for metric in TASKS.get(task).metrics(spec, ["a", "b", "c"])}
         assert compiled == set(TASKS.get(task).logged_metrics), task
+    # Binary classification compiles `f1` too (the second label's), which multi-class has not.
+    binary = {metric.name for metric in TASKS.get("classification").metrics(load_spec(REPO / "specs" / "quickstart.yaml"), ["a", "b"])}
+    assert binary == {*TASKS.get("classification").logged_metrics, "f1"}
 
 
 def test_depth_limit_is_generous_for_real_specs(write_spec):

@@ -163,8 +163,12 @@ def _train(spec: Spec, run_dir: str | os.PathLike | None, resume: bool,
         reason = stop_reason(loop.stopping, budget.plan, steps, spec.train.max_steps)
         log(f"stopped: {reason}")
         # The trained model is scored again with the saved weights, unless distillation compiled
-        # it for packed targets, or it is distributed (its evaluate is then a collective).
-        reusable = model if spec.distill is None and placement.replicas == 1 else None
+        # it for packed targets, it is distributed (its evaluate is then a collective), or it is
+        # not what model.keras holds (a fine-tuned LLM's training model saves the CausalLM inside).
+        from kbuild.pretrained.causal_lm import causal_lm_of
+
+        reusable = (model if spec.distill is None and placement.replicas == 1 and causal_lm_of(model) is model
+                    else None)
         checkpoint = loop.selection.checkpoint
         scoring = evaluate_splits(folder, bundle, spec, checkpoint.saved_logs, log, trained=reusable,
                                   trained_is_saved=checkpoint.saved_step == steps)
